@@ -1,0 +1,239 @@
+//! The allowlist compiled for the hot path: a trie of allowlisted paths whose leaves carry, per
+//! rule (message type or track event), whether they may leave for baseline or enhanced tenants.
+//!
+//! One trie serves every rule so the filter can walk a message in a single pass before it knows
+//! the message's type or event name (clients send keys in any order).
+
+use rustc_hash::FxHashMap;
+use veil_sanitized::{MessageKind, Tier};
+
+use super::{Allowlist, FieldAction, Scope, ValueType};
+
+/// Index of a trie node; the root is node 0.
+pub type NodeId = u32;
+/// Index of a leaf (an allowlisted value path).
+pub type LeafId = u32;
+/// Index of a rule: one per accepted message type, and one per allowlisted track event.
+pub type RuleId = u32;
+
+/// A set of rules, one bit each.
+#[derive(Debug, Clone, Default)]
+struct RuleSet(Vec<u64>);
+
+impl RuleSet {
+    fn with_capacity(rules: usize) -> RuleSet {
+        RuleSet(vec![0; rules.div_ceil(64).max(1)])
+    }
+
+    fn insert(&mut self, rule: RuleId) {
+        self.0[rule as usize / 64] |= 1 << (rule % 64);
+    }
+
+    fn contains(&self, rule: RuleId) -> bool {
+        self.0.get(rule as usize / 64).is_some_and(|word| word & (1 << (rule % 64)) != 0)
+    }
+}
+
+/// What the filter does with a leaf's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeafAction {
+    /// Keep a value of this type.
+    Keep(ValueType),
+    /// Pseudonymize in this identifier domain.
+    Pseudonymize(Box<str>),
+}
+
+#[derive(Debug, Clone)]
+struct Node {
+    path: Box<str>,
+    children: Vec<(Box<str>, NodeId)>,
+    leaf: Option<LeafId>,
+}
+
+#[derive(Debug, Clone)]
+struct Leaf {
+    path: Box<str>,
+    action: LeafAction,
+    baseline: RuleSet,
+    enhanced: RuleSet,
+}
+
+/// Whether a leaf may leave under a rule and tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    /// It leaves.
+    Allowed,
+    /// Only tenants on the enhanced tier may send it.
+    EnhancedOnly,
+    /// Not allowlisted for this message type or event.
+    NotAllowlisted,
+}
+
+/// The compiled policy the filter runs.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    digest: String,
+    nodes: Vec<Node>,
+    leaves: Vec<Leaf>,
+    kind_rules: FxHashMap<MessageKind, RuleId>,
+    track_events: FxHashMap<Box<str>, (RuleId, Tier)>,
+    view_names: FxHashMap<MessageKind, FxHashMap<Box<str>, Tier>>,
+}
+
+impl Policy {
+    pub(super) fn compile(allowlist: &Allowlist) -> Policy {
+        let mut kind_rules = FxHashMap::default();
+        let mut track_events = FxHashMap::default();
+        let mut view_names: FxHashMap<MessageKind, FxHashMap<Box<str>, Tier>> = FxHashMap::default();
+        let mut next_rule: RuleId = 0;
+        for kind in &allowlist.kinds {
+            if *kind != MessageKind::Track {
+                kind_rules.insert(*kind, next_rule);
+                next_rule += 1;
+            }
+        }
+        for name in &allowlist.names {
+            if name.kind == MessageKind::Track {
+                track_events.insert(name.name.as_str().into(), (next_rule, name.tier));
+                next_rule += 1;
+            } else {
+                view_names.entry(name.kind).or_insert_with(FxHashMap::default).insert(name.name.as_str().into(), name.tier);
+            }
+        }
+        let rule_count = next_rule as usize;
+        let mut policy = Policy {
+            digest: allowlist.digest.clone(),
+            nodes: vec![Node { path: "".into(), children: Vec::new(), leaf: None }],
+            leaves: Vec::new(),
+            kind_rules,
+            track_events,
+            view_names,
+        };
+        for field in &allowlist.fields {
+            let rules: Vec<RuleId> = match &field.scope {
+                Scope::Common => (0..next_rule).collect(),
+                Scope::Kind(MessageKind::Track) => policy.track_events.values().map(|(rule, _)| *rule).collect(),
+                Scope::Kind(kind) => policy.kind_rules.get(kind).copied().into_iter().collect(),
+                Scope::Event(event) => policy.track_events.get(event.as_str()).map(|(rule, _)| *rule).into_iter().collect(),
+            };
+            let leaf = policy.leaf_for_path(&field.path, &field.action, rule_count);
+            for rule in rules {
+                policy.leaves[leaf as usize].enhanced.insert(rule);
+                if field.tier == Tier::Baseline {
+                    policy.leaves[leaf as usize].baseline.insert(rule);
+                }
+            }
+        }
+        policy
+    }
+
+    fn leaf_for_path(&mut self, path: &str, action: &FieldAction, rule_count: usize) -> LeafId {
+        let mut node: NodeId = 0;
+        for segment in path.split('.') {
+            node = match self.child(node, segment) {
+                Some(child) => child,
+                None => {
+                    let child = self.nodes.len() as NodeId;
+                    let parent_path = &self.nodes[node as usize].path;
+                    let child_path: Box<str> =
+                        if parent_path.is_empty() { segment.into() } else { format!("{parent_path}.{segment}").into() };
+                    self.nodes.push(Node { path: child_path, children: Vec::new(), leaf: None });
+                    self.nodes[node as usize].children.push((segment.into(), child));
+                    child
+                }
+            };
+        }
+        if let Some(leaf) = self.nodes[node as usize].leaf {
+            return leaf;
+        }
+        let leaf = self.leaves.len() as LeafId;
+        self.leaves.push(Leaf {
+            path: path.into(),
+            action: match action {
+                FieldAction::Keep(value_type) => LeafAction::Keep(*value_type),
+                FieldAction::Pseudonymize { domain } => LeafAction::Pseudonymize(domain.as_str().into()),
+            },
+            baseline: RuleSet::with_capacity(rule_count),
+            enhanced: RuleSet::with_capacity(rule_count),
+        });
+        self.nodes[node as usize].leaf = Some(leaf);
+        leaf
+    }
+
+    /// Digest of the allowlist this policy was compiled from.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// The trie's root: the message object itself.
+    pub fn root(&self) -> NodeId {
+        0
+    }
+
+    /// The child of `node` named `key`, if any allowlisted path goes through it.
+    #[inline]
+    pub fn child(&self, node: NodeId, key: &str) -> Option<NodeId> {
+        let children = &self.nodes[node as usize].children;
+        children.iter().find(|(name, _)| name.as_ref() == key).map(|(_, child)| *child)
+    }
+
+    /// The leaf at `node`, if an allowlisted value path ends there.
+    #[inline]
+    pub fn leaf_at(&self, node: NodeId) -> Option<LeafId> {
+        self.nodes[node as usize].leaf
+    }
+
+    /// Dotted path of a node (empty for the root).
+    pub fn node_path(&self, node: NodeId) -> &str {
+        &self.nodes[node as usize].path
+    }
+
+    /// Dotted path of a leaf.
+    pub fn leaf_path(&self, leaf: LeafId) -> &str {
+        &self.leaves[leaf as usize].path
+    }
+
+    /// What to do with a leaf's value.
+    #[inline]
+    pub fn leaf_action(&self, leaf: LeafId) -> &LeafAction {
+        &self.leaves[leaf as usize].action
+    }
+
+    /// Whether a leaf leaves under `rule` for a tenant of `tier`.
+    #[inline]
+    pub fn permission(&self, leaf: LeafId, rule: RuleId, tier: Tier) -> Permission {
+        let leaf = &self.leaves[leaf as usize];
+        let allowed = match tier {
+            Tier::Baseline => &leaf.baseline,
+            Tier::Enhanced => &leaf.enhanced,
+        };
+        if allowed.contains(rule) {
+            Permission::Allowed
+        } else if leaf.enhanced.contains(rule) {
+            Permission::EnhancedOnly
+        } else {
+            Permission::NotAllowlisted
+        }
+    }
+
+    /// The rule of a non-track message type, if the type is allowlisted.
+    pub fn kind_rule(&self, kind: MessageKind) -> Option<RuleId> {
+        debug_assert!(kind != MessageKind::Track, "track messages are ruled per event");
+        self.kind_rules.get(&kind).copied()
+    }
+
+    /// The rule and tier of an allowlisted track event.
+    pub fn event_rule(&self, event: &str) -> Option<(RuleId, Tier)> {
+        self.track_events.get(event).copied()
+    }
+
+    /// Whether track messages are accepted at all.
+    pub fn accepts_track(&self) -> bool {
+        !self.track_events.is_empty()
+    }
+
+    /// The tier needed to keep a page or screen name, if it is allowlisted.
+    pub fn view_name_tier(&self, kind: MessageKind, name: &str) -> Option<Tier> {
+        self.view_names.get(&kind)?.get(name).copied()
+    }
+}

@@ -1,0 +1,157 @@
+//! The allowlist filter: a pure function from one client message's bytes to one sanitized
+//! message's bytes, or a rejection. No I/O, no clock, no randomness: the caller supplies the
+//! tenant's key, the receive time and a fallback message id.
+//!
+//! Single pass: the JSON is read once, guided by the policy trie (`walk`), then the rule for the
+//! message's type and event decides what of the captured values leaves (`emit`).
+
+mod batch;
+mod emit;
+mod reject;
+mod stats;
+mod values;
+mod walk;
+
+use std::sync::Arc;
+
+use serde::de::DeserializeSeed;
+use veil_sanitized::{SCHEMA_VERSION, Tier};
+
+use crate::allowlist::{LeafId, NodeId, Policy};
+use crate::pseudonym::EpochKey;
+
+pub use batch::{Batch, BatchError, split_batch};
+pub use emit::format_timestamp;
+pub use reject::{DropReason, RejectReason, Rejection, is_reportable_key, push_reportable_key};
+pub use stats::{DropCounts, FilterStats};
+pub use values::forbidden_value;
+pub use walk::MAX_DEPTH;
+
+/// Segment's limit for one message.
+pub const MAX_MESSAGE_BYTES: usize = 32 * 1024;
+
+/// What the caller knows about a message that the message itself does not say.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageMeta<'a> {
+    /// When the gateway received it, RFC 3339 UTC (`2026-11-23T17:38:56.123Z`).
+    pub received_at: &'a str,
+    /// Id to use when the client sent no `messageId` (Segment generates one too); `None` rejects such messages.
+    pub fallback_message_id: Option<&'a str>,
+}
+
+/// A field that did not leave, as the filter reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DroppedField<'a> {
+    /// An allowlisted path, dropped for this message (wrong type, tier, value check, or event).
+    Leaf(LeafId),
+    /// A key under an allowlisted object that no allowlisted path names.
+    Key {
+        /// The object it was found in.
+        parent: NodeId,
+        /// The key as the client sent it; render with [`push_reportable_key`].
+        key: &'a str,
+    },
+}
+
+impl DroppedField<'_> {
+    /// The dotted path, with unusual keys replaced by `*`.
+    pub fn path(&self, policy: &Policy) -> String {
+        match self {
+            DroppedField::Leaf(leaf) => policy.leaf_path(*leaf).to_owned(),
+            DroppedField::Key { parent, key } => {
+                let mut path = policy.node_path(*parent).to_owned();
+                push_reportable_key(&mut path, key);
+                path
+            }
+        }
+    }
+}
+
+/// Receives the fields dropped from each accepted message (counters, metrics, audit records).
+pub trait DropSink {
+    /// One field of an accepted message did not leave.
+    fn dropped(&mut self, field: DroppedField<'_>, reason: DropReason);
+}
+
+impl DropSink for () {
+    fn dropped(&mut self, _: DroppedField<'_>, _: DropReason) {}
+}
+
+/// Filters messages for one tenant under one policy and key epoch.
+#[derive(Debug, Clone)]
+pub struct TenantFilter {
+    policy: Arc<Policy>,
+    tenant: String,
+    tier: Tier,
+    key: EpochKey,
+    /// The output's constant head: schema, tenant, tier, policy digest and key epoch.
+    head: Vec<u8>,
+}
+
+impl TenantFilter {
+    /// Prepares filtering for `tenant` (an opaque, already validated id) on `tier` with `key`.
+    pub fn new(policy: Arc<Policy>, tenant: &str, tier: Tier, key: EpochKey) -> TenantFilter {
+        let mut head = Vec::with_capacity(192);
+        head.extend_from_slice(format!("{{\"schema\":{SCHEMA_VERSION},\"tenant\":").as_bytes());
+        values::write_json_str(&mut head, tenant);
+        head.extend_from_slice(b",\"tier\":");
+        values::write_json_str(&mut head, tier.as_str());
+        head.extend_from_slice(b",\"policy\":");
+        values::write_json_str(&mut head, policy.digest());
+        head.extend_from_slice(b",\"keyEpoch\":");
+        values::write_json_str(&mut head, key.epoch());
+        TenantFilter { policy, tenant: tenant.to_owned(), tier, key, head }
+    }
+
+    /// The policy this filter applies.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The tenant this filter serves.
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    /// The key epoch named in every message this filter writes.
+    pub fn key_epoch(&self) -> &str {
+        self.key.epoch()
+    }
+
+    /// Filters one message: appends the sanitized JSON (no newline) to `out` and reports dropped
+    /// fields to `sink`, or leaves `out` and `sink` untouched and says why the message is refused.
+    pub fn filter<S: DropSink>(
+        &self,
+        message: &[u8],
+        meta: &MessageMeta<'_>,
+        out: &mut Vec<u8>,
+        sink: &mut S,
+    ) -> Result<(), Rejection> {
+        if message.len() > MAX_MESSAGE_BYTES {
+            return Err(Rejection::new(RejectReason::TooLarge));
+        }
+        let text = std::str::from_utf8(message).map_err(|_| Rejection::new(RejectReason::InvalidUtf8))?;
+        let mut walk = walk::Walk::new(&self.policy);
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let parsed = walk::MessageSeed { walk: &mut walk }
+            .deserialize(&mut deserializer)
+            .and_then(|()| deserializer.end());
+        if let Err(error) = parsed {
+            return Err(walk.failure.take().unwrap_or_else(|| json_rejection(&error)));
+        }
+        emit::emit(&walk, self, meta, out, sink)
+    }
+}
+
+/// A parser error as a rejection: serde_json's syntax messages hold only what was expected and
+/// where, never input text; data errors (which could quote values) are not passed on.
+fn json_rejection(error: &serde_json::Error) -> Rejection {
+    let detail = match error.classify() {
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => Some(error.to_string()),
+        serde_json::error::Category::Data | serde_json::error::Category::Io => None,
+    };
+    Rejection { reason: RejectReason::MalformedJson, field: None, detail }
+}
+
+#[cfg(test)]
+mod tests;

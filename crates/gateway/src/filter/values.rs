@@ -1,0 +1,140 @@
+//! Value checks on every kept string, whatever its key says, and the JSON writing helpers.
+
+use std::net::{IpAddr, Ipv6Addr};
+
+use super::reject::DropReason;
+
+/// Why a kept string must not leave, if it must not.
+#[inline]
+pub fn forbidden_value(text: &str) -> Option<DropReason> {
+    if memchr::memchr(b'@', text.as_bytes()).is_some() && contains_email(text) {
+        return Some(DropReason::EmailValue);
+    }
+    if contains_ip_address(text) {
+        return Some(DropReason::IpValue);
+    }
+    None
+}
+
+/// True if some `local@domain.tld` appears in `text`.
+fn contains_email(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    memchr::memchr_iter(b'@', bytes).any(|at| {
+        let local_ok = at > 0 && is_local_char(bytes[at - 1]);
+        let domain: Vec<u8> = bytes[at + 1..].iter().copied().take_while(|byte| is_domain_char(*byte)).collect();
+        let dot = domain.iter().position(|byte| *byte == b'.');
+        local_ok && dot.is_some_and(|dot| dot > 0 && dot + 1 < domain.len())
+    })
+}
+
+fn is_local_char(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~.-\"".contains(&byte) || byte >= 0x80
+}
+
+fn is_domain_char(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || byte == b'.' || byte == b'-' || byte >= 0x80
+}
+
+/// True if `text` is an IP address (v4 or v6, with optional brackets, port or zone) or
+/// contains a dotted-quad IPv4 address.
+fn contains_ip_address(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    if memchr::memchr(b':', bytes).is_some() && is_ipv6_like(text) {
+        return true;
+    }
+    // Dotted quads anywhere: runs of digits and dots with exactly four numbers of at most 255.
+    let mut index = 0;
+    while index < bytes.len() {
+        if !bytes[index].is_ascii_digit() {
+            index += 1;
+            continue;
+        }
+        let start = index;
+        while index < bytes.len() && (bytes[index].is_ascii_digit() || bytes[index] == b'.') {
+            index += 1;
+        }
+        let run = text[start..index].trim_end_matches('.');
+        let parts: Vec<&str> = run.split('.').collect();
+        if parts.len() == 4 && parts.iter().all(|part| !part.is_empty() && part.len() <= 3 && part.parse::<u16>().is_ok_and(|n| n <= 255)) {
+            return true;
+        }
+    }
+    false
+}
+
+fn is_ipv6_like(text: &str) -> bool {
+    let trimmed = text.trim();
+    let unbracketed = match trimmed.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(rest),
+        None => trimmed,
+    };
+    let without_zone = unbracketed.split('%').next().unwrap_or(unbracketed);
+    if without_zone.parse::<Ipv6Addr>().is_ok() {
+        return true;
+    }
+    // `1.2.3.4:80` is caught by the dotted-quad scan; v6 tokens inside longer text:
+    trimmed
+        .split(|character: char| !(character.is_ascii_hexdigit() || character == ':' || character == '.'))
+        .filter(|token| token.matches(':').count() >= 2)
+        .any(|token| token.parse::<IpAddr>().is_ok())
+}
+
+/// Appends `text` as a JSON string.
+#[inline]
+pub(crate) fn write_json_str(out: &mut Vec<u8>, text: &str) {
+    out.push(b'"');
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    for (index, &byte) in bytes.iter().enumerate() {
+        let escape: &[u8] = match byte {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x00..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..index]);
+        if escape.is_empty() {
+            out.extend_from_slice(format!("\\u{byte:04x}").as_bytes());
+        } else {
+            out.extend_from_slice(escape);
+        }
+        start = index + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_found_alone_and_embedded() {
+        for text in ["alice@firm.example", "by Alice.Okafor@hartwell.example today", "a@b.co", "\"x y\"@ex.org"] {
+            assert_eq!(forbidden_value(text), Some(DropReason::EmailValue), "{text}");
+        }
+        for text in ["@home", "user@", "a@b", "search", "50% @ 3pm", "support@localhost"] {
+            assert_ne!(forbidden_value(text), Some(DropReason::EmailValue), "{text}");
+        }
+    }
+
+    #[test]
+    fn ip_addresses_are_found_in_their_forms() {
+        for text in ["10.1.2.3", "192.168.0.1:8080", "client 203.0.113.9 connected", "::1", "2001:db8::1", "[2001:db8::1]:443", "fe80::1%eth0", "::ffff:10.0.0.1"] {
+            assert_eq!(forbidden_value(text), Some(DropReason::IpValue), "{text}");
+        }
+        for text in ["10.9.1", "2026.11", "10.0.19045.1234", "12:30", "Europe/London", "en-US", "1.2.3.4.5", "300.1.1.1"] {
+            assert_eq!(forbidden_value(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn json_strings_are_escaped() {
+        let mut out = Vec::new();
+        write_json_str(&mut out, "a\"b\\c\nd\u{1}é");
+        assert_eq!(String::from_utf8(out).expect("utf8"), r#""a\"b\\c\nd\u0001é""#);
+    }
+}

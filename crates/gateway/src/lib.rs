@@ -1,0 +1,10 @@
+//! Veil's ingest gateway core: the reviewed allowlist, the filter that enforces it on every
+//! client message, and the HMAC pseudonymizer with its keystore.
+//!
+//! Data flows client → [`filter`] (guided by [`allowlist::Policy`], pseudonyms from
+//! [`pseudonym::EpochKey`]) → sanitized messages ([`veil_sanitized::SanitizedMessage`]).
+
+pub mod allowlist;
+pub mod filter;
+pub mod pseudonym;
+pub mod message_id;

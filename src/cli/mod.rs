@@ -1,0 +1,43 @@
+//! Command-line interface: one subcommand per module.
+
+mod allowlist;
+mod filter;
+mod keys;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Veil: privacy-preserving usage analytics.
+#[derive(Debug, Parser)]
+#[command(name = "veil", version, about)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Dry run: sanitize Segment messages from stdin to stdout under an allowlist.
+    Filter(filter::FilterArgs),
+    /// Validate an allowlist, or show what a new one lets out.
+    #[command(subcommand)]
+    Allowlist(allowlist::AllowlistCommand),
+    /// Manage per-tenant pseudonymization keys.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+}
+
+/// Where keys live unless `--keystore` says otherwise.
+pub(crate) fn default_keystore() -> PathBuf {
+    PathBuf::from("veil-data/keys")
+}
+
+pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Filter(args) => filter::run(args),
+        Command::Allowlist(command) => allowlist::run(command),
+        Command::Keys(command) => keys::run(command),
+    }
+}
