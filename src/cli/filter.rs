@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use veil_gateway::allowlist::Allowlist;
 use veil_gateway::filter::{format_timestamp, FilterStats, MessageMeta, RejectReason, Rejection, TenantFilter, split_batch};
 use veil_gateway::message_id::new_message_id;
-use veil_gateway::pseudonym::{KeyStore, is_valid_tenant};
+use veil_gateway::pseudonym::{KeyStore, PseudonymCache, is_valid_tenant};
 use veil_sanitized::Tier;
 
 /// Longest line read: Segment's 500 KB request limit, rounded up.
@@ -86,6 +86,7 @@ pub(crate) fn run(args: FilterArgs) -> anyhow::Result<ExitCode> {
     let mut stats = FilterStats::default();
     let mut line = Vec::new();
     let mut sanitized = Vec::with_capacity(4096);
+    let mut cache = PseudonymCache::default();
     let mut line_number = 0u64;
     while let Some(too_long) = read_bounded_line(&mut input, &mut line, MAX_LINE_BYTES)? {
         line_number += 1;
@@ -118,7 +119,7 @@ pub(crate) fn run(args: FilterArgs) -> anyhow::Result<ExitCode> {
             let fallback = new_message_id();
             let meta = MessageMeta { received_at: &received_at, fallback_message_id: Some(&fallback) };
             sanitized.clear();
-            match filter.filter(&message, &meta, &mut sanitized, &mut stats.dropped) {
+            match filter.filter(&message, &meta, &mut cache, &mut sanitized, &mut stats.dropped) {
                 Ok(()) => {
                     sanitized.push(b'\n');
                     output.write_all(&sanitized)?;

@@ -53,6 +53,8 @@ struct Node {
 #[derive(Debug, Clone)]
 struct Leaf {
     path: Box<str>,
+    /// `"path":` as JSON, written once per kept value.
+    json_key: Box<[u8]>,
     action: LeafAction,
     baseline: RuleSet,
     enhanced: RuleSet,
@@ -147,8 +149,10 @@ impl Policy {
             return leaf;
         }
         let leaf = self.leaves.len() as LeafId;
+        let json_key = format!("{}:", serde_json::Value::String(path.to_owned())).into_bytes().into_boxed_slice();
         self.leaves.push(Leaf {
             path: path.into(),
+            json_key,
             action: match action {
                 FieldAction::Keep(value_type) => LeafAction::Keep(*value_type),
                 FieldAction::Pseudonymize { domain } => LeafAction::Pseudonymize(domain.as_str().into()),
@@ -174,7 +178,7 @@ impl Policy {
     #[inline]
     pub fn child(&self, node: NodeId, key: &str) -> Option<NodeId> {
         let children = &self.nodes[node as usize].children;
-        children.iter().find(|(name, _)| name.as_ref() == key).map(|(_, child)| *child)
+        children.iter().find(|(name, _)| short_eq(name.as_bytes(), key.as_bytes())).map(|(_, child)| *child)
     }
 
     /// The leaf at `node`, if an allowlisted value path ends there.
@@ -191,6 +195,12 @@ impl Policy {
     /// Dotted path of a leaf.
     pub fn leaf_path(&self, leaf: LeafId) -> &str {
         &self.leaves[leaf as usize].path
+    }
+
+    /// A leaf's path as a JSON object key with its colon: `"properties.feature":`.
+    #[inline]
+    pub fn leaf_json_key(&self, leaf: LeafId) -> &[u8] {
+        &self.leaves[leaf as usize].json_key
     }
 
     /// What to do with a leaf's value.
@@ -236,4 +246,10 @@ impl Policy {
     pub fn view_name_tier(&self, kind: MessageKind, name: &str) -> Option<Tier> {
         self.view_names.get(&kind)?.get(name).copied()
     }
+}
+
+/// Byte equality without a call into `memcmp`: keys are short, and most differ in length.
+#[inline(always)]
+pub(crate) fn short_eq(left: &[u8], right: &[u8]) -> bool {
+    left.len() == right.len() && left.iter().zip(right).all(|(a, b)| a == b)
 }

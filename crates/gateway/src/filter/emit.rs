@@ -11,17 +11,28 @@ use super::reject::{DropReason, RejectReason, Rejection};
 use super::values::{forbidden_value, write_json_str};
 use super::walk::{Scalar, Walk};
 use super::{DropSink, DroppedField, MessageMeta, TenantFilter};
-use crate::allowlist::{LeafAction, Permission, RuleId};
+use crate::allowlist::{LeafAction, LeafId, Permission, RuleId};
+use crate::pseudonym::PseudonymCache;
 use crate::allowlist::ValueType;
 
 /// Longest accepted `messageId`.
 const MAX_MESSAGE_ID_BYTES: usize = 128;
 
+/// How the output's `timestamp` is written.
+enum Timestamp<'a> {
+    /// Already canonical (`2026-11-23T17:38:56.123Z`, as JavaScript's `toISOString` writes): copied.
+    Canonical(&'a str),
+    /// Any other RFC 3339 form: normalized.
+    Parsed(OffsetDateTime),
+    /// None sent: the receive time.
+    Received,
+}
+
 struct Decision<'a> {
     kind: MessageKind,
     rule: RuleId,
     message_id: &'a str,
-    timestamp: Option<OffsetDateTime>,
+    timestamp: Timestamp<'a>,
     keep_name: bool,
 }
 
@@ -59,8 +70,9 @@ fn decide<'a>(walk: &'a Walk<'_, '_>, filter: &TenantFilter, meta: &'a MessageMe
         return Err(Rejection::at(RejectReason::InvalidMessageId, "messageId"));
     }
     let timestamp = match envelope.timestamp.as_deref() {
-        None => None,
-        Some(text) => Some(
+        None => Timestamp::Received,
+        Some(text) if is_canonical_timestamp(text) => Timestamp::Canonical(text),
+        Some(text) => Timestamp::Parsed(
             OffsetDateTime::parse(text, &Rfc3339).map_err(|_| Rejection::at(RejectReason::InvalidTimestamp, "timestamp"))?,
         ),
     };
@@ -78,6 +90,27 @@ fn is_valid_message_id(id: &str) -> bool {
         && id.len() <= MAX_MESSAGE_ID_BYTES
         && id.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"._:+=/-".contains(&byte))
         && forbidden_value(id).is_none()
+}
+
+/// Whether `text` is exactly `YYYY-MM-DDTHH:MM:SS.mmmZ` with a real date and time of day.
+fn is_canonical_timestamp(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    if bytes.len() != 24 || &bytes[4..5] != b"-" || &bytes[7..8] != b"-" || bytes[10] != b'T' || bytes[13] != b':' || bytes[16] != b':' || bytes[19] != b'.' || bytes[23] != b'Z' {
+        return false;
+    }
+    let number = |range: std::ops::Range<usize>| {
+        bytes[range].iter().try_fold(0u32, |total, byte| byte.is_ascii_digit().then(|| total * 10 + u32::from(byte - b'0')))
+    };
+    let (Some(year), Some(month), Some(day), Some(hour), Some(minute), Some(second), Some(_)) =
+        (number(0..4), number(5..7), number(8..10), number(11..13), number(14..16), number(17..19), number(20..23))
+    else {
+        return false;
+    };
+    let month = u8::try_from(month).ok().and_then(|month| time::Month::try_from(month).ok());
+    let date_ok = month.is_some_and(|month| {
+        i32::try_from(year).is_ok_and(|year| u8::try_from(day).is_ok_and(|day| time::Date::from_calendar_date(year, month, day).is_ok()))
+    });
+    date_ok && hour < 24 && minute < 60 && second < 60
 }
 
 /// Formats `2026-11-23T17:38:56.123Z`: the one timestamp format of sanitized messages.
@@ -123,7 +156,16 @@ enum Outcome<'v> {
     Drop(DropReason),
 }
 
-fn apply<'v>(filter: &TenantFilter, action: &LeafAction, value: &'v Scalar<'v>) -> Outcome<'v> {
+fn apply<'v>(
+    filter: &TenantFilter,
+    cache: &mut PseudonymCache,
+    leaf: LeafId,
+    action: &LeafAction,
+    value: &'v Scalar<'v>,
+) -> Outcome<'v> {
+    let mut pseudonym = |domain: &str, input: &[u8]| {
+        Outcome::Pseudonym(cache.get_or_insert_with(filter.id, leaf, input, || filter.key.pseudonymize(domain, input)))
+    };
     match (action, value) {
         (_, Scalar::Null) => Outcome::Absent,
         (LeafAction::Keep(ValueType::String), Scalar::Str(text)) => match forbidden_value(text.as_ref()) {
@@ -137,12 +179,12 @@ fn apply<'v>(filter: &TenantFilter, action: &LeafAction, value: &'v Scalar<'v>) 
             Outcome::Keep(value)
         }
         (LeafAction::Pseudonymize(_), Scalar::Str(text)) if text.is_empty() => Outcome::Absent,
-        (LeafAction::Pseudonymize(domain), Scalar::Str(text)) => Outcome::Pseudonym(filter.key.pseudonymize(domain, text.as_bytes())),
+        (LeafAction::Pseudonymize(domain), Scalar::Str(text)) => pseudonym(domain, text.as_bytes()),
         (LeafAction::Pseudonymize(domain), Scalar::Int(number)) => {
-            Outcome::Pseudonym(filter.key.pseudonymize(domain, itoa::Buffer::new().format(*number).as_bytes()))
+            pseudonym(domain, itoa::Buffer::new().format(*number).as_bytes())
         }
         (LeafAction::Pseudonymize(domain), Scalar::UInt(number)) => {
-            Outcome::Pseudonym(filter.key.pseudonymize(domain, itoa::Buffer::new().format(*number).as_bytes()))
+            pseudonym(domain, itoa::Buffer::new().format(*number).as_bytes())
         }
         _ => Outcome::Drop(DropReason::TypeMismatch),
     }
@@ -163,6 +205,7 @@ pub(super) fn emit<S: DropSink>(
     walk: &Walk<'_, '_>,
     filter: &TenantFilter,
     meta: &MessageMeta<'_>,
+    cache: &mut PseudonymCache,
     out: &mut Vec<u8>,
     sink: &mut S,
 ) -> Result<(), Rejection> {
@@ -177,8 +220,9 @@ pub(super) fn emit<S: DropSink>(
     write_json_str(out, decision.message_id);
     out.extend_from_slice(b",\"timestamp\":");
     match decision.timestamp {
-        Some(at) => write_timestamp(out, at),
-        None => write_json_str(out, meta.received_at),
+        Timestamp::Canonical(text) => write_json_str(out, text),
+        Timestamp::Parsed(at) => write_timestamp(out, at),
+        Timestamp::Received => write_json_str(out, meta.received_at),
     }
     out.extend_from_slice(b",\"receivedAt\":");
     write_json_str(out, meta.received_at);
@@ -198,14 +242,13 @@ pub(super) fn emit<S: DropSink>(
     let mut first = true;
     for capture in &walk.captures {
         let reason = match policy.permission(capture.leaf, decision.rule, filter.tier) {
-            Permission::Allowed => match apply(filter, policy.leaf_action(capture.leaf), &capture.value) {
+            Permission::Allowed => match apply(filter, cache, capture.leaf, policy.leaf_action(capture.leaf), &capture.value) {
                 Outcome::Keep(value) => {
                     if !first {
                         out.push(b',');
                     }
                     first = false;
-                    write_json_str(out, policy.leaf_path(capture.leaf));
-                    out.push(b':');
+                    out.extend_from_slice(policy.leaf_json_key(capture.leaf));
                     write_scalar(out, value);
                     continue;
                 }
@@ -226,8 +269,8 @@ pub(super) fn emit<S: DropSink>(
         if index > 0 {
             out.push(b',');
         }
-        write_json_str(out, policy.leaf_path(*leaf));
-        out.extend_from_slice(b":\"");
+        out.extend_from_slice(policy.leaf_json_key(*leaf));
+        out.push(b'"');
         out.extend_from_slice(text);
         out.push(b'"');
     }

@@ -8,17 +8,18 @@
 mod batch;
 mod emit;
 mod reject;
+mod scan;
 mod stats;
 mod values;
 mod walk;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde::de::DeserializeSeed;
 use veil_sanitized::{SCHEMA_VERSION, Tier};
 
 use crate::allowlist::{LeafId, NodeId, Policy};
-use crate::pseudonym::EpochKey;
+use crate::pseudonym::{EpochKey, PseudonymCache};
 
 pub use batch::{Batch, BatchError, split_batch};
 pub use emit::format_timestamp;
@@ -80,6 +81,8 @@ impl DropSink for () {
 /// Filters messages for one tenant under one policy and key epoch.
 #[derive(Debug, Clone)]
 pub struct TenantFilter {
+    /// Distinguishes this filter's key in a shared [`PseudonymCache`].
+    id: u64,
     policy: Arc<Policy>,
     tenant: String,
     tier: Tier,
@@ -100,7 +103,9 @@ impl TenantFilter {
         values::write_json_str(&mut head, policy.digest());
         head.extend_from_slice(b",\"keyEpoch\":");
         values::write_json_str(&mut head, key.epoch());
-        TenantFilter { policy, tenant: tenant.to_owned(), tier, key, head }
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        TenantFilter { id, policy, tenant: tenant.to_owned(), tier, key, head }
     }
 
     /// The policy this filter applies.
@@ -120,10 +125,12 @@ impl TenantFilter {
 
     /// Filters one message: appends the sanitized JSON (no newline) to `out` and reports dropped
     /// fields to `sink`, or leaves `out` and `sink` untouched and says why the message is refused.
+    /// `cache` is the calling worker's pseudonym cache.
     pub fn filter<S: DropSink>(
         &self,
         message: &[u8],
         meta: &MessageMeta<'_>,
+        cache: &mut PseudonymCache,
         out: &mut Vec<u8>,
         sink: &mut S,
     ) -> Result<(), Rejection> {
@@ -131,26 +138,9 @@ impl TenantFilter {
             return Err(Rejection::new(RejectReason::TooLarge));
         }
         let text = std::str::from_utf8(message).map_err(|_| Rejection::new(RejectReason::InvalidUtf8))?;
-        let mut walk = walk::Walk::new(&self.policy);
-        let mut deserializer = serde_json::Deserializer::from_str(text);
-        let parsed = walk::MessageSeed { walk: &mut walk }
-            .deserialize(&mut deserializer)
-            .and_then(|()| deserializer.end());
-        if let Err(error) = parsed {
-            return Err(walk.failure.take().unwrap_or_else(|| json_rejection(&error)));
-        }
-        emit::emit(&walk, self, meta, out, sink)
+        let walk = walk::Walk::run(&self.policy, text)?;
+        emit::emit(&walk, self, meta, cache, out, sink)
     }
-}
-
-/// A parser error as a rejection: serde_json's syntax messages hold only what was expected and
-/// where, never input text; data errors (which could quote values) are not passed on.
-fn json_rejection(error: &serde_json::Error) -> Rejection {
-    let detail = match error.classify() {
-        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => Some(error.to_string()),
-        serde_json::error::Category::Data | serde_json::error::Category::Io => None,
-    };
-    Rejection { reason: RejectReason::MalformedJson, field: None, detail }
 }
 
 #[cfg(test)]

@@ -42,6 +42,10 @@ fn contains_ip_address(text: &str) -> bool {
     if memchr::memchr(b':', bytes).is_some() && is_ipv6_like(text) {
         return true;
     }
+    // A dotted quad needs three dots; most kept strings (names, versions, locales) have fewer.
+    if memchr::memchr_iter(b'.', bytes).nth(2).is_none() {
+        return false;
+    }
     // Dotted quads anywhere: runs of digits and dots with exactly four numbers of at most 255.
     let mut index = 0;
     while index < bytes.len() {
@@ -82,8 +86,15 @@ fn is_ipv6_like(text: &str) -> bool {
 /// Appends `text` as a JSON string.
 #[inline]
 pub(crate) fn write_json_str(out: &mut Vec<u8>, text: &str) {
-    out.push(b'"');
     let bytes = text.as_bytes();
+    if !bytes.iter().any(|&byte| byte < 0x20 || byte == b'"' || byte == b'\\') {
+        out.reserve(bytes.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
+    out.push(b'"');
     let mut start = 0;
     for (index, &byte) in bytes.iter().enumerate() {
         let escape: &[u8] = match byte {

@@ -5,6 +5,7 @@
 //! pseudonym; another tenant, epoch or domain gives an unrelated one. Once an epoch's key is
 //! shredded its pseudonyms cannot be linked back to anything.
 
+mod cache;
 mod keystore;
 
 use base64::Engine;
@@ -14,6 +15,7 @@ use sha2::Sha256;
 use time::OffsetDateTime;
 use veil_sanitized::Tier;
 
+pub use cache::PseudonymCache;
 pub use keystore::{KeyInfo, KeyStore, KeyStoreError, is_valid_tenant};
 
 /// Length of a pseudonym's text: 16 bytes in unpadded base64url.
