@@ -1,0 +1,367 @@
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::allowlist::Allowlist;
+use crate::pseudonym::EpochKey;
+
+const POLICY: &str = r#"
+version: 1
+common:
+  userId: { pseudonymize: user, reason: "active users" }
+  anonymousId: { pseudonymize: anonymous, reason: "pre-login usage" }
+  context.app.name: { keep: string, reason: "which app" }
+  context.app.version: { keep: string, reason: "version adoption" }
+  context.locale: { keep: string, reason: "languages" }
+track:
+  fields:
+    properties.feature: { keep: string, reason: "feature adoption" }
+    properties.duration_ms: { keep: integer, reason: "performance" }
+    properties.ratio: { keep: number, reason: "quality" }
+    properties.success: { keep: boolean, reason: "reliability" }
+    properties.document_id: { pseudonymize: document, reason: "distinct documents" }
+    properties.plan: { keep: string, tier: enhanced, reason: "opt-in plan detail" }
+  events:
+    Document Opened: { reason: "core usage" }
+    Search Performed:
+      reason: "search adoption"
+      fields:
+        properties.result_count: { keep: integer, reason: "result counts" }
+    Beta Feature Used: { tier: enhanced, reason: "opt-in beta usage" }
+identify: {}
+page:
+  names:
+    Document Viewer: { reason: "which view" }
+group:
+  fields:
+    groupId: { pseudonymize: tenant, reason: "organization" }
+alias:
+  fields:
+    previousId: { pseudonymize: user, reason: "identity link" }
+"#;
+
+fn policy() -> Arc<Policy> {
+    Arc::new(Allowlist::parse(POLICY).expect("test policy is valid").compile())
+}
+
+fn tenant(tier: Tier, key_byte: u8) -> TenantFilter {
+    TenantFilter::new(policy(), "t-1", tier, EpochKey::new("2026-11", &[key_byte; 32]))
+}
+
+const META: MessageMeta<'static> =
+    MessageMeta { received_at: "2026-11-23T10:00:00.000Z", fallback_message_id: Some("fallback-1") };
+
+fn run(filter: &TenantFilter, message: &str) -> Result<(Value, DropCounts), Rejection> {
+    let mut out = Vec::new();
+    let mut drops = DropCounts::default();
+    filter.filter(message.as_bytes(), &META, &mut PseudonymCache::default(), &mut out, &mut drops)?;
+    let value: Value = serde_json::from_slice(&out).expect("the filter writes JSON");
+    // Every output is a valid sanitized message of the published contract.
+    serde_json::from_value::<veil_sanitized::SanitizedMessage>(value.clone()).expect("output matches the contract");
+    Ok((value, drops))
+}
+
+fn accepted(message: &str) -> Value {
+    run(&tenant(Tier::Baseline, 1), message).expect("accepted").0
+}
+
+fn rejected(message: &[u8]) -> Rejection {
+    let mut out = Vec::new();
+    let result = tenant(Tier::Baseline, 1).filter(message, &META, &mut PseudonymCache::default(), &mut out, &mut ());
+    assert!(out.is_empty(), "nothing is written for a rejected message");
+    result.expect_err("rejected")
+}
+
+fn track(extra: Value) -> String {
+    let mut message = json!({
+        "type": "track", "event": "Document Opened", "userId": "u-1", "messageId": "m-1",
+        "timestamp": "2026-11-20T08:00:00.000Z",
+        "properties": {"feature": "preview", "duration_ms": 1200, "success": true, "document_id": "DMS!1.2",
+                       "document_name": "Merger Agreement.docx"},
+        "context": {"app": {"name": "DMS Web", "version": "2026.11", "build": "1234"}, "ip": "10.1.2.3",
+                    "traits": {"email": "alice@firm.example", "name": "Alice Okafor"}, "locale": "en-GB"}
+    });
+    if let (Some(target), Value::Object(extra)) = (message.as_object_mut(), extra) {
+        target.extend(extra);
+    }
+    message.to_string()
+}
+
+#[test]
+fn keeps_allowlisted_fields_and_pseudonymizes_identifiers() {
+    let out = accepted(&track(json!({})));
+    assert_eq!(out["schema"], 1);
+    assert_eq!(out["tenant"], "t-1");
+    assert_eq!(out["tier"], "baseline");
+    assert_eq!(out["policy"], policy().digest());
+    assert_eq!(out["keyEpoch"], "2026-11");
+    assert_eq!(out["type"], "track");
+    assert_eq!(out["event"], "Document Opened");
+    assert_eq!(out["messageId"], "m-1");
+    assert_eq!(out["timestamp"], "2026-11-20T08:00:00.000Z");
+    assert_eq!(out["receivedAt"], META.received_at);
+    assert_eq!(
+        out["fields"],
+        json!({"properties.feature": "preview", "properties.duration_ms": 1200, "properties.success": true,
+               "context.app.name": "DMS Web", "context.app.version": "2026.11", "context.locale": "en-GB"})
+    );
+    let key = EpochKey::new("2026-11", &[1; 32]);
+    let expected = |domain: &str, value: &str| String::from_utf8(key.pseudonymize(domain, value.as_bytes()).to_vec()).expect("ascii");
+    assert_eq!(out["pseudonyms"]["userId"], expected("user", "u-1"));
+    assert_eq!(out["pseudonyms"]["properties.document_id"], expected("document", "DMS!1.2"));
+    let text = out.to_string();
+    for secret in ["Merger", "alice", "Alice", "10.1.2.3", "u-1\"", "DMS!1.2", "1234"] {
+        assert!(!text.contains(secret), "{secret} leaked");
+    }
+}
+
+#[test]
+fn dropped_fields_are_counted_by_name_and_reason() {
+    let (_, drops) = run(&tenant(Tier::Baseline, 1), &track(json!({}))).expect("accepted");
+    let by_field = drops.by_field(&policy());
+    for path in ["properties.document_name", "context.ip", "context.traits", "context.app.build"] {
+        assert_eq!(by_field.get(&(path.to_owned(), DropReason::NotAllowlisted)), Some(&1), "{path}");
+    }
+    assert_eq!(by_field.len(), 4, "{by_field:?}");
+}
+
+#[test]
+fn value_checks_drop_emails_and_ip_addresses_whatever_the_key() {
+    let message = track(json!({"properties": {"feature": "mail alice@firm.example", "duration_ms": 5},
+                               "context": {"app": {"name": "192.168.1.20", "version": "fe80::1"}, "locale": "en-US"}}));
+    let (out, drops) = run(&tenant(Tier::Baseline, 1), &message).expect("accepted");
+    assert_eq!(out["fields"], json!({"properties.duration_ms": 5, "context.locale": "en-US"}));
+    let by_field = drops.by_field(&policy());
+    assert_eq!(by_field.get(&("properties.feature".to_owned(), DropReason::EmailValue)), Some(&1));
+    assert_eq!(by_field.get(&("context.app.name".to_owned(), DropReason::IpValue)), Some(&1));
+    assert_eq!(by_field.get(&("context.app.version".to_owned(), DropReason::IpValue)), Some(&1));
+}
+
+#[test]
+fn declared_types_are_enforced_per_field() {
+    let message = track(json!({"properties": {"feature": 7, "duration_ms": "long", "success": "yes", "ratio": 2,
+                                               "document_id": {"nested": 1}}}));
+    let (out, drops) = run(&tenant(Tier::Baseline, 1), &message).expect("accepted");
+    let kept: Vec<&String> = out["fields"].as_object().expect("fields").keys().filter(|path| path.starts_with("properties.")).collect();
+    assert_eq!(kept, ["properties.ratio"]);
+    assert_eq!(out["fields"]["properties.ratio"], 2);
+    let by_field = drops.by_field(&policy());
+    for path in ["properties.feature", "properties.duration_ms", "properties.success", "properties.document_id"] {
+        assert_eq!(by_field.get(&(path.to_owned(), DropReason::TypeMismatch)), Some(&1), "{path}");
+    }
+    // An object expected, a scalar found: dropped, counted.
+    let (out, drops) = run(&tenant(Tier::Baseline, 1), &track(json!({"context": "flat"}))).expect("accepted");
+    assert!(out["fields"].get("context.app.name").is_none());
+    assert_eq!(drops.by_field(&policy()).get(&("context".to_owned(), DropReason::TypeMismatch)), Some(&1));
+}
+
+#[test]
+fn event_specific_and_enhanced_fields_follow_the_rule() {
+    let search = track(json!({"event": "Search Performed", "properties": {"result_count": 3, "plan": "gold"}}));
+    assert_eq!(accepted(&search)["fields"]["properties.result_count"], 3);
+    assert!(accepted(&search)["fields"].get("properties.plan").is_none(), "enhanced field for baseline tenant");
+    let opened = track(json!({"properties": {"result_count": 3}}));
+    assert!(accepted(&opened)["fields"].get("properties.result_count").is_none(), "field of another event");
+    let (enhanced, _) = run(&tenant(Tier::Enhanced, 1), &search).expect("accepted");
+    assert_eq!(enhanced["fields"]["properties.plan"], "gold");
+    assert_eq!(enhanced["tier"], "enhanced");
+    let beta = track(json!({"event": "Beta Feature Used"}));
+    assert_eq!(rejected(beta.as_bytes()).reason, RejectReason::EventRequiresEnhanced);
+    assert!(run(&tenant(Tier::Enhanced, 1), &beta).is_ok());
+}
+
+#[test]
+fn message_types_and_their_requirements() {
+    let page = r#"{"type":"page","name":"Document Viewer","anonymousId":"a-1","messageId":"p-1","properties":{"title":"Secret.docx"}}"#;
+    let out = accepted(page);
+    assert_eq!(out["name"], "Document Viewer");
+    assert!(out["pseudonyms"]["anonymousId"].is_string());
+    let other_page = r#"{"type":"page","name":"Merger Agreement.docx","userId":"u","messageId":"p-2"}"#;
+    assert!(accepted(other_page).get("name").is_none(), "unlisted page names never leave");
+    assert_eq!(accepted(r#"{"type":"identify","userId":"u","messageId":"i","traits":{"email":"a@b.co"}}"#)["fields"], json!({}));
+    assert_eq!(rejected(br#"{"type":"group","userId":"u","messageId":"g"}"#).field.as_deref(), Some("groupId"));
+    assert_eq!(rejected(br#"{"type":"alias","userId":"u","messageId":"a"}"#).field.as_deref(), Some("previousId"));
+    assert_eq!(rejected(br#"{"type":"screen","userId":"u","messageId":"s"}"#).reason, RejectReason::TypeNotAllowlisted);
+    assert_eq!(rejected(br#"{"type":"purchase","userId":"u"}"#).reason, RejectReason::UnknownType);
+    assert_eq!(rejected(br#"{"userId":"u"}"#).reason, RejectReason::MissingType);
+    assert_eq!(rejected(br#"{"type":"track","userId":"u"}"#).reason, RejectReason::MissingEvent);
+    assert_eq!(rejected(br#"{"type":"track","event":"Secret Thing","userId":"u"}"#).reason, RejectReason::EventNotAllowlisted);
+    assert_eq!(rejected(br#"{"type":"track","event":"Document Opened","userId":""}"#).reason, RejectReason::MissingIdentity);
+}
+
+#[test]
+fn message_ids_and_timestamps_are_validated() {
+    let no_id = r#"{"type":"identify","userId":"u"}"#;
+    assert_eq!(accepted(no_id)["messageId"], "fallback-1");
+    assert_eq!(accepted(no_id)["timestamp"], META.received_at);
+    let offset = r#"{"type":"identify","userId":"u","messageId":"m","timestamp":"2026-11-23T01:30:00.123456+02:00"}"#;
+    assert_eq!(accepted(offset)["timestamp"], "2026-11-22T23:30:00.123Z");
+    for bad_id in [r#""alice@firm.example""#, r#""10.0.0.1""#, r#""has space""#, "7"] {
+        let message = format!(r#"{{"type":"identify","userId":"u","messageId":{bad_id}}}"#);
+        let reason = rejected(message.as_bytes()).reason;
+        assert!(matches!(reason, RejectReason::InvalidMessageId | RejectReason::WrongType), "{bad_id}: {reason:?}");
+    }
+    for bad_time in ["yesterday", "2026-13-01T00:00:00Z", "2026-02-30T00:00:00.000Z", "2026-11-23"] {
+        let message = format!(r#"{{"type":"identify","userId":"u","messageId":"m","timestamp":"{bad_time}"}}"#);
+        assert_eq!(rejected(message.as_bytes()).reason, RejectReason::InvalidTimestamp, "{bad_time}");
+    }
+}
+
+#[test]
+fn bad_input_gets_one_clear_rejection_without_values() {
+    let cases: &[(&[u8], RejectReason)] = &[
+        (b"{\"type\":\"identify\",", RejectReason::MalformedJson),
+        (b"{\"type\":\"identify\",\"userId\":\"u\",}", RejectReason::MalformedJson),
+        (b"{\"type\":\"identify\",\"userId\":\"u\"} trailing", RejectReason::MalformedJson),
+        (b"{\"type\":\"identify\",\"userId\":\"\xff\xfe\"}", RejectReason::InvalidUtf8),
+        (b"[1,2]", RejectReason::NotAnObject),
+        (b"\"just a string\"", RejectReason::NotAnObject),
+        (b"{\"type\":\"identify\",\"userId\":\"u\",\"userId\":\"v\"}", RejectReason::DuplicateKey),
+        (b"{\"type\":\"identify\",\"userId\":\"u\",\"user\\u0049d\":\"v\"}", RejectReason::DuplicateKey),
+        (b"{\"type\":\"identify\",\"userId\":\"u\",\"context\":{\"ip\":1,\"ip\":2}}", RejectReason::DuplicateKey),
+        (b"{\"type\":\"identify\",\"userId\":\"u\",\"x\":{\"a\":{\"b\":1,\"b\":2}}}", RejectReason::DuplicateKey),
+        (b"{\"type\":\"identify\",\"userId\":\"u\",\"big\":1e999}", RejectReason::MalformedJson),
+        (b"{\"type\":17,\"userId\":\"u\"}", RejectReason::WrongType),
+    ];
+    for (message, reason) in cases {
+        let rejection = rejected(message);
+        assert_eq!(rejection.reason, *reason, "{}", String::from_utf8_lossy(message));
+        let shown = rejection.to_string();
+        for value in ["\"u\"", "\"v\"", "trailing", "1e999", "just a string"] {
+            assert!(!shown.contains(value), "{shown} echoes a value");
+        }
+    }
+    let deep = format!("{{\"type\":\"identify\",\"userId\":\"u\",\"x\":{}1{}}}", "[".repeat(40), "]".repeat(40));
+    assert_eq!(rejected(deep.as_bytes()).reason, RejectReason::TooDeep);
+    let deep_object = format!("{{\"type\":\"identify\",\"userId\":\"u\",\"x\":{}1{}}}", "{\"a\":".repeat(40), "}".repeat(40));
+    assert_eq!(rejected(deep_object.as_bytes()).reason, RejectReason::TooDeep);
+    let huge = format!("{{\"type\":\"identify\",\"userId\":\"u\",\"pad\":\"{}\"}}", "x".repeat(MAX_MESSAGE_BYTES));
+    assert_eq!(rejected(huge.as_bytes()).reason, RejectReason::TooLarge);
+    let duplicate = rejected(b"{\"type\":\"identify\",\"userId\":\"u\",\"alice@firm.example\":1,\"alice@firm.example\":2}");
+    assert_eq!(duplicate.field.as_deref(), Some("*"), "an e-mail used as a key is not reported");
+}
+
+#[test]
+fn pseudonyms_are_deterministic_and_separated_by_tenant_key() {
+    let message = track(json!({}));
+    let first = accepted(&message);
+    let again = accepted(&message);
+    assert_eq!(first["pseudonyms"], again["pseudonyms"]);
+    let (other_tenant, _) = run(&tenant(Tier::Baseline, 2), &message).expect("accepted");
+    for field in ["userId", "properties.document_id"] {
+        assert_ne!(first["pseudonyms"][field], other_tenant["pseudonyms"][field], "{field}");
+    }
+    // A shared cache never serves one tenant's pseudonym to another.
+    let mut cache = PseudonymCache::default();
+    let mut outputs = Vec::new();
+    for key_byte in [1, 2, 1] {
+        let mut out = Vec::new();
+        tenant(Tier::Baseline, key_byte).filter(message.as_bytes(), &META, &mut cache, &mut out, &mut ()).expect("accepted");
+        outputs.push(serde_json::from_slice::<Value>(&out).expect("json")["pseudonyms"]["userId"].clone());
+    }
+    assert_eq!(outputs[0], outputs[2]);
+    assert_ne!(outputs[0], outputs[1]);
+}
+
+/// Strings that must never leave, planted under forbidden and unknown keys at any depth.
+fn planted_secret() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-z]{3,8}\\.[a-z]{3,8}@[a-z]{4,8}\\.example",
+        "(10|172|192)\\.[0-9]{1,2}\\.[0-9]{1,2}\\.[0-9]{1,2}",
+        "SECRET-[A-Z]{6}[0-9]{4}",
+    ]
+}
+
+fn forbidden_key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("email".to_owned()), Just("userEmail".to_owned()), Just("e_mail".to_owned()), Just("name".to_owned()),
+        Just("company".to_owned()), Just("document_name".to_owned()), Just("ip".to_owned()), Just("title".to_owned()),
+        Just("query".to_owned()), Just("url".to_owned()), "[a-z]{1,10}".prop_map(|key| format!("x_{key}")),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// No planted value and no forbidden key reaches the output, and every allowed field arrives unchanged.
+    #[test]
+    fn planted_data_never_leaves_and_allowed_fields_arrive(
+        feature in "[a-z_]{1,20}",
+        duration in 0i64..10_000_000,
+        success in any::<bool>(),
+        version in "[0-9]{1,2}\\.[0-9]{1,2}",
+        user in "[a-z0-9-]{1,24}",
+        plants in proptest::collection::vec((prop_oneof![Just("properties"), Just("context"), Just("context.app"), Just(""), Just("traits")], forbidden_key(), planted_secret()), 1..8),
+    ) {
+        let mut message = json!({
+            "type": "track", "event": "Document Opened", "userId": user, "messageId": "m-1",
+            "properties": {"feature": feature, "duration_ms": duration, "success": success},
+            "context": {"app": {"version": version}}
+        });
+        let mut secrets = Vec::new();
+        for (place, key, secret) in &plants {
+            let target = match *place {
+                "" => message.as_object_mut(),
+                "context.app" => message["context"]["app"].as_object_mut(),
+                "traits" => {
+                    message.as_object_mut().map(|root| root.entry("traits").or_insert_with(|| json!({})));
+                    message["traits"].as_object_mut()
+                }
+                other => message[other].as_object_mut(),
+            };
+            if let Some(object) = target {
+                // Keep clear of allowlisted paths: a plain string planted there would rightly leave.
+                let allowlisted = (*place == "context.app" && key == "name") || (place.is_empty() && key == "name");
+                if !allowlisted && !object.contains_key(key.as_str()) && !["type", "event", "userId", "messageId"].contains(&key.as_str()) {
+                    let planted = if secrets.len() % 2 == 0 { json!(secret) } else { json!({"deep": [secret, {"k": secret}]}) };
+                    object.insert(key.clone(), planted);
+                    secrets.push(secret.clone());
+                }
+            }
+        }
+        let (out, _) = run(&tenant(Tier::Baseline, 3), &message.to_string()).expect("accepted");
+        let text = out.to_string();
+        for secret in &secrets {
+            prop_assert!(!text.contains(secret.as_str()), "planted value leaked");
+        }
+        for (_, key, _) in &plants {
+            let fields = out["fields"].as_object().expect("fields");
+            prop_assert!(fields.keys().all(|path| !path.ends_with(&format!(".{key}"))), "forbidden key leaked");
+        }
+        prop_assert_eq!(&out["fields"]["properties.feature"], &json!(feature));
+        prop_assert_eq!(&out["fields"]["properties.duration_ms"], &json!(duration));
+        prop_assert_eq!(&out["fields"]["properties.success"], &json!(success));
+        prop_assert_eq!(&out["fields"]["context.app.version"], &json!(version));
+        prop_assert!(out["pseudonyms"]["userId"].as_str().is_some_and(|p| p.len() == 22));
+        prop_assert!(!text.contains(&format!("\"{user}\"")), "identifier left in clear");
+    }
+
+    /// Arbitrary bytes never panic and either fail cleanly or give a contract-valid message.
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let mut out = Vec::new();
+        let result = tenant(Tier::Baseline, 1).filter(&bytes, &META, &mut PseudonymCache::default(), &mut out, &mut ());
+        if result.is_ok() {
+            prop_assert!(serde_json::from_slice::<veil_sanitized::SanitizedMessage>(&out).is_ok());
+        } else {
+            prop_assert!(out.is_empty());
+        }
+    }
+
+    /// Mutated real messages (bytes flipped, cut, duplicated) never panic or leak.
+    #[test]
+    fn mutated_messages_never_panic_or_leak(cut in 0usize..600, flip in 0usize..600, byte in any::<u8>()) {
+        let message = track(json!({}));
+        let mut bytes = message.into_bytes();
+        let flip_at = flip % bytes.len();
+        bytes[flip_at] = byte;
+        bytes.truncate(bytes.len() - cut.min(bytes.len()));
+        let mut out = Vec::new();
+        if tenant(Tier::Baseline, 1).filter(&bytes, &META, &mut PseudonymCache::default(), &mut out, &mut ()).is_ok() {
+            let text = String::from_utf8(out).expect("utf8");
+            prop_assert!(!text.contains("alice@firm.example") && !text.contains("Merger") && !text.contains("10.1.2.3"));
+        }
+    }
+}
