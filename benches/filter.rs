@@ -76,9 +76,11 @@ fn main() {
     assert_eq!(run_filter(&filter, &messages, &mut cache, &mut out, &mut counts), MESSAGES, "every generated message is accepted");
     // `VEIL_PROFILE=filter|floor` loops one side only, for `perf record`.
     if let Ok(side) = std::env::var("VEIL_PROFILE") {
-        let until = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < until {
+        let seconds = std::env::var("VEIL_PROFILE_SECONDS").ok().and_then(|text| text.parse().ok()).unwrap_or(10);
+        let until = Instant::now() + Duration::from_secs(seconds);
+        loop {
             if side == "floor" { run_floor(&messages); } else { run_filter(&filter, &messages, &mut cache, &mut out, &mut counts); }
+            if Instant::now() >= until { break; }
         }
         return;
     }

@@ -192,6 +192,14 @@ fn apply<'v>(
 
 fn write_scalar(out: &mut Vec<u8>, value: &Scalar<'_>) {
     match value {
+        // A string borrowed from the input had no escapes there, so it needs none here.
+        Scalar::Str(Cow::Borrowed(text)) => {
+            debug_assert!(!text.bytes().any(|byte| byte < 0x20 || byte == b'"' || byte == b'\\'));
+            out.reserve(text.len() + 2);
+            out.push(b'"');
+            out.extend_from_slice(text.as_bytes());
+            out.push(b'"');
+        }
         Scalar::Str(text) => write_json_str(out, text),
         Scalar::Int(number) => out.extend_from_slice(itoa::Buffer::new().format(*number).as_bytes()),
         Scalar::UInt(number) => out.extend_from_slice(itoa::Buffer::new().format(*number).as_bytes()),

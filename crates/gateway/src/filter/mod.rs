@@ -138,7 +138,8 @@ impl TenantFilter {
             return Err(Rejection::new(RejectReason::TooLarge));
         }
         let text = std::str::from_utf8(message).map_err(|_| Rejection::new(RejectReason::InvalidUtf8))?;
-        let walk = walk::Walk::run(&self.policy, text)?;
+        let mut walk = walk::Walk::new(&self.policy, text);
+        walk.run()?;
         emit::emit(&walk, self, meta, cache, out, sink)
     }
 }

@@ -7,10 +7,17 @@ use super::reject::DropReason;
 /// Why a kept string must not leave, if it must not.
 #[inline]
 pub fn forbidden_value(text: &str) -> Option<DropReason> {
-    if memchr::memchr(b'@', text.as_bytes()).is_some() && contains_email(text) {
+    // One pass over the (usually short) value decides whether the precise checks are needed.
+    let (mut at_signs, mut colons, mut dots) = (0u32, 0u32, 0u32);
+    for byte in text.bytes() {
+        at_signs += u32::from(byte == b'@');
+        colons += u32::from(byte == b':');
+        dots += u32::from(byte == b'.');
+    }
+    if at_signs > 0 && contains_email(text) {
         return Some(DropReason::EmailValue);
     }
-    if contains_ip_address(text) {
+    if (colons >= 2 || dots >= 3) && contains_ip_address(text) {
         return Some(DropReason::IpValue);
     }
     None
@@ -42,10 +49,7 @@ fn contains_ip_address(text: &str) -> bool {
     if memchr::memchr(b':', bytes).is_some() && is_ipv6_like(text) {
         return true;
     }
-    // A dotted quad needs three dots; most kept strings (names, versions, locales) have fewer.
-    if memchr::memchr_iter(b'.', bytes).nth(2).is_none() {
-        return false;
-    }
+
     // Dotted quads anywhere: runs of digits and dots with exactly four numbers of at most 255.
     let mut index = 0;
     while index < bytes.len() {

@@ -81,32 +81,51 @@ pub(crate) struct Walk<'p, 'a> {
 }
 
 /// Keys seen in one object, to refuse duplicates (compared after unescaping).
+///
+/// A 64-bit summary of (length, first and last byte) answers "certainly new" for most keys
+/// without comparing; only a summary hit compares exactly.
 struct SeenKeys<'a> {
-    few: SmallVec<[Cow<'a, str>; 16]>,
-    many: Option<FxHashSet<Cow<'a, str>>>,
+    summary: u64,
+    borrowed: SmallVec<[&'a str; 16]>,
+    owned: Vec<String>,
+    many: Option<FxHashSet<String>>,
 }
 
 impl<'a> SeenKeys<'a> {
     fn new() -> Self {
-        SeenKeys { few: SmallVec::new(), many: None }
+        SeenKeys { summary: 0, borrowed: SmallVec::new(), owned: Vec::new(), many: None }
+    }
+
+    #[inline(always)]
+    fn summary_bit(key: &[u8]) -> u64 {
+        let first = key.first().copied().unwrap_or(0) as usize;
+        let last = key.last().copied().unwrap_or(0) as usize;
+        1 << ((key.len().wrapping_mul(7) ^ first ^ (last << 3)) & 63)
     }
 
     /// Records `key`; false if it was already there.
     #[inline]
     fn insert(&mut self, key: &Cow<'a, str>) -> bool {
         if let Some(many) = &mut self.many {
-            return many.insert(key.clone());
+            return many.insert(key.to_string());
         }
         let bytes = key.as_bytes();
-        if self.few.iter().any(|seen| short_eq(seen.as_bytes(), bytes)) {
-            return false;
+        let bit = Self::summary_bit(bytes);
+        if self.summary & bit != 0 {
+            let seen_borrowed = self.borrowed.iter().any(|seen| short_eq(seen.as_bytes(), bytes));
+            if seen_borrowed || self.owned.iter().any(|seen| seen.as_bytes() == bytes) {
+                return false;
+            }
         }
-        if self.few.len() == self.few.inline_size() {
-            let mut many: FxHashSet<Cow<'a, str>> = self.few.drain(..).collect();
-            many.insert(key.clone());
+        self.summary |= bit;
+        match key {
+            Cow::Borrowed(text) => self.borrowed.push(text),
+            Cow::Owned(text) => self.owned.push(text.clone()),
+        }
+        if self.borrowed.len() + self.owned.len() > 64 {
+            let mut many: FxHashSet<String> = self.borrowed.drain(..).map(str::to_owned).collect();
+            many.extend(self.owned.drain(..));
             self.many = Some(many);
-        } else {
-            self.few.push(key.clone());
         }
         true
     }
@@ -132,22 +151,19 @@ fn syntax(error: SyntaxError) -> Rejection {
 }
 
 impl<'p, 'a> Walk<'p, 'a> {
-    /// Reads a whole message; the error is the first reason to refuse it.
-    pub(crate) fn run(policy: &'p Policy, text: &'a str) -> Result<Walk<'p, 'a>, Rejection> {
-        let mut walk = Walk {
-            policy,
-            envelope: Envelope::default(),
-            captures: SmallVec::new(),
-            unlisted: SmallVec::new(),
-            scanner: Scanner::new(text),
-        };
-        match walk.scanner.peek_value().map_err(syntax)? {
+    /// A walk over `text`, not started yet.
+    pub(crate) fn new(policy: &'p Policy, text: &'a str) -> Self {
+        Walk { policy, envelope: Envelope::default(), captures: SmallVec::new(), unlisted: SmallVec::new(), scanner: Scanner::new(text) }
+    }
+
+    /// Reads the whole message; the error is the first reason to refuse it.
+    pub(crate) fn run(&mut self) -> Result<(), Rejection> {
+        match self.scanner.peek_value().map_err(syntax)? {
             Start::Object => {}
             _ => return Err(Rejection::new(RejectReason::NotAnObject)),
         }
-        walk.message()?;
-        walk.scanner.finish().map_err(syntax)?;
-        Ok(walk)
+        self.message()?;
+        self.scanner.finish().map_err(syntax)
     }
 
     fn path_of(&self, node: NodeId, key: &str) -> String {
