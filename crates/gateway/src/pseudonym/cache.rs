@@ -1,18 +1,21 @@
 //! A bounded in-memory cache of recent pseudonyms.
 //!
 //! User, device and tenant ids repeat in almost every message, and an HMAC costs two SHA-256
-//! blocks. The cache lives in the worker's memory only (never logged, never persisted), holds at
-//! most [`MAX_ENTRIES`] entries and is keyed by the full input, so a hit is always exact.
+//! blocks. The cache lives in the worker's memory only (never logged, never persisted). It is
+//! direct-mapped with the full input stored in each slot, so a hit is always exact, a lookup
+//! never allocates, and memory is fixed ([`SLOTS`] slots of about 100 bytes).
 
-use rustc_hash::FxHashMap;
+use std::hash::Hasher;
+
+use rustc_hash::FxHasher;
 
 use super::PSEUDONYM_LEN;
 
-/// Entries kept before the cache starts over.
-pub(crate) const MAX_ENTRIES: usize = 1 << 16;
+/// Number of slots (a power of two).
+pub(crate) const SLOTS: usize = 1 << 14;
 
 /// Inputs longer than this are not cached (they are rarely repeated ids).
-const MAX_CACHED_VALUE: usize = 96;
+const MAX_CACHED_VALUE: usize = 62;
 
 /// Lookups per field before its hit rate is judged.
 const TRIAL_LOOKUPS: u32 = 512;
@@ -21,7 +24,7 @@ const TRIAL_LOOKUPS: u32 = 512;
 const BYPASS_LOOKUPS: u32 = 1 << 16;
 
 /// Per-field hit statistics: fields whose values rarely repeat (document ids) bypass the cache,
-/// so they cost neither a lookup nor an insertion; they are tried again now and then.
+/// so they cost neither a lookup nor an eviction; they are tried again now and then.
 #[derive(Default, Clone, Copy)]
 struct FieldTrial {
     lookups: u32,
@@ -29,24 +32,36 @@ struct FieldTrial {
     bypass_left: u32,
 }
 
+#[derive(Clone, Copy)]
+struct Slot {
+    /// Hash of (namespace, field, value) with the low bit set; 0 marks an empty slot.
+    tag: u64,
+    namespace: u64,
+    field: u32,
+    length: u8,
+    value: [u8; MAX_CACHED_VALUE],
+    pseudonym: [u8; PSEUDONYM_LEN],
+}
+
+const EMPTY: Slot = Slot { tag: 0, namespace: 0, field: 0, length: 0, value: [0; MAX_CACHED_VALUE], pseudonym: [0; PSEUDONYM_LEN] };
+
 /// Recent pseudonyms by (key namespace, field, value).
-#[derive(Default)]
 pub struct PseudonymCache {
-    entries: FxHashMap<Box<[u8]>, [u8; PSEUDONYM_LEN]>,
+    slots: Box<[Slot]>,
     trials: Vec<FieldTrial>,
-    probe: Vec<u8>,
     hits: u64,
     misses: u64,
 }
 
+impl Default for PseudonymCache {
+    fn default() -> Self {
+        PseudonymCache { slots: vec![EMPTY; SLOTS].into_boxed_slice(), trials: Vec::new(), hits: 0, misses: 0 }
+    }
+}
+
 impl std::fmt::Debug for PseudonymCache {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter
-            .debug_struct("PseudonymCache")
-            .field("entries", &self.entries.len())
-            .field("hits", &self.hits)
-            .field("misses", &self.misses)
-            .finish()
+        formatter.debug_struct("PseudonymCache").field("hits", &self.hits).field("misses", &self.misses).finish()
     }
 }
 
@@ -65,11 +80,11 @@ impl PseudonymCache {
         if value.len() > MAX_CACHED_VALUE {
             return compute();
         }
-        let slot = field as usize;
-        if slot >= self.trials.len() {
-            self.trials.resize(slot + 1, FieldTrial::default());
+        let index = field as usize;
+        if index >= self.trials.len() {
+            self.trials.resize(index + 1, FieldTrial::default());
         }
-        let trial = &mut self.trials[slot];
+        let trial = &mut self.trials[index];
         if trial.bypass_left > 0 {
             trial.bypass_left -= 1;
             return compute();
@@ -83,26 +98,62 @@ impl PseudonymCache {
             trial.lookups = 0;
             trial.hits = 0;
         }
-        self.probe.clear();
-        self.probe.extend_from_slice(&namespace.to_le_bytes());
-        self.probe.extend_from_slice(&field.to_le_bytes());
-        self.probe.extend_from_slice(value);
-        if let Some(pseudonym) = self.entries.get(self.probe.as_slice()) {
+        let mut hasher = FxHasher::default();
+        hasher.write_u64(namespace);
+        hasher.write_u32(field);
+        hasher.write(value);
+        let tag = hasher.finish() | 1;
+        let slot = &mut self.slots[(tag >> 17) as usize & (SLOTS - 1)];
+        let length = value.len();
+        if slot.tag == tag
+            && slot.namespace == namespace
+            && slot.field == field
+            && usize::from(slot.length) == length
+            && slot.value[..length] == *value
+        {
             self.hits += 1;
-            self.trials[slot].hits += 1;
-            return *pseudonym;
+            self.trials[index].hits += 1;
+            return slot.pseudonym;
         }
         self.misses += 1;
         let pseudonym = compute();
-        if self.entries.len() >= MAX_ENTRIES {
-            self.entries.clear();
-        }
-        self.entries.insert(self.probe.as_slice().into(), pseudonym);
+        slot.tag = tag;
+        slot.namespace = namespace;
+        slot.field = field;
+        slot.length = length as u8;
+        slot.value[..length].copy_from_slice(value);
+        slot.pseudonym = pseudonym;
         pseudonym
     }
 
     /// Lookups answered from the cache and computed, since creation.
     pub fn hits_and_misses(&self) -> (u64, u64) {
         (self.hits, self.misses)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hits_are_exact_and_namespaced() {
+        let mut cache = PseudonymCache::default();
+        let mut calls = 0;
+        let mut lookup = |cache: &mut PseudonymCache, namespace, field, value: &[u8], byte| {
+            cache.get_or_insert_with(namespace, field, value, || {
+                calls += 1;
+                [byte; PSEUDONYM_LEN]
+            })
+        };
+        assert_eq!(lookup(&mut cache, 1, 0, b"u-1", b'a'), [b'a'; PSEUDONYM_LEN]);
+        assert_eq!(lookup(&mut cache, 1, 0, b"u-1", b'z'), [b'a'; PSEUDONYM_LEN], "hit");
+        assert_eq!(lookup(&mut cache, 2, 0, b"u-1", b'b'), [b'b'; PSEUDONYM_LEN], "other key namespace");
+        assert_eq!(lookup(&mut cache, 1, 1, b"u-1", b'c'), [b'c'; PSEUDONYM_LEN], "other field");
+        assert_eq!(lookup(&mut cache, 1, 0, b"u-2", b'd'), [b'd'; PSEUDONYM_LEN], "other value");
+        let long = [b'x'; 200];
+        assert_eq!(lookup(&mut cache, 1, 0, &long, b'e'), [b'e'; PSEUDONYM_LEN]);
+        assert_eq!(lookup(&mut cache, 1, 0, &long, b'f'), [b'f'; PSEUDONYM_LEN], "long values are never cached");
+        assert_eq!(calls, 6);
     }
 }
