@@ -26,7 +26,7 @@ pub use emit::format_timestamp;
 pub use reject::{DropReason, RejectReason, Rejection, is_reportable_key, push_reportable_key};
 pub use stats::{DropCounts, FilterStats};
 pub use values::forbidden_value;
-pub use walk::MAX_DEPTH;
+pub use walk::{MAX_DEPTH, MAX_KEYS_PER_OBJECT};
 
 /// Segment's limit for one message.
 pub const MAX_MESSAGE_BYTES: usize = 32 * 1024;

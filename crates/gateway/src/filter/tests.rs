@@ -239,6 +239,9 @@ fn bad_input_gets_one_clear_rejection_without_values() {
     assert_eq!(rejected(deep_object.as_bytes()).reason, RejectReason::TooDeep);
     let huge = format!("{{\"type\":\"identify\",\"userId\":\"u\",\"pad\":\"{}\"}}", "x".repeat(MAX_MESSAGE_BYTES));
     assert_eq!(rejected(huge.as_bytes()).reason, RejectReason::TooLarge);
+    let wide: String = (0..600).map(|index| format!("\"k{index}\":1")).collect::<Vec<_>>().join(",");
+    let wide = format!("{{\"type\":\"identify\",\"userId\":\"u\",\"x\":{{{wide}}}}}");
+    assert_eq!(rejected(wide.as_bytes()).reason, RejectReason::TooLarge, "objects hold at most 512 keys");
     let duplicate = rejected(b"{\"type\":\"identify\",\"userId\":\"u\",\"alice@firm.example\":1,\"alice@firm.example\":2}");
     assert_eq!(duplicate.field.as_deref(), Some("*"), "an e-mail used as a key is not reported");
 }

@@ -7,7 +7,6 @@
 
 use std::borrow::Cow;
 
-use rustc_hash::FxHashSet;
 use smallvec::SmallVec;
 
 use super::reject::{DropReason, RejectReason, Rejection, push_reportable_key};
@@ -16,6 +15,9 @@ use crate::allowlist::{LeafId, NodeId, Policy, STRUCTURAL_KEYS, short_eq};
 
 /// Objects and arrays may nest this deep, counting the message itself as 1.
 pub const MAX_DEPTH: usize = 32;
+
+/// Keys one object may hold; bounds the duplicate check's work on hostile input.
+pub const MAX_KEYS_PER_OBJECT: usize = 512;
 
 /// A captured scalar.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,57 +79,27 @@ pub(crate) struct Walk<'p, 'a> {
     pub(crate) envelope: Envelope<'a>,
     pub(crate) captures: SmallVec<[Capture<'a>; 24]>,
     pub(crate) unlisted: SmallVec<[Unlisted<'a>; 16]>,
+    /// Keys of the objects being read, innermost last, for duplicate checks.
+    seen: SmallVec<[(u64, Cow<'a, str>); 48]>,
+    /// Set when an object exceeded [`MAX_KEYS_PER_OBJECT`] (reported instead of a duplicate).
+    too_many_keys: bool,
     scanner: Scanner<'a>,
 }
 
-/// Keys seen in one object, to refuse duplicates (compared after unescaping).
-///
-/// A 64-bit summary of (length, first and last byte) answers "certainly new" for most keys
-/// without comparing; only a summary hit compares exactly.
-struct SeenKeys<'a> {
-    summary: u64,
-    borrowed: SmallVec<[&'a str; 16]>,
-    owned: Vec<String>,
-    many: Option<FxHashSet<String>>,
-}
-
-impl<'a> SeenKeys<'a> {
-    fn new() -> Self {
-        SeenKeys { summary: 0, borrowed: SmallVec::new(), owned: Vec::new(), many: None }
-    }
-
-    #[inline(always)]
-    fn summary_bit(key: &[u8]) -> u64 {
-        let first = key.first().copied().unwrap_or(0) as usize;
-        let last = key.last().copied().unwrap_or(0) as usize;
-        1 << ((key.len().wrapping_mul(7) ^ first ^ (last << 3)) & 63)
-    }
-
-    /// Records `key`; false if it was already there.
-    #[inline]
-    fn insert(&mut self, key: &Cow<'a, str>) -> bool {
-        if let Some(many) = &mut self.many {
-            return many.insert(key.to_string());
-        }
-        let bytes = key.as_bytes();
-        let bit = Self::summary_bit(bytes);
-        if self.summary & bit != 0 {
-            let seen_borrowed = self.borrowed.iter().any(|seen| short_eq(seen.as_bytes(), bytes));
-            if seen_borrowed || self.owned.iter().any(|seen| seen.as_bytes() == bytes) {
-                return false;
-            }
-        }
-        self.summary |= bit;
-        match key {
-            Cow::Borrowed(text) => self.borrowed.push(text),
-            Cow::Owned(text) => self.owned.push(text.clone()),
-        }
-        if self.borrowed.len() + self.owned.len() > 64 {
-            let mut many: FxHashSet<String> = self.borrowed.drain(..).map(str::to_owned).collect();
-            many.extend(self.owned.drain(..));
-            self.many = Some(many);
-        }
-        true
+/// A cheap summary of a key for duplicate checks: equal keys have equal summaries; a summary
+/// match is confirmed by comparing the keys.
+#[inline(always)]
+fn key_summary(key: &[u8]) -> u64 {
+    let length = key.len();
+    let load = |bytes: &[u8]| {
+        let mut word = [0u8; 8];
+        word[..bytes.len()].copy_from_slice(bytes);
+        u64::from_le_bytes(word)
+    };
+    if length >= 8 {
+        (length as u64) ^ load(&key[..8]) ^ load(&key[length - 8..]).rotate_left(29)
+    } else {
+        (length as u64) ^ load(key).rotate_left(8)
     }
 }
 
@@ -153,7 +125,15 @@ fn syntax(error: SyntaxError) -> Rejection {
 impl<'p, 'a> Walk<'p, 'a> {
     /// A walk over `text`, not started yet.
     pub(crate) fn new(policy: &'p Policy, text: &'a str) -> Self {
-        Walk { policy, envelope: Envelope::default(), captures: SmallVec::new(), unlisted: SmallVec::new(), scanner: Scanner::new(text) }
+        Walk {
+            policy,
+            envelope: Envelope::default(),
+            captures: SmallVec::new(),
+            unlisted: SmallVec::new(),
+            seen: SmallVec::new(),
+            too_many_keys: false,
+            scanner: Scanner::new(text),
+        }
     }
 
     /// Reads the whole message; the error is the first reason to refuse it.
@@ -166,6 +146,32 @@ impl<'p, 'a> Walk<'p, 'a> {
         self.scanner.finish().map_err(syntax)
     }
 
+    /// Records `key` in the object whose keys start at `base`; false if it was already there.
+    #[inline]
+    fn first_time(&mut self, base: usize, key: &Cow<'a, str>) -> bool {
+        let bytes = key.as_bytes();
+        let summary = key_summary(bytes);
+        let seen = &self.seen[base..];
+        if seen.len() >= MAX_KEYS_PER_OBJECT {
+            self.too_many_keys = true;
+            return false;
+        }
+        if seen.iter().any(|(other, text)| *other == summary && short_eq(text.as_bytes(), bytes)) {
+            return false;
+        }
+        self.seen.push((summary, key.clone()));
+        true
+    }
+
+    /// The rejection for a key that `first_time` refused.
+    fn refused_key(&self, node: Option<NodeId>, key: &str) -> Rejection {
+        let reason = if self.too_many_keys { RejectReason::TooLarge } else { RejectReason::DuplicateKey };
+        match node {
+            Some(node) => Rejection::at(reason, self.path_of(node, key)),
+            None => Rejection::new(reason),
+        }
+    }
+
     fn path_of(&self, node: NodeId, key: &str) -> String {
         let mut path = self.policy.node_path(node).to_owned();
         push_reportable_key(&mut path, key);
@@ -174,13 +180,13 @@ impl<'p, 'a> Walk<'p, 'a> {
 
     fn message(&mut self) -> Result<(), Rejection> {
         let root = self.policy.root();
-        let mut seen = SeenKeys::new();
+        let base = self.seen.len();
         self.scanner.open();
         let mut first = true;
         while let Some(key) = self.scanner.next_key(first).map_err(syntax)? {
             first = false;
-            if !seen.insert(&key) {
-                return Err(Rejection::at(RejectReason::DuplicateKey, self.path_of(root, &key)));
+            if !self.first_time(base, &key) {
+                return Err(self.refused_key(Some(root), &key));
             }
             if matches!(key.as_ref(), "type" | "event" | "name" | "messageId" | "timestamp") {
                 let text = match self.scalar(2)? {
@@ -248,13 +254,13 @@ impl<'p, 'a> Walk<'p, 'a> {
         if depth > MAX_DEPTH {
             return Err(Rejection::at(RejectReason::TooDeep, self.policy.node_path(node).to_owned()));
         }
-        let mut seen = SeenKeys::new();
+        let base = self.seen.len();
         self.scanner.open();
         let mut first = true;
         while let Some(key) = self.scanner.next_key(first).map_err(syntax)? {
             first = false;
-            if !seen.insert(&key) {
-                return Err(Rejection::at(RejectReason::DuplicateKey, self.path_of(node, &key)));
+            if !self.first_time(base, &key) {
+                return Err(self.refused_key(Some(node), &key));
             }
             match self.policy.child(node, &key) {
                 Some(child) => {
@@ -268,6 +274,7 @@ impl<'p, 'a> Walk<'p, 'a> {
                 }
             }
         }
+        self.seen.truncate(base);
         Ok(Found::Present)
     }
 
@@ -318,16 +325,17 @@ impl<'p, 'a> Walk<'p, 'a> {
                 if depth > MAX_DEPTH {
                     return Err(Rejection::new(RejectReason::TooDeep));
                 }
-                let mut seen = SeenKeys::new();
+                let base = self.seen.len();
                 self.scanner.open();
                 let mut first = true;
                 while let Some(key) = self.scanner.next_key(first).map_err(syntax)? {
                     first = false;
-                    if !seen.insert(&key) {
-                        return Err(Rejection::new(RejectReason::DuplicateKey));
+                    if !self.first_time(base, &key) {
+                        return Err(self.refused_key(None, &key));
                     }
                     self.skip(depth + 1)?;
                 }
+                self.seen.truncate(base);
                 Ok(false)
             }
         }
