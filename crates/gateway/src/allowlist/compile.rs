@@ -46,7 +46,8 @@ pub enum LeafAction {
 #[derive(Debug, Clone)]
 struct Node {
     path: Box<str>,
-    children: Vec<(Box<str>, NodeId)>,
+    /// (key summary, key, child): the summary rules out most keys without comparing bytes.
+    children: Vec<(u64, Box<str>, NodeId)>,
     leaf: Option<LeafId>,
 }
 
@@ -140,7 +141,7 @@ impl Policy {
                     let child_path: Box<str> =
                         if parent_path.is_empty() { segment.into() } else { format!("{parent_path}.{segment}").into() };
                     self.nodes.push(Node { path: child_path, children: Vec::new(), leaf: None });
-                    self.nodes[node as usize].children.push((segment.into(), child));
+                    self.nodes[node as usize].children.push((key_summary(segment.as_bytes()), segment.into(), child));
                     child
                 }
             };
@@ -177,8 +178,17 @@ impl Policy {
     /// The child of `node` named `key`, if any allowlisted path goes through it.
     #[inline]
     pub fn child(&self, node: NodeId, key: &str) -> Option<NodeId> {
+        self.child_by_summary(node, key_summary(key.as_bytes()), key)
+    }
+
+    /// [`Policy::child`] with the key's [`key_summary`] already computed.
+    #[inline]
+    pub fn child_by_summary(&self, node: NodeId, summary: u64, key: &str) -> Option<NodeId> {
         let children = &self.nodes[node as usize].children;
-        children.iter().find(|(name, _)| short_eq(name.as_bytes(), key.as_bytes())).map(|(_, child)| *child)
+        children
+            .iter()
+            .find(|(child_summary, name, _)| *child_summary == summary && short_eq(name.as_bytes(), key.as_bytes()))
+            .map(|(_, _, child)| *child)
     }
 
     /// The leaf at `node`, if an allowlisted value path ends there.
@@ -252,4 +262,21 @@ impl Policy {
 #[inline(always)]
 pub(crate) fn short_eq(left: &[u8], right: &[u8]) -> bool {
     left.len() == right.len() && left.iter().zip(right).all(|(a, b)| a == b)
+}
+
+/// A cheap summary of a key: equal keys have equal summaries, so comparing summaries first
+/// rules out most unequal keys without touching their bytes.
+#[inline(always)]
+pub fn key_summary(key: &[u8]) -> u64 {
+    let length = key.len();
+    let load = |bytes: &[u8]| {
+        let mut word = [0u8; 8];
+        word[..bytes.len()].copy_from_slice(bytes);
+        u64::from_le_bytes(word)
+    };
+    if length >= 8 {
+        (length as u64) ^ load(&key[..8]) ^ load(&key[length - 8..]).rotate_left(29)
+    } else {
+        (length as u64) ^ load(key).rotate_left(8)
+    }
 }

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use veil_sanitized::{MessageKind, Tier};
 
 pub(crate) use compile::short_eq;
-pub use compile::{LeafAction, LeafId, NodeId, Permission, Policy, RuleId};
+pub use compile::{key_summary, LeafAction, LeafId, NodeId, Permission, Policy, RuleId};
 pub use diff::{Widening, widenings};
 pub use forbidden::ForbiddenClass;
 

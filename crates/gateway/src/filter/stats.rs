@@ -9,7 +9,7 @@ use rustc_hash::FxHashMap;
 
 use super::reject::{DropReason, RejectReason, push_reportable_key};
 use super::{DropSink, DroppedField};
-use crate::allowlist::{LeafId, NodeId, Policy};
+use crate::allowlist::{LeafId, NodeId, Policy, key_summary, short_eq};
 
 /// Distinct client key names remembered before further ones count as `*`.
 const MAX_DISTINCT_KEYS: usize = 1024;
@@ -18,7 +18,8 @@ const MAX_DISTINCT_KEYS: usize = 1024;
 #[derive(Debug, Default, Clone)]
 pub struct DropCounts {
     leaves: FxHashMap<(LeafId, DropReason), u64>,
-    keys: FxHashMap<NodeId, FxHashMap<Box<str>, [u64; DropReason::ALL.len()]>>,
+    /// By (parent, key summary): the few keys sharing a summary, each with counts per reason.
+    keys: FxHashMap<(NodeId, u64), Vec<(Box<str>, [u64; DropReason::ALL.len()])>>,
     distinct_keys: usize,
 }
 
@@ -32,14 +33,16 @@ impl DropSink for DropCounts {
         match field {
             DroppedField::Leaf(leaf) => *self.leaves.entry((leaf, reason)).or_default() += 1,
             DroppedField::Key { parent, key } => {
-                let by_key = self.keys.entry(parent).or_default();
-                if let Some(counts) = by_key.get_mut(key) {
+                let key = if self.distinct_keys < MAX_DISTINCT_KEYS { key } else { "*" };
+                let same_summary = self.keys.entry((parent, key_summary(key.as_bytes()))).or_default();
+                if let Some((_, counts)) = same_summary.iter_mut().find(|(seen, _)| short_eq(seen.as_bytes(), key.as_bytes())) {
                     counts[reason_index(reason)] += 1;
                     return;
                 }
-                let key: Box<str> = if self.distinct_keys < MAX_DISTINCT_KEYS { key.into() } else { "*".into() };
                 self.distinct_keys += 1;
-                by_key.entry(key).or_default()[reason_index(reason)] += 1;
+                let mut counts = [0; DropReason::ALL.len()];
+                counts[reason_index(reason)] = 1;
+                same_summary.push((key.into(), counts));
             }
         }
     }
@@ -52,8 +55,8 @@ impl DropCounts {
         for ((leaf, reason), count) in &self.leaves {
             *merged.entry((policy.leaf_path(*leaf).to_owned(), *reason)).or_default() += count;
         }
-        for (parent, by_key) in &self.keys {
-            for (key, counts) in by_key {
+        for ((parent, _), same_summary) in &self.keys {
+            for (key, counts) in same_summary {
                 let mut path = policy.node_path(*parent).to_owned();
                 push_reportable_key(&mut path, key);
                 for (reason, count) in DropReason::ALL.iter().zip(counts) {

@@ -11,7 +11,7 @@ use smallvec::SmallVec;
 
 use super::reject::{DropReason, RejectReason, Rejection, push_reportable_key};
 use super::scan::{Scanner, Start, SyntaxError};
-use crate::allowlist::{LeafId, NodeId, Policy, STRUCTURAL_KEYS, short_eq};
+use crate::allowlist::{LeafId, NodeId, Policy, STRUCTURAL_KEYS, key_summary, short_eq};
 
 /// Objects and arrays may nest this deep, counting the message itself as 1.
 pub const MAX_DEPTH: usize = 32;
@@ -86,23 +86,6 @@ pub(crate) struct Walk<'p, 'a> {
     scanner: Scanner<'a>,
 }
 
-/// A cheap summary of a key for duplicate checks: equal keys have equal summaries; a summary
-/// match is confirmed by comparing the keys.
-#[inline(always)]
-fn key_summary(key: &[u8]) -> u64 {
-    let length = key.len();
-    let load = |bytes: &[u8]| {
-        let mut word = [0u8; 8];
-        word[..bytes.len()].copy_from_slice(bytes);
-        u64::from_le_bytes(word)
-    };
-    if length >= 8 {
-        (length as u64) ^ load(&key[..8]) ^ load(&key[length - 8..]).rotate_left(29)
-    } else {
-        (length as u64) ^ load(key).rotate_left(8)
-    }
-}
-
 /// What a value under an allowlisted node turned out to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Found {
@@ -148,9 +131,8 @@ impl<'p, 'a> Walk<'p, 'a> {
 
     /// Records `key` in the object whose keys start at `base`; false if it was already there.
     #[inline]
-    fn first_time(&mut self, base: usize, key: &Cow<'a, str>) -> bool {
+    fn first_time(&mut self, base: usize, summary: u64, key: &Cow<'a, str>) -> bool {
         let bytes = key.as_bytes();
-        let summary = key_summary(bytes);
         let seen = &self.seen[base..];
         if seen.len() >= MAX_KEYS_PER_OBJECT {
             self.too_many_keys = true;
@@ -185,43 +167,44 @@ impl<'p, 'a> Walk<'p, 'a> {
         let mut first = true;
         while let Some(key) = self.scanner.next_key(first).map_err(syntax)? {
             first = false;
-            if !self.first_time(base, &key) {
+            let summary = key_summary(key.as_bytes());
+            if !self.first_time(base, summary, &key) {
                 return Err(self.refused_key(Some(root), &key));
             }
-            if matches!(key.as_ref(), "type" | "event" | "name" | "messageId" | "timestamp") {
+            // Allowlisted paths first: structural keys can never be allowlisted roots.
+            if let Some(child) = self.policy.child_by_summary(root, summary, &key) {
+                let found = self.child(child, 2)?;
+                self.envelope.note_identity(&key, found == Found::Present);
+                if found == Found::Mismatch {
+                    self.unlisted.push(Unlisted { parent: root, key, reason: DropReason::TypeMismatch });
+                }
+                continue;
+            }
+            let envelope_slot = match key.as_ref() {
+                "type" => Some(0),
+                "event" => Some(1),
+                "name" => Some(2),
+                "messageId" => Some(3),
+                "timestamp" => Some(4),
+                _ => None,
+            };
+            if let Some(slot) = envelope_slot {
                 let text = match self.scalar(2)? {
                     Scalar::Str(text) => Some(text),
                     Scalar::Null => None,
                     _ => return Err(Rejection::at(RejectReason::WrongType, key.into_owned())),
                 };
                 let envelope = &mut self.envelope;
-                let slot = match key.as_ref() {
-                    "type" => &mut envelope.kind,
-                    "event" => &mut envelope.event,
-                    "name" => &mut envelope.name,
-                    "messageId" => &mut envelope.message_id,
-                    _ => &mut envelope.timestamp,
-                };
-                *slot = text;
+                *[&mut envelope.kind, &mut envelope.event, &mut envelope.name, &mut envelope.message_id, &mut envelope.timestamp][slot] = text;
                 continue;
             }
             if STRUCTURAL_KEYS.contains(&key.as_ref()) {
                 self.skip(2)?;
                 continue;
             }
-            let found = match self.policy.child(root, &key) {
-                Some(child) => self.child(child, 2)?,
-                None => {
-                    let present = self.skip(2)?;
-                    self.envelope.note_identity(&key, present);
-                    self.unlisted.push(Unlisted { parent: root, key, reason: DropReason::NotAllowlisted });
-                    continue;
-                }
-            };
-            self.envelope.note_identity(&key, found == Found::Present);
-            if found == Found::Mismatch {
-                self.unlisted.push(Unlisted { parent: root, key, reason: DropReason::TypeMismatch });
-            }
+            let present = self.skip(2)?;
+            self.envelope.note_identity(&key, present);
+            self.unlisted.push(Unlisted { parent: root, key, reason: DropReason::NotAllowlisted });
         }
         Ok(())
     }
@@ -259,10 +242,11 @@ impl<'p, 'a> Walk<'p, 'a> {
         let mut first = true;
         while let Some(key) = self.scanner.next_key(first).map_err(syntax)? {
             first = false;
-            if !self.first_time(base, &key) {
+            let summary = key_summary(key.as_bytes());
+            if !self.first_time(base, summary, &key) {
                 return Err(self.refused_key(Some(node), &key));
             }
-            match self.policy.child(node, &key) {
+            match self.policy.child_by_summary(node, summary, &key) {
                 Some(child) => {
                     if self.child(child, depth + 1)? == Found::Mismatch {
                         self.unlisted.push(Unlisted { parent: node, key, reason: DropReason::TypeMismatch });
@@ -330,7 +314,7 @@ impl<'p, 'a> Walk<'p, 'a> {
                 let mut first = true;
                 while let Some(key) = self.scanner.next_key(first).map_err(syntax)? {
                     first = false;
-                    if !self.first_time(base, &key) {
+                    if !self.first_time(base, key_summary(key.as_bytes()), &key) {
                         return Err(self.refused_key(None, &key));
                     }
                     self.skip(depth + 1)?;
