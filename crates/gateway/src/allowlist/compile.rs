@@ -265,18 +265,19 @@ pub(crate) fn short_eq(left: &[u8], right: &[u8]) -> bool {
 }
 
 /// A cheap summary of a key: equal keys have equal summaries, so comparing summaries first
-/// rules out most unequal keys without touching their bytes.
+/// rules out most unequal keys without touching their bytes. Fixed-size loads only (no copy
+/// through the stack), as this runs for every key of every message.
 #[inline(always)]
 pub fn key_summary(key: &[u8]) -> u64 {
     let length = key.len();
-    let load = |bytes: &[u8]| {
-        let mut word = [0u8; 8];
-        word[..bytes.len()].copy_from_slice(bytes);
-        u64::from_le_bytes(word)
-    };
-    if length >= 8 {
-        (length as u64) ^ load(&key[..8]) ^ load(&key[length - 8..]).rotate_left(29)
+    let word = |at: usize| key.get(at..at + 8).and_then(|bytes| <[u8; 8]>::try_from(bytes).ok()).map_or(0, u64::from_le_bytes);
+    let half = |at: usize| key.get(at..at + 4).and_then(|bytes| <[u8; 4]>::try_from(bytes).ok()).map_or(0, u32::from_le_bytes);
+    let mixed = if length >= 8 {
+        word(0) ^ word(length - 8).rotate_left(29)
+    } else if length >= 4 {
+        u64::from(half(0)) ^ (u64::from(half(length - 4)) << 32)
     } else {
-        (length as u64) ^ load(key).rotate_left(8)
-    }
+        key.iter().fold(0u64, |acc, byte| (acc << 8) | u64::from(*byte))
+    };
+    mixed ^ (length as u64).rotate_right(8)
 }

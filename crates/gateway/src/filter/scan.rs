@@ -86,7 +86,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// The next key of an object (after `{` for the first), or `None` at its `}`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn next_key(&mut self, first: bool) -> ScanResult<Option<Cow<'a, str>>> {
         self.skip_whitespace();
         match self.bytes.get(self.position) {

@@ -34,11 +34,14 @@ impl DropSink for DropCounts {
             DroppedField::Leaf(leaf) => *self.leaves.entry((leaf, reason)).or_default() += 1,
             DroppedField::Key { parent, key } => {
                 let key = if self.distinct_keys < MAX_DISTINCT_KEYS { key } else { "*" };
-                let same_summary = self.keys.entry((parent, key_summary(key.as_bytes()))).or_default();
-                if let Some((_, counts)) = same_summary.iter_mut().find(|(seen, _)| short_eq(seen.as_bytes(), key.as_bytes())) {
-                    counts[reason_index(reason)] += 1;
-                    return;
+                let slot = (parent, key_summary(key.as_bytes()));
+                if let Some(same_summary) = self.keys.get_mut(&slot) {
+                    if let Some((_, counts)) = same_summary.iter_mut().find(|(seen, _)| short_eq(seen.as_bytes(), key.as_bytes())) {
+                        counts[reason_index(reason)] += 1;
+                        return;
+                    }
                 }
+                let same_summary = self.keys.entry(slot).or_default();
                 self.distinct_keys += 1;
                 let mut counts = [0; DropReason::ALL.len()];
                 counts[reason_index(reason)] = 1;
