@@ -48,6 +48,8 @@ struct Node {
     path: Box<str>,
     /// (key summary, key, child): the summary rules out most keys without comparing bytes.
     children: Vec<(u64, Box<str>, NodeId)>,
+    /// Open-addressed index into `children` by summary (entry = position + 1, 0 = empty).
+    index: Box<[u16]>,
     leaf: Option<LeafId>,
 }
 
@@ -106,7 +108,7 @@ impl Policy {
         let rule_count = next_rule as usize;
         let mut policy = Policy {
             digest: allowlist.digest.clone(),
-            nodes: vec![Node { path: "".into(), children: Vec::new(), leaf: None }],
+            nodes: vec![Node { path: "".into(), children: Vec::new(), index: Box::new([]), leaf: None }],
             leaves: Vec::new(),
             kind_rules,
             track_events,
@@ -127,20 +129,22 @@ impl Policy {
                 }
             }
         }
+        policy.build_indexes();
         policy
     }
 
     fn leaf_for_path(&mut self, path: &str, action: &FieldAction, rule_count: usize) -> LeafId {
         let mut node: NodeId = 0;
         for segment in path.split('.') {
-            node = match self.child(node, segment) {
+            let existing = self.nodes[node as usize].children.iter().find(|(_, name, _)| name.as_ref() == segment).map(|(_, _, child)| *child);
+            node = match existing {
                 Some(child) => child,
                 None => {
                     let child = self.nodes.len() as NodeId;
                     let parent_path = &self.nodes[node as usize].path;
                     let child_path: Box<str> =
                         if parent_path.is_empty() { segment.into() } else { format!("{parent_path}.{segment}").into() };
-                    self.nodes.push(Node { path: child_path, children: Vec::new(), leaf: None });
+                    self.nodes.push(Node { path: child_path, children: Vec::new(), index: Box::new([]), leaf: None });
                     self.nodes[node as usize].children.push((key_summary(segment.as_bytes()), segment.into(), child));
                     child
                 }
@@ -184,11 +188,39 @@ impl Policy {
     /// [`Policy::child`] with the key's [`key_summary`] already computed.
     #[inline]
     pub fn child_by_summary(&self, node: NodeId, summary: u64, key: &str) -> Option<NodeId> {
-        let children = &self.nodes[node as usize].children;
-        children
-            .iter()
-            .find(|(child_summary, name, _)| *child_summary == summary && short_eq(name.as_bytes(), key.as_bytes()))
-            .map(|(_, _, child)| *child)
+        let node = &self.nodes[node as usize];
+        let mask = node.index.len().wrapping_sub(1);
+        if node.index.is_empty() {
+            return None;
+        }
+        let mut slot = slot_of(summary) & mask;
+        loop {
+            let entry = usize::from(node.index[slot]);
+            if entry == 0 {
+                return None;
+            }
+            let (child_summary, name, child) = &node.children[entry - 1];
+            if *child_summary == summary && short_eq(name.as_bytes(), key.as_bytes()) {
+                return Some(*child);
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
+
+    /// Builds every node's child index once all paths are in.
+    fn build_indexes(&mut self) {
+        for node in &mut self.nodes {
+            let size = (node.children.len() * 4).next_power_of_two().max(4);
+            let mut index = vec![0u16; size];
+            for (position, (summary, _, _)) in node.children.iter().enumerate() {
+                let mut slot = slot_of(*summary) & (size - 1);
+                while index[slot] != 0 {
+                    slot = (slot + 1) & (size - 1);
+                }
+                index[slot] = u16::try_from(position + 1).unwrap_or(u16::MAX);
+            }
+            node.index = index.into_boxed_slice();
+        }
     }
 
     /// The leaf at `node`, if an allowlisted value path ends there.
@@ -262,6 +294,11 @@ impl Policy {
 #[inline(always)]
 pub(crate) fn short_eq(left: &[u8], right: &[u8]) -> bool {
     left.len() == right.len() && left.iter().zip(right).all(|(a, b)| a == b)
+}
+
+#[inline(always)]
+fn slot_of(summary: u64) -> usize {
+    (summary ^ (summary >> 23) ^ (summary >> 41)) as usize
 }
 
 /// A cheap summary of a key: equal keys have equal summaries, so comparing summaries first

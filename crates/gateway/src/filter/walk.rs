@@ -131,14 +131,19 @@ impl<'p, 'a> Walk<'p, 'a> {
 
     /// Records `key` in the object whose keys start at `base`; false if it was already there.
     #[inline]
-    fn first_time(&mut self, base: usize, summary: u64, key: &Cow<'a, str>) -> bool {
+    fn first_time(&mut self, base: usize, bloom: &mut u64, summary: u64, key: &Cow<'a, str>) -> bool {
+        // One bit per key in a per-object mask: a clear bit proves the key is new, so the
+        // comparison loop (and its hard-to-predict exit) runs only for the rare collisions.
+        let bit = 1u64 << ((summary ^ (summary >> 23) ^ (summary >> 47)) & 63);
+        let maybe_seen = *bloom & bit != 0;
+        *bloom |= bit;
         let bytes = key.as_bytes();
         let seen = &self.seen[base..];
         if seen.len() >= MAX_KEYS_PER_OBJECT {
             self.too_many_keys = true;
             return false;
         }
-        if seen.iter().any(|(other, text)| *other == summary && short_eq(text.as_bytes(), bytes)) {
+        if maybe_seen && seen.iter().any(|(other, text)| *other == summary && short_eq(text.as_bytes(), bytes)) {
             return false;
         }
         self.seen.push((summary, key.clone()));
@@ -163,12 +168,13 @@ impl<'p, 'a> Walk<'p, 'a> {
     fn message(&mut self) -> Result<(), Rejection> {
         let root = self.policy.root();
         let base = self.seen.len();
+        let mut bloom = 0u64;
         self.scanner.open();
         let mut first = true;
         while let Some(key) = self.scanner.next_key(first).map_err(syntax)? {
             first = false;
             let summary = key_summary(key.as_bytes());
-            if !self.first_time(base, summary, &key) {
+            if !self.first_time(base, &mut bloom, summary, &key) {
                 return Err(self.refused_key(Some(root), &key));
             }
             // Allowlisted paths first: structural keys can never be allowlisted roots.
@@ -238,12 +244,13 @@ impl<'p, 'a> Walk<'p, 'a> {
             return Err(Rejection::at(RejectReason::TooDeep, self.policy.node_path(node).to_owned()));
         }
         let base = self.seen.len();
+        let mut bloom = 0u64;
         self.scanner.open();
         let mut first = true;
         while let Some(key) = self.scanner.next_key(first).map_err(syntax)? {
             first = false;
             let summary = key_summary(key.as_bytes());
-            if !self.first_time(base, summary, &key) {
+            if !self.first_time(base, &mut bloom, summary, &key) {
                 return Err(self.refused_key(Some(node), &key));
             }
             match self.policy.child_by_summary(node, summary, &key) {
@@ -310,11 +317,12 @@ impl<'p, 'a> Walk<'p, 'a> {
                     return Err(Rejection::new(RejectReason::TooDeep));
                 }
                 let base = self.seen.len();
+        let mut bloom = 0u64;
                 self.scanner.open();
                 let mut first = true;
                 while let Some(key) = self.scanner.next_key(first).map_err(syntax)? {
                     first = false;
-                    if !self.first_time(base, key_summary(key.as_bytes()), &key) {
+                    if !self.first_time(base, &mut bloom, key_summary(key.as_bytes()), &key) {
                         return Err(self.refused_key(None, &key));
                     }
                     self.skip(depth + 1)?;
