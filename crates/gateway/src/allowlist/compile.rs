@@ -290,10 +290,22 @@ impl Policy {
     }
 }
 
-/// Byte equality without a call into `memcmp`: keys are short, and most differ in length.
+/// Byte equality without a call into `memcmp` or a byte loop for short keys: two overlapping
+/// fixed-size loads cover any length up to 16.
 #[inline(always)]
 pub(crate) fn short_eq(left: &[u8], right: &[u8]) -> bool {
-    left.len() == right.len() && left.iter().zip(right).all(|(a, b)| a == b)
+    let length = left.len();
+    if length != right.len() {
+        return false;
+    }
+    let word = |bytes: &[u8], at: usize| bytes.get(at..at + 8).and_then(|b| <[u8; 8]>::try_from(b).ok()).map_or(0, u64::from_le_bytes);
+    let half = |bytes: &[u8], at: usize| bytes.get(at..at + 4).and_then(|b| <[u8; 4]>::try_from(b).ok()).map_or(0, u32::from_le_bytes);
+    match length {
+        0..=3 => left == right,
+        4..=7 => half(left, 0) == half(right, 0) && half(left, length - 4) == half(right, length - 4),
+        8..=16 => word(left, 0) == word(right, 0) && word(left, length - 8) == word(right, length - 8),
+        _ => left == right,
+    }
 }
 
 #[inline(always)]
@@ -317,4 +329,24 @@ pub fn key_summary(key: &[u8]) -> u64 {
         key.iter().fold(0u64, |acc, byte| (acc << 8) | u64::from(*byte))
     };
     mixed ^ (length as u64).rotate_right(8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_eq_agrees_with_slice_equality_at_every_length() {
+        let text: Vec<u8> = (0..40u8).map(|byte| b'a' + byte % 26).collect();
+        for length in 0..text.len() {
+            let left = &text[..length];
+            assert!(short_eq(left, left));
+            for at in 0..length {
+                let mut right = left.to_vec();
+                right[at] ^= 0x20;
+                assert!(!short_eq(left, &right), "length {length}, differing at {at}");
+            }
+            assert!(!short_eq(left, &text[..length + 1]));
+        }
+    }
 }

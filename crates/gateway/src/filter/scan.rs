@@ -182,6 +182,18 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// Skips a string (the cursor is on its opening quote); returns whether it was non-empty.
+    #[inline]
+    pub(crate) fn skip_string(&mut self) -> ScanResult<bool> {
+        let start = self.position + 1;
+        let end = self.find_special(start);
+        if self.bytes.get(end) == Some(&b'"') {
+            self.position = end + 1;
+            return Ok(end > start);
+        }
+        self.string().map(|text| !text.is_empty())
+    }
+
     fn hex4(&mut self) -> ScanResult<u32> {
         let digits = self.bytes.get(self.position..self.position + 4);
         let value = digits

@@ -297,7 +297,7 @@ impl<'p, 'a> Walk<'p, 'a> {
     /// A value nothing is kept from, still checked. Returns whether it was a non-empty scalar.
     fn skip(&mut self, depth: usize) -> Result<bool, Rejection> {
         match self.scanner.peek_value().map_err(syntax)? {
-            Start::String => Ok(!self.scanner.string().map_err(syntax)?.is_empty()),
+            Start::String => self.scanner.skip_string().map_err(syntax),
             Start::Number => self.scanner.number().map(|_| true).map_err(syntax),
             Start::Literal => self.scanner.literal().map(|value| value.is_some()).map_err(syntax),
             Start::Array => {
