@@ -188,6 +188,12 @@ impl Policy {
     /// [`Policy::child`] with the key's [`key_summary`] already computed.
     #[inline]
     pub fn child_by_summary(&self, node: NodeId, summary: u64, key: &str) -> Option<NodeId> {
+        self.child_slot(node, summary, key).map(|(child, _)| child)
+    }
+
+    /// The child named `key` and its position among its siblings (for per-object bit sets).
+    #[inline]
+    pub fn child_slot(&self, node: NodeId, summary: u64, key: &str) -> Option<(NodeId, usize)> {
         let node = &self.nodes[node as usize];
         let mask = node.index.len().wrapping_sub(1);
         if node.index.is_empty() {
@@ -201,7 +207,7 @@ impl Policy {
             }
             let (child_summary, name, child) = &node.children[entry - 1];
             if *child_summary == summary && short_eq(name.as_bytes(), key.as_bytes()) {
-                return Some(*child);
+                return Some((*child, entry - 1));
             }
             slot = (slot + 1) & mask;
         }

@@ -14,17 +14,46 @@ use crate::allowlist::{LeafId, NodeId, Policy, key_summary, short_eq};
 /// Distinct client key names remembered before further ones count as `*`.
 const MAX_DISTINCT_KEYS: usize = 1024;
 
+/// Slots of the direct-mapped front of [`DropCounts`]'s key counters.
+const RECENT_SLOTS: usize = 64;
+
+/// Counts per [`DropReason`].
+type ReasonCounts = [u64; DropReason::ALL.len()];
+
 /// Dropped-field counters, cheap to update on the hot path.
 #[derive(Debug, Default, Clone)]
 pub struct DropCounts {
     leaves: FxHashMap<(LeafId, DropReason), u64>,
-    /// By (parent, key summary): the few keys sharing a summary, each with counts per reason.
-    keys: FxHashMap<(NodeId, u64), Vec<(Box<str>, [u64; DropReason::ALL.len()])>>,
-    distinct_keys: usize,
+    /// Every counted client key under its parent, with counts per reason.
+    keys: Vec<(NodeId, Box<str>, ReasonCounts)>,
+    /// (parent, key summary) → positions in `keys` (more than one only when summaries collide).
+    index: FxHashMap<(NodeId, u64), Vec<usize>>,
+    /// The same keys are dropped message after message: a direct-mapped front remembers their
+    /// positions, so most updates touch no hash map.
+    recent: Vec<usize>,
 }
 
 fn reason_index(reason: DropReason) -> usize {
     DropReason::ALL.iter().position(|known| *known == reason).unwrap_or_default()
+}
+
+impl DropCounts {
+    fn position_of(&mut self, parent: NodeId, key: &str, summary: u64) -> usize {
+        let keys = &self.keys;
+        let found = self.index.get(&(parent, summary)).and_then(|positions| {
+            positions.iter().copied().find(|&at| keys[at].0 == parent && short_eq(keys[at].1.as_bytes(), key.as_bytes()))
+        });
+        if let Some(at) = found {
+            return at;
+        }
+        if self.keys.len() >= MAX_DISTINCT_KEYS && key != "*" {
+            return self.position_of(parent, "*", key_summary(b"*"));
+        }
+        self.keys.push((parent, key.into(), ReasonCounts::default()));
+        let at = self.keys.len() - 1;
+        self.index.entry((parent, summary)).or_default().push(at);
+        at
+    }
 }
 
 impl DropSink for DropCounts {
@@ -33,19 +62,21 @@ impl DropSink for DropCounts {
         match field {
             DroppedField::Leaf(leaf) => *self.leaves.entry((leaf, reason)).or_default() += 1,
             DroppedField::Key { parent, key } => {
-                let key = if self.distinct_keys < MAX_DISTINCT_KEYS { key } else { "*" };
-                let slot = (parent, key_summary(key.as_bytes()));
-                if let Some(same_summary) = self.keys.get_mut(&slot) {
-                    if let Some((_, counts)) = same_summary.iter_mut().find(|(seen, _)| short_eq(seen.as_bytes(), key.as_bytes())) {
+                let summary = key_summary(key.as_bytes());
+                if self.recent.is_empty() {
+                    self.recent = vec![usize::MAX; RECENT_SLOTS];
+                }
+                let front = ((summary ^ (summary >> 29) ^ u64::from(parent)) as usize) & (RECENT_SLOTS - 1);
+                let cached = self.recent[front];
+                if let Some((known_parent, known, counts)) = self.keys.get_mut(cached) {
+                    if *known_parent == parent && short_eq(known.as_bytes(), key.as_bytes()) {
                         counts[reason_index(reason)] += 1;
                         return;
                     }
                 }
-                let same_summary = self.keys.entry(slot).or_default();
-                self.distinct_keys += 1;
-                let mut counts = [0; DropReason::ALL.len()];
-                counts[reason_index(reason)] = 1;
-                same_summary.push((key.into(), counts));
+                let at = self.position_of(parent, key, summary);
+                self.recent[front] = at;
+                self.keys[at].2[reason_index(reason)] += 1;
             }
         }
     }
@@ -58,14 +89,12 @@ impl DropCounts {
         for ((leaf, reason), count) in &self.leaves {
             *merged.entry((policy.leaf_path(*leaf).to_owned(), *reason)).or_default() += count;
         }
-        for ((parent, _), same_summary) in &self.keys {
-            for (key, counts) in same_summary {
-                let mut path = policy.node_path(*parent).to_owned();
-                push_reportable_key(&mut path, key);
-                for (reason, count) in DropReason::ALL.iter().zip(counts) {
-                    if *count > 0 {
-                        *merged.entry((path.clone(), *reason)).or_default() += count;
-                    }
+        for (parent, key, counts) in &self.keys {
+            let mut path = policy.node_path(*parent).to_owned();
+            push_reportable_key(&mut path, key);
+            for (reason, count) in DropReason::ALL.iter().zip(counts) {
+                if *count > 0 {
+                    *merged.entry((path.clone(), *reason)).or_default() += count;
                 }
             }
         }
@@ -107,5 +136,33 @@ impl FilterStats {
             let _ = writeln!(text, "  {path} ({}): {count}", reason.as_str());
         }
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::allowlist::Allowlist;
+
+    #[test]
+    fn client_key_names_are_bounded_and_counted_exactly() {
+        let policy = Allowlist::parse("version: 1\nidentify: {}\n").expect("valid").compile();
+        let mut counts = DropCounts::default();
+        for _ in 0..3 {
+            for index in 0..(MAX_DISTINCT_KEYS + 100) {
+                let key = format!("k{index}");
+                counts.dropped(DroppedField::Key { parent: policy.root(), key: &key }, DropReason::NotAllowlisted);
+            }
+            counts.dropped(DroppedField::Key { parent: policy.root(), key: "ip" }, DropReason::TypeMismatch);
+        }
+        let by_field = counts.by_field(&policy);
+        assert_eq!(by_field.get(&("k0".to_owned(), DropReason::NotAllowlisted)), Some(&3));
+        assert_eq!(by_field.get(&("*".to_owned(), DropReason::NotAllowlisted)), Some(&(3 * 100)), "beyond the cap, keys count as *");
+        assert_eq!(by_field.get(&("*".to_owned(), DropReason::TypeMismatch)), Some(&3), "a key first seen past the cap");
+        assert!(!by_field.contains_key(&("ip".to_owned(), DropReason::TypeMismatch)));
+        let total: u64 = by_field.values().sum();
+        assert_eq!(total, 3 * (MAX_DISTINCT_KEYS as u64 + 101));
+        let names: std::collections::BTreeSet<&String> = by_field.keys().map(|(name, _)| name).collect();
+        assert_eq!(names.len(), MAX_DISTINCT_KEYS + 1, "the cap, plus `*`");
     }
 }

@@ -150,6 +150,29 @@ impl<'p, 'a> Walk<'p, 'a> {
         true
     }
 
+    /// [`Walk::first_time`] for a key that may be an allowlisted child: those are tracked
+    /// exactly by their position in a bit set, the rest on the key stack.
+    #[inline]
+    fn first_time_in(
+        &mut self,
+        base: usize,
+        bloom: &mut u64,
+        listed_seen: &mut u64,
+        listed: Option<(NodeId, usize)>,
+        summary: u64,
+        key: &Cow<'a, str>,
+    ) -> bool {
+        match listed {
+            Some((_, position)) if position < 64 => {
+                let bit = 1u64 << position;
+                let fresh = *listed_seen & bit == 0;
+                *listed_seen |= bit;
+                fresh
+            }
+            _ => self.first_time(base, bloom, summary, key),
+        }
+    }
+
     /// The rejection for a key that `first_time` refused.
     fn refused_key(&self, node: Option<NodeId>, key: &str) -> Rejection {
         let reason = if self.too_many_keys { RejectReason::TooLarge } else { RejectReason::DuplicateKey };
@@ -169,16 +192,18 @@ impl<'p, 'a> Walk<'p, 'a> {
         let root = self.policy.root();
         let base = self.seen.len();
         let mut bloom = 0u64;
+        let mut listed_seen = 0u64;
         self.scanner.open();
         let mut first = true;
         while let Some(key) = self.scanner.next_key(first).map_err(syntax)? {
             first = false;
             let summary = key_summary(key.as_bytes());
-            if !self.first_time(base, &mut bloom, summary, &key) {
+            let listed = self.policy.child_slot(root, summary, &key);
+            if !self.first_time_in(base, &mut bloom, &mut listed_seen, listed, summary, &key) {
                 return Err(self.refused_key(Some(root), &key));
             }
             // Allowlisted paths first: structural keys can never be allowlisted roots.
-            if let Some(child) = self.policy.child_by_summary(root, summary, &key) {
+            if let Some((child, _)) = listed {
                 let found = self.child(child, 2)?;
                 self.envelope.note_identity(&key, found == Found::Present);
                 if found == Found::Mismatch {
@@ -245,16 +270,18 @@ impl<'p, 'a> Walk<'p, 'a> {
         }
         let base = self.seen.len();
         let mut bloom = 0u64;
+        let mut listed_seen = 0u64;
         self.scanner.open();
         let mut first = true;
         while let Some(key) = self.scanner.next_key(first).map_err(syntax)? {
             first = false;
             let summary = key_summary(key.as_bytes());
-            if !self.first_time(base, &mut bloom, summary, &key) {
+            let listed = self.policy.child_slot(node, summary, &key);
+            if !self.first_time_in(base, &mut bloom, &mut listed_seen, listed, summary, &key) {
                 return Err(self.refused_key(Some(node), &key));
             }
-            match self.policy.child_by_summary(node, summary, &key) {
-                Some(child) => {
+            match listed {
+                Some((child, _)) => {
                     if self.child(child, depth + 1)? == Found::Mismatch {
                         self.unlisted.push(Unlisted { parent: node, key, reason: DropReason::TypeMismatch });
                     }
