@@ -307,7 +307,7 @@ impl<'p, 'a> Walk<'p, 'a> {
                 } else if let Ok(number) = text.parse::<u64>() {
                     Scalar::UInt(number)
                 } else {
-                    Scalar::Float(text.parse::<f64>().unwrap_or(f64::NAN))
+                    text.parse::<f64>().map_or(Scalar::Composite, Scalar::Float)
                 }
             }
             Start::Literal => match self.scanner.literal().map_err(syntax)? {
