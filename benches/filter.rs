@@ -32,19 +32,42 @@ fn workload() -> Vec<Vec<u8>> {
         .output()
         .unwrap_or_else(|error| panic!("cannot run {}: {error}", generator.display()));
     assert!(output.status.success(), "gen_events.py failed");
-    let lines: Vec<Vec<u8>> = output.stdout.split(|byte| *byte == b'\n').filter(|line| !line.is_empty()).map(<[u8]>::to_vec).collect();
+    let lines: Vec<Vec<u8>> = output
+        .stdout
+        .split(|byte| *byte == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect();
     assert_eq!(lines.len(), MESSAGES);
     lines
 }
 
 fn tenant_filter() -> TenantFilter {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("allowlist.yaml");
-    let policy = Arc::new(Allowlist::load(&path).expect("allowlist.yaml is valid").compile());
-    TenantFilter::new(policy, "t-1000", Tier::Baseline, EpochKey::new("2026-11", &[7; 32]))
+    let policy = Arc::new(
+        Allowlist::load(&path)
+            .expect("allowlist.yaml is valid")
+            .compile(),
+    );
+    TenantFilter::new(
+        policy,
+        "t-1000",
+        Tier::Baseline,
+        EpochKey::new("2026-11", &[7; 32]),
+    )
 }
 
-fn run_filter(filter: &TenantFilter, messages: &[Vec<u8>], cache: &mut PseudonymCache, out: &mut Vec<u8>, counts: &mut DropCounts) -> usize {
-    let meta = MessageMeta { received_at: "2026-11-23T17:00:00.000Z", fallback_message_id: None };
+fn run_filter(
+    filter: &TenantFilter,
+    messages: &[Vec<u8>],
+    cache: &mut PseudonymCache,
+    out: &mut Vec<u8>,
+    counts: &mut DropCounts,
+) -> usize {
+    let meta = MessageMeta {
+        received_at: "2026-11-23T17:00:00.000Z",
+        fallback_message_id: None,
+    };
     let mut accepted = 0;
     for message in messages {
         out.clear();
@@ -57,7 +80,10 @@ fn run_filter(filter: &TenantFilter, messages: &[Vec<u8>], cache: &mut Pseudonym
 }
 
 fn run_floor(messages: &[Vec<u8>]) -> usize {
-    messages.iter().filter(|message| serde_json::from_slice::<IgnoredAny>(message).is_ok()).count()
+    messages
+        .iter()
+        .filter(|message| serde_json::from_slice::<IgnoredAny>(message).is_ok())
+        .count()
 }
 
 fn time_it(mut body: impl FnMut() -> usize) -> Duration {
@@ -73,23 +99,43 @@ fn main() {
     let mut out = Vec::with_capacity(4096);
     let mut counts = DropCounts::default();
     let mut cache = PseudonymCache::default();
-    assert_eq!(run_filter(&filter, &messages, &mut cache, &mut out, &mut counts), MESSAGES, "every generated message is accepted");
+    assert_eq!(
+        run_filter(&filter, &messages, &mut cache, &mut out, &mut counts),
+        MESSAGES,
+        "every generated message is accepted"
+    );
     // `VEIL_PROFILE=filter|floor` loops one side only, for `perf record`.
     if let Ok(side) = std::env::var("VEIL_PROFILE") {
-        let seconds = std::env::var("VEIL_PROFILE_SECONDS").ok().and_then(|text| text.parse().ok()).unwrap_or(10);
+        let seconds = std::env::var("VEIL_PROFILE_SECONDS")
+            .ok()
+            .and_then(|text| text.parse().ok())
+            .unwrap_or(10);
         let until = Instant::now() + Duration::from_secs(seconds);
         loop {
-            if side == "floor" { run_floor(&messages); } else { run_filter(&filter, &messages, &mut cache, &mut out, &mut counts); }
-            if Instant::now() >= until { break; }
+            if side == "floor" {
+                run_floor(&messages);
+            } else {
+                run_filter(&filter, &messages, &mut cache, &mut out, &mut counts);
+            }
+            if Instant::now() >= until {
+                break;
+            }
         }
         return;
     }
 
-    let mut criterion = Criterion::default().configure_from_args().sample_size(10).measurement_time(Duration::from_secs(8));
+    let mut criterion = Criterion::default()
+        .configure_from_args()
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(8));
     let mut group = criterion.benchmark_group("filter");
     group.throughput(Throughput::Elements(MESSAGES as u64));
-    group.bench_function("veil_filter_and_pseudonymize", |bench| bench.iter(|| run_filter(&filter, &messages, &mut cache, &mut out, &mut counts)));
-    group.bench_function("serde_json_ignored_any", |bench| bench.iter(|| run_floor(&messages)));
+    group.bench_function("veil_filter_and_pseudonymize", |bench| {
+        bench.iter(|| run_filter(&filter, &messages, &mut cache, &mut out, &mut counts))
+    });
+    group.bench_function("serde_json_ignored_any", |bench| {
+        bench.iter(|| run_floor(&messages))
+    });
     group.finish();
 
     // The ratio from interleaved rounds, so both sides see the same machine load.
@@ -98,7 +144,8 @@ fn main() {
     let (mut best_filter, mut best_floor) = (Duration::MAX, Duration::MAX);
     for _ in 0..rounds {
         let floor = time_it(|| run_floor(&messages));
-        let filtered = time_it(|| run_filter(&filter, &messages, &mut cache, &mut out, &mut counts));
+        let filtered =
+            time_it(|| run_filter(&filter, &messages, &mut cache, &mut out, &mut counts));
         best_floor = best_floor.min(floor);
         best_filter = best_filter.min(filtered);
         ratios.push(floor.as_secs_f64() / filtered.as_secs_f64());

@@ -13,7 +13,11 @@ fn root() -> PathBuf {
 
 fn generate(arguments: &[&str]) -> Vec<u8> {
     let script = root().join("../shared/workload/gen_events.py");
-    let output = Command::new("python3").arg(&script).args(arguments).output().expect("python3 runs gen_events.py");
+    let output = Command::new("python3")
+        .arg(&script)
+        .args(arguments)
+        .output()
+        .expect("python3 runs gen_events.py");
     assert!(output.status.success(), "gen_events.py failed");
     output.stdout
 }
@@ -37,20 +41,52 @@ fn veil(arguments: &[&str], input: &[u8]) -> Output {
 
 fn filter(keystore: &Path, input: &[u8]) -> (Vec<SanitizedMessage>, String) {
     let keystore = keystore.to_str().expect("utf8 path");
-    let output = veil(&["filter", "--allowlist", "allowlist.yaml", "--tenant", "t-1000", "--keystore", keystore], input);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = veil(
+        &[
+            "filter",
+            "--allowlist",
+            "allowlist.yaml",
+            "--tenant",
+            "t-1000",
+            "--keystore",
+            keystore,
+        ],
+        input,
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let stdout = String::from_utf8(output.stdout).expect("utf8");
-    for forbidden in ["@", "Hartwell", "Brightline", "Okafor", ".docx", ".pdf", "Pleadings", "Mozilla", "laptop", "Associate"] {
+    for forbidden in [
+        "@",
+        "Hartwell",
+        "Brightline",
+        "Okafor",
+        ".docx",
+        ".pdf",
+        "Pleadings",
+        "Mozilla",
+        "laptop",
+        "Associate",
+    ] {
         assert!(!stdout.contains(forbidden), "{forbidden} left the gateway");
     }
-    let messages = stdout.lines().map(|line| serde_json::from_str(line).expect("contract-valid line")).collect();
+    let messages = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("contract-valid line"))
+        .collect();
     (messages, String::from_utf8(output.stderr).expect("utf8"))
 }
 
 fn digest() -> String {
     let output = veil(&["allowlist", "check", "allowlist.yaml"], b"");
     assert!(output.status.success());
-    String::from_utf8(output.stdout).expect("utf8").trim().to_owned()
+    String::from_utf8(output.stdout)
+        .expect("utf8")
+        .trim()
+        .to_owned()
 }
 
 #[test]
@@ -61,23 +97,54 @@ fn filter_sanitizes_reference_traffic_and_names_policy_and_epoch() {
     assert_eq!(messages.len(), 2000, "{stderr}");
     let policy = digest();
     assert!(policy.starts_with("sha256:") && policy.len() == 71);
-    let kinds: std::collections::BTreeSet<&str> = messages.iter().map(|message| message.kind.as_str()).collect();
-    assert_eq!(kinds.into_iter().collect::<Vec<_>>(), ["group", "identify", "page", "track"]);
+    let kinds: std::collections::BTreeSet<&str> = messages
+        .iter()
+        .map(|message| message.kind.as_str())
+        .collect();
+    assert_eq!(
+        kinds.into_iter().collect::<Vec<_>>(),
+        ["group", "identify", "page", "track"]
+    );
     for message in &messages {
         assert_eq!(message.policy, policy);
         assert_eq!(message.tenant, "t-1000");
         assert!(message.pseudonyms.contains_key("userId"));
         assert!(message.key_epoch.len() == 7, "a baseline epoch is a month");
     }
-    let tracks: Vec<&SanitizedMessage> = messages.iter().filter(|message| message.event.is_some()).collect();
-    assert!(tracks.iter().all(|message| message.fields.contains_key("properties.feature") && message.fields.contains_key("context.app.version")));
-    assert!(stderr.contains("messages: 2000 in, 2000 out, 0 rejected"), "{stderr}");
-    assert!(stderr.contains("properties.document_name (not_allowlisted):"), "{stderr}");
-    assert!(stderr.contains("context.ip (not_allowlisted): 2000"), "{stderr}");
+    let tracks: Vec<&SanitizedMessage> = messages
+        .iter()
+        .filter(|message| message.event.is_some())
+        .collect();
+    assert!(
+        tracks
+            .iter()
+            .all(|message| message.fields.contains_key("properties.feature")
+                && message.fields.contains_key("context.app.version"))
+    );
+    assert!(
+        stderr.contains("messages: 2000 in, 2000 out, 0 rejected"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("properties.document_name (not_allowlisted):"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("context.ip (not_allowlisted): 2000"),
+        "{stderr}"
+    );
     // The same traffic again gives the same pseudonyms (same tenant, same epoch, same keystore).
     let (again, _) = filter(keys.path(), &input);
     assert_eq!(messages[0].pseudonyms, again[0].pseudonyms);
-    let listed = veil(&["keys", "list", "--keystore", keys.path().to_str().expect("utf8")], b"");
+    let listed = veil(
+        &[
+            "keys",
+            "list",
+            "--keystore",
+            keys.path().to_str().expect("utf8"),
+        ],
+        b"",
+    );
     assert!(String::from_utf8_lossy(&listed.stdout).contains("t-1000"));
 }
 
@@ -88,16 +155,30 @@ fn batches_are_split_and_bad_lines_rejected_alone_without_values() {
     input.extend_from_slice(b"{\"type\":\"track\",\"event\":\"Document Opened\",\"userId\":\"alice@firm.example\",\"userId\":\"x\"}\n");
     input.extend_from_slice(b"{\"type\":\"identify\",\"userId\":\"bob@firm.example\"\n");
     input.extend_from_slice(b"\xff\xfe not utf8\n");
-    input.extend_from_slice(b"{\"type\":\"track\",\"event\":\"Merger Agreement.docx\",\"userId\":\"u\"}\n");
+    input.extend_from_slice(
+        b"{\"type\":\"track\",\"event\":\"Merger Agreement.docx\",\"userId\":\"u\"}\n",
+    );
     input.extend_from_slice(b"\n");
     input.extend_from_slice(b"{\"type\":\"identify\",\"userId\":\"u-1\",\"messageId\":\"ok-1\"}\n");
     let (messages, stderr) = filter(keys.path(), &input);
     assert_eq!(messages.len(), 251, "{stderr}");
-    assert!(stderr.contains("line 4: rejected duplicate_key field=userId"), "{stderr}");
-    assert!(stderr.contains("line 5: rejected malformed_json"), "{stderr}");
+    assert!(
+        stderr.contains("line 4: rejected duplicate_key field=userId"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("line 5: rejected malformed_json"),
+        "{stderr}"
+    );
     assert!(stderr.contains("line 6: rejected invalid_utf8"), "{stderr}");
-    assert!(stderr.contains("line 7: rejected event_not_allowlisted"), "{stderr}");
-    assert!(stderr.contains("messages: 255 in, 251 out, 4 rejected"), "{stderr}");
+    assert!(
+        stderr.contains("line 7: rejected event_not_allowlisted"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("messages: 255 in, 251 out, 4 rejected"),
+        "{stderr}"
+    );
     for secret in ["alice", "bob", "Merger", "not utf8"] {
         assert!(!stderr.contains(secret), "stderr echoes {secret}: {stderr}");
     }
@@ -108,10 +189,22 @@ fn allowlist_check_and_diff_report_to_reviewers() {
     let dir = tempfile::tempdir().expect("tempdir");
     let current = std::fs::read_to_string(root().join("allowlist.yaml")).expect("allowlist");
     let bytes_digest = {
-        let output = Command::new("sha256sum").arg(root().join("allowlist.yaml")).output().expect("sha256sum");
-        String::from_utf8(output.stdout).expect("utf8").split_whitespace().next().unwrap_or_default().to_owned()
+        let output = Command::new("sha256sum")
+            .arg(root().join("allowlist.yaml"))
+            .output()
+            .expect("sha256sum");
+        String::from_utf8(output.stdout)
+            .expect("utf8")
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_owned()
     };
-    assert_eq!(digest(), format!("sha256:{bytes_digest}"), "the digest is the file's SHA-256");
+    assert_eq!(
+        digest(),
+        format!("sha256:{bytes_digest}"),
+        "the digest is the file's SHA-256"
+    );
 
     let wider = current.replace(
         "    properties.success: { keep: boolean, reason: \"success rate of the action, for reliability work\" }\n",
@@ -120,21 +213,52 @@ fn allowlist_check_and_diff_report_to_reviewers() {
     assert_ne!(wider, current);
     let wider_path = dir.path().join("wider.yaml");
     std::fs::write(&wider_path, &wider).expect("write");
-    let output = veil(&["allowlist", "diff", "allowlist.yaml", wider_path.to_str().expect("utf8")], b"");
+    let output = veil(
+        &[
+            "allowlist",
+            "diff",
+            "allowlist.yaml",
+            wider_path.to_str().expect("utf8"),
+        ],
+        b"",
+    );
     assert_eq!(output.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("+ track \"Document Opened\": properties.retry_count (keep integer for all tenants)"), "{stdout}");
-    let same = veil(&["allowlist", "diff", "allowlist.yaml", "allowlist.yaml"], b"");
+    assert!(
+        stdout.contains(
+            "+ track \"Document Opened\": properties.retry_count (keep integer for all tenants)"
+        ),
+        "{stdout}"
+    );
+    let same = veil(
+        &["allowlist", "diff", "allowlist.yaml", "allowlist.yaml"],
+        b"",
+    );
     assert_eq!(same.status.code(), Some(0));
 
-    let leaky = current.replace("  context.locale:", "  context.traits.email: { keep: string, reason: \"support\" }\n  context.locale:");
+    let leaky = current.replace(
+        "  context.locale:",
+        "  context.traits.email: { keep: string, reason: \"support\" }\n  context.locale:",
+    );
     let leaky_path = dir.path().join("leaky.yaml");
     std::fs::write(&leaky_path, &leaky).expect("write");
-    let output = veil(&["allowlist", "check", leaky_path.to_str().expect("utf8")], b"");
+    let output = veil(
+        &["allowlist", "check", leaky_path.to_str().expect("utf8")],
+        b"",
+    );
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let line = leaky.lines().position(|line| line.contains("context.traits.email")).expect("planted") + 1;
-    assert!(stderr.contains(&format!("line {line}: field `context.traits.email` is of forbidden class e-mail address")), "{stderr}");
+    let line = leaky
+        .lines()
+        .position(|line| line.contains("context.traits.email"))
+        .expect("planted")
+        + 1;
+    assert!(
+        stderr.contains(&format!(
+            "line {line}: field `context.traits.email` is of forbidden class e-mail address"
+        )),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -143,14 +267,51 @@ fn keys_rotate_and_shred_change_pseudonyms_and_leave_a_record() {
     let keystore = keys.path().to_str().expect("utf8");
     let input = b"{\"type\":\"identify\",\"userId\":\"u-1\",\"messageId\":\"m-1\"}\n";
     let (before, _) = filter(keys.path(), input);
-    let rotated = veil(&["keys", "rotate", "--keystore", keystore, "--tenant", "t-1000"], b"");
+    let rotated = veil(
+        &[
+            "keys",
+            "rotate",
+            "--keystore",
+            keystore,
+            "--tenant",
+            "t-1000",
+        ],
+        b"",
+    );
     assert!(rotated.status.success());
     let (after, _) = filter(keys.path(), input);
     assert_ne!(before[0].pseudonyms, after[0].pseudonyms);
     assert_eq!(after[0].key_epoch, format!("{}.r2", before[0].key_epoch));
-    let shred = veil(&["keys", "shred", "--keystore", keystore, "--tenant", "t-1000", "--epoch", &before[0].key_epoch], b"");
-    assert!(shred.status.success(), "{}", String::from_utf8_lossy(&shred.stderr));
-    let listed = String::from_utf8(veil(&["keys", "list", "--keystore", keystore], b"").stdout).expect("utf8");
-    assert!(listed.lines().any(|line| line.contains(&before[0].key_epoch) && line.contains("shredded")), "{listed}");
-    assert!(listed.lines().any(|line| line.contains(&after[0].key_epoch) && line.contains("active")), "{listed}");
+    let shred = veil(
+        &[
+            "keys",
+            "shred",
+            "--keystore",
+            keystore,
+            "--tenant",
+            "t-1000",
+            "--epoch",
+            &before[0].key_epoch,
+        ],
+        b"",
+    );
+    assert!(
+        shred.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shred.stderr)
+    );
+    let listed = String::from_utf8(veil(&["keys", "list", "--keystore", keystore], b"").stdout)
+        .expect("utf8");
+    assert!(
+        listed
+            .lines()
+            .any(|line| line.contains(&before[0].key_epoch) && line.contains("shredded")),
+        "{listed}"
+    );
+    assert!(
+        listed
+            .lines()
+            .any(|line| line.contains(&after[0].key_epoch) && line.contains("active")),
+        "{listed}"
+    );
 }

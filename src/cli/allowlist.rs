@@ -27,8 +27,13 @@ pub(crate) enum AllowlistCommand {
 pub(crate) fn run(command: AllowlistCommand) -> anyhow::Result<ExitCode> {
     match command {
         AllowlistCommand::Check { file } => {
-            let allowlist = Allowlist::load(&file).with_context(|| format!("{} is refused", file.display()))?;
-            let events = allowlist.names.iter().filter(|name| name.kind == veil_sanitized::MessageKind::Track).count();
+            let allowlist =
+                Allowlist::load(&file).with_context(|| format!("{} is refused", file.display()))?;
+            let events = allowlist
+                .names
+                .iter()
+                .filter(|name| name.kind == veil_sanitized::MessageKind::Track)
+                .count();
             println!("{}", allowlist.digest);
             eprintln!(
                 "{}: valid; {} field rules, {} track events, {} message types",
@@ -40,11 +45,17 @@ pub(crate) fn run(command: AllowlistCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         AllowlistCommand::Diff { old, new } => {
-            let before = Allowlist::load(&old).with_context(|| format!("{} is refused", old.display()))?;
-            let after = Allowlist::load(&new).with_context(|| format!("{} is refused", new.display()))?;
+            let before =
+                Allowlist::load(&old).with_context(|| format!("{} is refused", old.display()))?;
+            let after =
+                Allowlist::load(&new).with_context(|| format!("{} is refused", new.display()))?;
             let found = widenings(&before, &after);
             if found.is_empty() {
-                println!("{} lets out nothing that {} did not", new.display(), old.display());
+                println!(
+                    "{} lets out nothing that {} did not",
+                    new.display(),
+                    old.display()
+                );
                 return Ok(ExitCode::SUCCESS);
             }
             for widening in &found {

@@ -9,7 +9,9 @@ use anyhow::Context;
 use clap::Args;
 use time::OffsetDateTime;
 use veil_gateway::allowlist::Allowlist;
-use veil_gateway::filter::{format_timestamp, FilterStats, MessageMeta, RejectReason, Rejection, TenantFilter, split_batch};
+use veil_gateway::filter::{
+    FilterStats, MessageMeta, RejectReason, Rejection, TenantFilter, format_timestamp, split_batch,
+};
 use veil_gateway::message_id::new_message_id;
 use veil_gateway::pseudonym::{KeyStore, PseudonymCache, is_valid_tenant};
 use veil_sanitized::Tier;
@@ -34,7 +36,11 @@ pub(crate) struct FilterArgs {
 }
 
 /// Reads one line of at most `max` bytes into `line`; longer lines are consumed and reported.
-fn read_bounded_line(input: &mut impl BufRead, line: &mut Vec<u8>, max: usize) -> io::Result<Option<bool>> {
+fn read_bounded_line(
+    input: &mut impl BufRead,
+    line: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<Option<bool>> {
     line.clear();
     let mut too_long = false;
     let mut read_any = false;
@@ -75,7 +81,8 @@ pub(crate) fn run(args: FilterArgs) -> anyhow::Result<ExitCode> {
     if !is_valid_tenant(&args.tenant) {
         anyhow::bail!("--tenant must be 1 to 64 characters of A-Z, a-z, 0-9, `.`, `_` or `-`");
     }
-    let allowlist = Allowlist::load(&args.allowlist).with_context(|| format!("{} is refused", args.allowlist.display()))?;
+    let allowlist = Allowlist::load(&args.allowlist)
+        .with_context(|| format!("{} is refused", args.allowlist.display()))?;
     let policy = Arc::new(allowlist.compile());
     let keys = KeyStore::open(&args.keystore)?;
     let key = keys.current(&args.tenant, args.tier, OffsetDateTime::now_utc())?;
@@ -92,7 +99,15 @@ pub(crate) fn run(args: FilterArgs) -> anyhow::Result<ExitCode> {
         line_number += 1;
         if too_long {
             stats.messages_in += 1;
-            report(&format!("line {line_number}"), &Rejection { reason: RejectReason::TooLarge, field: None, detail: None }, &mut stats);
+            report(
+                &format!("line {line_number}"),
+                &Rejection {
+                    reason: RejectReason::TooLarge,
+                    field: None,
+                    detail: None,
+                },
+                &mut stats,
+            );
             continue;
         }
         if line.iter().all(u8::is_ascii_whitespace) {
@@ -100,7 +115,10 @@ pub(crate) fn run(args: FilterArgs) -> anyhow::Result<ExitCode> {
         }
         let received_at = format_timestamp(OffsetDateTime::now_utc());
         let items: Vec<(String, std::borrow::Cow<'_, [u8]>)> = match split_batch(&line) {
-            Ok(None) => vec![(format!("line {line_number}"), std::borrow::Cow::Borrowed(&line[..]))],
+            Ok(None) => vec![(
+                format!("line {line_number}"),
+                std::borrow::Cow::Borrowed(&line[..]),
+            )],
             Ok(Some(batch)) => batch
                 .items
                 .into_iter()
@@ -117,9 +135,18 @@ pub(crate) fn run(args: FilterArgs) -> anyhow::Result<ExitCode> {
         for (position, message) in items {
             stats.messages_in += 1;
             let fallback = new_message_id();
-            let meta = MessageMeta { received_at: &received_at, fallback_message_id: Some(&fallback) };
+            let meta = MessageMeta {
+                received_at: &received_at,
+                fallback_message_id: Some(&fallback),
+            };
             sanitized.clear();
-            match filter.filter(&message, &meta, &mut cache, &mut sanitized, &mut stats.dropped) {
+            match filter.filter(
+                &message,
+                &meta,
+                &mut cache,
+                &mut sanitized,
+                &mut stats.dropped,
+            ) {
                 Ok(()) => {
                     sanitized.push(b'\n');
                     output.write_all(&sanitized)?;
@@ -130,6 +157,13 @@ pub(crate) fn run(args: FilterArgs) -> anyhow::Result<ExitCode> {
         }
     }
     output.flush()?;
-    eprint!("veil filter: tenant {} ({}), policy {}, key epoch {}\n{}", args.tenant, args.tier.as_str(), policy.digest(), filter.key_epoch(), stats.summary(&policy));
+    eprint!(
+        "veil filter: tenant {} ({}), policy {}, key epoch {}\n{}",
+        args.tenant,
+        args.tier.as_str(),
+        policy.digest(),
+        filter.key_epoch(),
+        stats.summary(&policy)
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -55,15 +55,27 @@ pub(crate) fn run(command: KeysCommand) -> anyhow::Result<ExitCode> {
             let store = KeyStore::open(&keystore)?;
             println!("{:<24} {:<16} state", "tenant", "epoch");
             for info in store.list()? {
-                let state = info.shredded_at.map_or_else(|| "active".to_owned(), |at| format!("shredded {at}"));
+                let state = info
+                    .shredded_at
+                    .map_or_else(|| "active".to_owned(), |at| format!("shredded {at}"));
                 println!("{:<24} {:<16} {state}", info.tenant, info.epoch);
             }
         }
-        KeysCommand::Rotate { keystore, tenant, tier } => {
+        KeysCommand::Rotate {
+            keystore,
+            tenant,
+            tier,
+        } => {
             let key = KeyStore::open(&keystore)?.rotate(&tenant, tier, now)?;
             println!("tenant {tenant}: new key epoch {}", key.epoch());
         }
-        KeysCommand::Shred { keystore, tenant, epoch, expired, retain_months } => {
+        KeysCommand::Shred {
+            keystore,
+            tenant,
+            epoch,
+            expired,
+            retain_months,
+        } => {
             let store = KeyStore::open(&keystore)?;
             if let (Some(tenant), Some(epoch)) = (tenant, epoch) {
                 store.shred(&tenant, &epoch, now)?;

@@ -6,5 +6,5 @@
 
 pub mod allowlist;
 pub mod filter;
-pub mod pseudonym;
 pub mod message_id;
+pub mod pseudonym;

@@ -6,7 +6,9 @@ pub fn new_message_id() -> String {
     // The OS random source failing is not recoverable in any useful way; ids then stay unique
     // per process through the time-based fallback below.
     if getrandom::fill(&mut random).is_err() {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
         random = nanos.to_le_bytes();
     }
     let mut id = String::with_capacity(37);

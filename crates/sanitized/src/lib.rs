@@ -89,7 +89,9 @@ impl std::str::FromStr for Tier {
 }
 
 /// The Segment Tracking API message types Veil accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageKind {
     /// A user action (`event` names it).
@@ -131,7 +133,9 @@ impl MessageKind {
 
     /// Parses a wire name; `None` for anything else.
     pub fn from_wire(name: &str) -> Option<MessageKind> {
-        MessageKind::ALL.into_iter().find(|kind| kind.as_str() == name)
+        MessageKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
     }
 }
 

@@ -30,7 +30,9 @@ impl RuleSet {
     }
 
     fn contains(&self, rule: RuleId) -> bool {
-        self.0.get(rule as usize / 64).is_some_and(|word| word & (1 << (rule % 64)) != 0)
+        self.0
+            .get(rule as usize / 64)
+            .is_some_and(|word| word & (1 << (rule % 64)) != 0)
     }
 }
 
@@ -89,7 +91,8 @@ impl Policy {
     pub(super) fn compile(allowlist: &Allowlist) -> Policy {
         let mut kind_rules = FxHashMap::default();
         let mut track_events = FxHashMap::default();
-        let mut view_names: FxHashMap<MessageKind, FxHashMap<Box<str>, Tier>> = FxHashMap::default();
+        let mut view_names: FxHashMap<MessageKind, FxHashMap<Box<str>, Tier>> =
+            FxHashMap::default();
         let mut next_rule: RuleId = 0;
         for kind in &allowlist.kinds {
             if *kind != MessageKind::Track {
@@ -102,13 +105,21 @@ impl Policy {
                 track_events.insert(name.name.as_str().into(), (next_rule, name.tier));
                 next_rule += 1;
             } else {
-                view_names.entry(name.kind).or_insert_with(FxHashMap::default).insert(name.name.as_str().into(), name.tier);
+                view_names
+                    .entry(name.kind)
+                    .or_default()
+                    .insert(name.name.as_str().into(), name.tier);
             }
         }
         let rule_count = next_rule as usize;
         let mut policy = Policy {
             digest: allowlist.digest.clone(),
-            nodes: vec![Node { path: "".into(), children: Vec::new(), index: Box::new([]), leaf: None }],
+            nodes: vec![Node {
+                path: "".into(),
+                children: Vec::new(),
+                index: Box::new([]),
+                leaf: None,
+            }],
             leaves: Vec::new(),
             kind_rules,
             track_events,
@@ -117,9 +128,18 @@ impl Policy {
         for field in &allowlist.fields {
             let rules: Vec<RuleId> = match &field.scope {
                 Scope::Common => (0..next_rule).collect(),
-                Scope::Kind(MessageKind::Track) => policy.track_events.values().map(|(rule, _)| *rule).collect(),
+                Scope::Kind(MessageKind::Track) => policy
+                    .track_events
+                    .values()
+                    .map(|(rule, _)| *rule)
+                    .collect(),
                 Scope::Kind(kind) => policy.kind_rules.get(kind).copied().into_iter().collect(),
-                Scope::Event(event) => policy.track_events.get(event.as_str()).map(|(rule, _)| *rule).into_iter().collect(),
+                Scope::Event(event) => policy
+                    .track_events
+                    .get(event.as_str())
+                    .map(|(rule, _)| *rule)
+                    .into_iter()
+                    .collect(),
             };
             let leaf = policy.leaf_for_path(&field.path, &field.action, rule_count);
             for rule in rules {
@@ -136,16 +156,32 @@ impl Policy {
     fn leaf_for_path(&mut self, path: &str, action: &FieldAction, rule_count: usize) -> LeafId {
         let mut node: NodeId = 0;
         for segment in path.split('.') {
-            let existing = self.nodes[node as usize].children.iter().find(|(_, name, _)| name.as_ref() == segment).map(|(_, _, child)| *child);
+            let existing = self.nodes[node as usize]
+                .children
+                .iter()
+                .find(|(_, name, _)| name.as_ref() == segment)
+                .map(|(_, _, child)| *child);
             node = match existing {
                 Some(child) => child,
                 None => {
                     let child = self.nodes.len() as NodeId;
                     let parent_path = &self.nodes[node as usize].path;
-                    let child_path: Box<str> =
-                        if parent_path.is_empty() { segment.into() } else { format!("{parent_path}.{segment}").into() };
-                    self.nodes.push(Node { path: child_path, children: Vec::new(), index: Box::new([]), leaf: None });
-                    self.nodes[node as usize].children.push((key_summary(segment.as_bytes()), segment.into(), child));
+                    let child_path: Box<str> = if parent_path.is_empty() {
+                        segment.into()
+                    } else {
+                        format!("{parent_path}.{segment}").into()
+                    };
+                    self.nodes.push(Node {
+                        path: child_path,
+                        children: Vec::new(),
+                        index: Box::new([]),
+                        leaf: None,
+                    });
+                    self.nodes[node as usize].children.push((
+                        key_summary(segment.as_bytes()),
+                        segment.into(),
+                        child,
+                    ));
                     child
                 }
             };
@@ -154,13 +190,17 @@ impl Policy {
             return leaf;
         }
         let leaf = self.leaves.len() as LeafId;
-        let json_key = format!("{}:", serde_json::Value::String(path.to_owned())).into_bytes().into_boxed_slice();
+        let json_key = format!("{}:", serde_json::Value::String(path.to_owned()))
+            .into_bytes()
+            .into_boxed_slice();
         self.leaves.push(Leaf {
             path: path.into(),
             json_key,
             action: match action {
                 FieldAction::Keep(value_type) => LeafAction::Keep(*value_type),
-                FieldAction::Pseudonymize { domain } => LeafAction::Pseudonymize(domain.as_str().into()),
+                FieldAction::Pseudonymize { domain } => {
+                    LeafAction::Pseudonymize(domain.as_str().into())
+                }
             },
             baseline: RuleSet::with_capacity(rule_count),
             enhanced: RuleSet::with_capacity(rule_count),
@@ -276,7 +316,10 @@ impl Policy {
 
     /// The rule of a non-track message type, if the type is allowlisted.
     pub fn kind_rule(&self, kind: MessageKind) -> Option<RuleId> {
-        debug_assert!(kind != MessageKind::Track, "track messages are ruled per event");
+        debug_assert!(
+            kind != MessageKind::Track,
+            "track messages are ruled per event"
+        );
         self.kind_rules.get(&kind).copied()
     }
 
@@ -304,12 +347,26 @@ pub(crate) fn short_eq(left: &[u8], right: &[u8]) -> bool {
     if length != right.len() {
         return false;
     }
-    let word = |bytes: &[u8], at: usize| bytes.get(at..at + 8).and_then(|b| <[u8; 8]>::try_from(b).ok()).map_or(0, u64::from_le_bytes);
-    let half = |bytes: &[u8], at: usize| bytes.get(at..at + 4).and_then(|b| <[u8; 4]>::try_from(b).ok()).map_or(0, u32::from_le_bytes);
+    let word = |bytes: &[u8], at: usize| {
+        bytes
+            .get(at..at + 8)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map_or(0, u64::from_le_bytes)
+    };
+    let half = |bytes: &[u8], at: usize| {
+        bytes
+            .get(at..at + 4)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map_or(0, u32::from_le_bytes)
+    };
     match length {
         0..=3 => left == right,
-        4..=7 => half(left, 0) == half(right, 0) && half(left, length - 4) == half(right, length - 4),
-        8..=16 => word(left, 0) == word(right, 0) && word(left, length - 8) == word(right, length - 8),
+        4..=7 => {
+            half(left, 0) == half(right, 0) && half(left, length - 4) == half(right, length - 4)
+        }
+        8..=16 => {
+            word(left, 0) == word(right, 0) && word(left, length - 8) == word(right, length - 8)
+        }
         _ => left == right,
     }
 }
@@ -325,14 +382,23 @@ fn slot_of(summary: u64) -> usize {
 #[inline(always)]
 pub fn key_summary(key: &[u8]) -> u64 {
     let length = key.len();
-    let word = |at: usize| key.get(at..at + 8).and_then(|bytes| <[u8; 8]>::try_from(bytes).ok()).map_or(0, u64::from_le_bytes);
-    let half = |at: usize| key.get(at..at + 4).and_then(|bytes| <[u8; 4]>::try_from(bytes).ok()).map_or(0, u32::from_le_bytes);
+    let word = |at: usize| {
+        key.get(at..at + 8)
+            .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
+            .map_or(0, u64::from_le_bytes)
+    };
+    let half = |at: usize| {
+        key.get(at..at + 4)
+            .and_then(|bytes| <[u8; 4]>::try_from(bytes).ok())
+            .map_or(0, u32::from_le_bytes)
+    };
     let mixed = if length >= 8 {
         word(0) ^ word(length - 8).rotate_left(29)
     } else if length >= 4 {
         u64::from(half(0)) ^ (u64::from(half(length - 4)) << 32)
     } else {
-        key.iter().fold(0u64, |acc, byte| (acc << 8) | u64::from(*byte))
+        key.iter()
+            .fold(0u64, |acc, byte| (acc << 8) | u64::from(*byte))
     };
     mixed ^ (length as u64).rotate_right(8)
 }
@@ -350,7 +416,10 @@ mod tests {
             for at in 0..length {
                 let mut right = left.to_vec();
                 right[at] ^= 0x20;
-                assert!(!short_eq(left, &right), "length {length}, differing at {at}");
+                assert!(
+                    !short_eq(left, &right),
+                    "length {length}, differing at {at}"
+                );
             }
             assert!(!short_eq(left, &text[..length + 1]));
         }

@@ -76,7 +76,10 @@ fn line_of<T>(spanned: &Spanned<T>) -> usize {
 }
 
 fn error(line: usize, message: impl Into<String>) -> AllowlistError {
-    AllowlistError::Invalid { line, message: message.into() }
+    AllowlistError::Invalid {
+        line,
+        message: message.into(),
+    }
 }
 
 fn parse_tier(tier: Option<&Spanned<String>>) -> Result<Tier, AllowlistError> {
@@ -88,45 +91,79 @@ fn parse_tier(tier: Option<&Spanned<String>>) -> Result<Tier, AllowlistError> {
     }
 }
 
-fn parse_reason(what: &str, line: usize, reason: Option<&Spanned<String>>) -> Result<String, AllowlistError> {
+fn parse_reason(
+    what: &str,
+    line: usize,
+    reason: Option<&Spanned<String>>,
+) -> Result<String, AllowlistError> {
     match reason {
         Some(text) if !text.trim().is_empty() => Ok(text.trim().to_owned()),
-        _ => Err(error(line, format!("{what} has no `reason`: every entry must say why it is collected"))),
+        _ => Err(error(
+            line,
+            format!("{what} has no `reason`: every entry must say why it is collected"),
+        )),
     }
 }
 
 fn parse_action(path: &str, line: usize, raw: &RawField) -> Result<FieldAction, AllowlistError> {
     match (&raw.keep, &raw.pseudonymize) {
-        (Some(kind), None) => ValueType::from_name(kind).map(FieldAction::Keep).ok_or_else(|| {
-            error(line_of(kind), format!("field `{path}`: `keep` must be string, integer, number or boolean"))
-        }),
+        (Some(kind), None) => ValueType::from_name(kind)
+            .map(FieldAction::Keep)
+            .ok_or_else(|| {
+                error(
+                    line_of(kind),
+                    format!("field `{path}`: `keep` must be string, integer, number or boolean"),
+                )
+            }),
         (None, Some(domain)) => {
             let valid = !domain.is_empty()
                 && domain.len() <= 32
-                && domain.bytes().all(|byte| byte.is_ascii_lowercase() || byte == b'_');
+                && domain
+                    .bytes()
+                    .all(|byte| byte.is_ascii_lowercase() || byte == b'_');
             if !valid {
                 return Err(error(
                     line_of(domain),
-                    format!("field `{path}`: `pseudonymize` names an identifier domain of a-z and _ (user, document, ...)"),
+                    format!(
+                        "field `{path}`: `pseudonymize` names an identifier domain of a-z and _ (user, document, ...)"
+                    ),
                 ));
             }
-            Ok(FieldAction::Pseudonymize { domain: domain.to_string() })
+            Ok(FieldAction::Pseudonymize {
+                domain: domain.to_string(),
+            })
         }
-        _ => Err(error(line, format!("field `{path}`: give exactly one of `keep` or `pseudonymize`"))),
+        _ => Err(error(
+            line,
+            format!("field `{path}`: give exactly one of `keep` or `pseudonymize`"),
+        )),
     }
 }
 
 fn check_path(kind: Option<MessageKind>, path: &str, line: usize) -> Result<(), AllowlistError> {
-    let well_formed = !path.is_empty() && path.split('.').all(|segment| !segment.is_empty() && segment.len() <= 64);
+    let well_formed = !path.is_empty()
+        && path
+            .split('.')
+            .all(|segment| !segment.is_empty() && segment.len() <= 64);
     if !well_formed {
-        return Err(error(line, format!("field `{path}`: a path is dot-separated non-empty names")));
+        return Err(error(
+            line,
+            format!("field `{path}`: a path is dot-separated non-empty names"),
+        ));
     }
     let root = path.split('.').next().unwrap_or_default();
     if STRUCTURAL_KEYS.contains(&root) {
-        return Err(error(line, format!("field `{path}`: `{root}` is handled by Veil itself and cannot be listed")));
+        return Err(error(
+            line,
+            format!("field `{path}`: `{root}` is handled by Veil itself and cannot be listed"),
+        ));
     }
     if let Some(class) = classify(kind, path) {
-        return Err(AllowlistError::Forbidden { line, path: path.to_owned(), class });
+        return Err(AllowlistError::Forbidden {
+            line,
+            path: path.to_owned(),
+            class,
+        });
     }
     Ok(())
 }
@@ -142,10 +179,25 @@ fn push_fields(
         let line = line_of(path);
         check_path(kind, path, line)?;
         let action = parse_action(path, line, raw)?;
-        let reason = parse_reason(&format!("field `{}`", path.as_str()), line, raw.reason.as_ref())?;
+        let reason = parse_reason(
+            &format!("field `{}`", path.as_str()),
+            line,
+            raw.reason.as_ref(),
+        )?;
         let own_tier = parse_tier(raw.tier.as_ref())?;
-        let tier = if scope_tier == Tier::Enhanced { Tier::Enhanced } else { own_tier };
-        rules.push(FieldRule { scope: scope.clone(), path: path.to_string(), action, tier, reason, line });
+        let tier = if scope_tier == Tier::Enhanced {
+            Tier::Enhanced
+        } else {
+            own_tier
+        };
+        rules.push(FieldRule {
+            scope: scope.clone(),
+            path: path.to_string(),
+            action,
+            tier,
+            reason,
+            line,
+        });
     }
     Ok(())
 }
@@ -158,18 +210,35 @@ fn push_names(
 ) -> Result<(), AllowlistError> {
     for (name, raw) in named {
         let line = line_of(name);
-        let what = format!("{} `{}`", if kind == MessageKind::Track { "event" } else { "name" }, name.as_str());
+        let what = format!(
+            "{} `{}`",
+            if kind == MessageKind::Track {
+                "event"
+            } else {
+                "name"
+            },
+            name.as_str()
+        );
         if name.trim().is_empty() {
             return Err(error(line, format!("{what}: a name cannot be empty")));
         }
         let reason = parse_reason(&what, line, raw.reason.as_ref())?;
         let tier = parse_tier(raw.tier.as_ref())?;
         if kind != MessageKind::Track && !raw.fields.is_empty() {
-            return Err(error(line, format!("{what}: only track events carry their own fields")));
+            return Err(error(
+                line,
+                format!("{what}: only track events carry their own fields"),
+            ));
         }
         let scope = Scope::Event(name.to_string());
         push_fields(rules, &scope, Some(kind), tier, &raw.fields)?;
-        target.push(NameRule { kind, name: name.to_string(), tier, reason, line });
+        target.push(NameRule {
+            kind,
+            name: name.to_string(),
+            tier,
+            reason,
+            line,
+        });
     }
     Ok(())
 }
@@ -180,12 +249,21 @@ pub(crate) fn parse(text: &str, digest: String) -> Result<Allowlist, AllowlistEr
     let raw: RawFile = marked_yaml::from_yaml_with_options(0, text, options)
         .map_err(|source| AllowlistError::Syntax(source.to_string()))?;
     if *raw.version != 1 {
-        return Err(error(line_of(&raw.version), "field `version`: only version 1 is understood"));
+        return Err(error(
+            line_of(&raw.version),
+            "field `version`: only version 1 is understood",
+        ));
     }
     let mut fields = Vec::new();
     let mut names = Vec::new();
     let mut kinds = Vec::new();
-    push_fields(&mut fields, &Scope::Common, None, Tier::Baseline, &raw.common)?;
+    push_fields(
+        &mut fields,
+        &Scope::Common,
+        None,
+        Tier::Baseline,
+        &raw.common,
+    )?;
     let sections = [
         (MessageKind::Track, &raw.track),
         (MessageKind::Identify, &raw.identify),
@@ -197,24 +275,41 @@ pub(crate) fn parse(text: &str, digest: String) -> Result<Allowlist, AllowlistEr
     for (kind, section) in sections {
         let Some(section) = section else { continue };
         kinds.push(kind);
-        push_fields(&mut fields, &Scope::Kind(kind), Some(kind), Tier::Baseline, &section.fields)?;
+        push_fields(
+            &mut fields,
+            &Scope::Kind(kind),
+            Some(kind),
+            Tier::Baseline,
+            &section.fields,
+        )?;
         match kind {
             MessageKind::Track => {
                 if let Some((name, _)) = section.names.iter().next() {
-                    return Err(error(line_of(name), "section `track`: track messages list `events`, not `names`"));
+                    return Err(error(
+                        line_of(name),
+                        "section `track`: track messages list `events`, not `names`",
+                    ));
                 }
                 push_names(&mut names, &mut fields, kind, &section.events)?;
             }
             _ => {
                 if let Some((name, _)) = section.events.iter().next() {
-                    return Err(error(line_of(name), format!("section `{}`: only `track` lists events", kind.as_str())));
+                    return Err(error(
+                        line_of(name),
+                        format!("section `{}`: only `track` lists events", kind.as_str()),
+                    ));
                 }
                 push_names(&mut names, &mut fields, kind, &section.names)?;
             }
         }
     }
     check_consistency(&fields)?;
-    Ok(Allowlist { digest, kinds, fields, names })
+    Ok(Allowlist {
+        digest,
+        kinds,
+        fields,
+        names,
+    })
 }
 
 /// One path means one thing: the same action everywhere, and never both a value and an object.
@@ -224,15 +319,26 @@ fn check_consistency(fields: &[FieldRule]) -> Result<(), AllowlistError> {
             if other.path == rule.path && other.action != rule.action {
                 return Err(error(
                     rule.line,
-                    format!("field `{}`: declared on line {} with another action or type", rule.path, other.line),
+                    format!(
+                        "field `{}`: declared on line {} with another action or type",
+                        rule.path, other.line
+                    ),
                 ));
             }
-            let (shorter, longer) =
-                if other.path.len() < rule.path.len() { (other, rule) } else { (rule, other) };
-            if longer.path.starts_with(&shorter.path) && longer.path.as_bytes().get(shorter.path.len()) == Some(&b'.') {
+            let (shorter, longer) = if other.path.len() < rule.path.len() {
+                (other, rule)
+            } else {
+                (rule, other)
+            };
+            if longer.path.starts_with(&shorter.path)
+                && longer.path.as_bytes().get(shorter.path.len()) == Some(&b'.')
+            {
                 return Err(error(
                     rule.line,
-                    format!("field `{}` is inside field `{}`: only values are kept, never objects", longer.path, shorter.path),
+                    format!(
+                        "field `{}` is inside field `{}`: only values are kept, never objects",
+                        longer.path, shorter.path
+                    ),
                 ));
             }
         }

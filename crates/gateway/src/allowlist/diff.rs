@@ -53,13 +53,21 @@ fn grants(allowlist: &Allowlist) -> Grants {
     let mut scopes: Vec<(String, Vec<Scope>, Tier)> = Vec::new();
     for kind in &allowlist.kinds {
         if *kind != MessageKind::Track {
-            scopes.push((kind.as_str().to_owned(), vec![Scope::Common, Scope::Kind(*kind)], Tier::Baseline));
+            scopes.push((
+                kind.as_str().to_owned(),
+                vec![Scope::Common, Scope::Kind(*kind)],
+                Tier::Baseline,
+            ));
         }
     }
     for name in &allowlist.names {
         let messages = format!("{} {:?}", name.kind.as_str(), name.name);
         if name.kind == MessageKind::Track {
-            let applicable = vec![Scope::Common, Scope::Kind(MessageKind::Track), Scope::Event(name.name.clone())];
+            let applicable = vec![
+                Scope::Common,
+                Scope::Kind(MessageKind::Track),
+                Scope::Event(name.name.clone()),
+            ];
             scopes.push((messages, applicable, name.tier));
         } else {
             grants.insert((messages, None), (None, name.tier));
@@ -67,9 +75,20 @@ fn grants(allowlist: &Allowlist) -> Grants {
     }
     for (messages, applicable, message_tier) in scopes {
         grants.insert((messages.clone(), None), (None, message_tier));
-        for field in allowlist.fields.iter().filter(|field| applicable.contains(&field.scope)) {
-            let tier = if message_tier == Tier::Enhanced { Tier::Enhanced } else { field.tier };
-            grants.insert((messages.clone(), Some(field.path.clone())), (Some(field.action.clone()), tier));
+        for field in allowlist
+            .fields
+            .iter()
+            .filter(|field| applicable.contains(&field.scope))
+        {
+            let tier = if message_tier == Tier::Enhanced {
+                Tier::Enhanced
+            } else {
+                field.tier
+            };
+            grants.insert(
+                (messages.clone(), Some(field.path.clone())),
+                (Some(field.action.clone()), tier),
+            );
         }
     }
     grants
@@ -84,14 +103,17 @@ pub fn widenings(old: &Allowlist, new: &Allowlist) -> Vec<Widening> {
         let before = old_grants.get(&(messages.clone(), path.clone()));
         let widened = match before {
             None => true,
-            Some((old_action, old_tier)) => old_action != &action || (*old_tier == Tier::Enhanced && tier == Tier::Baseline),
+            Some((old_action, old_tier)) => {
+                old_action != &action || (*old_tier == Tier::Enhanced && tier == Tier::Baseline)
+            }
         };
         if widened {
             found.push(Widening {
                 messages,
                 path,
                 now: describe(action.as_ref(), tier),
-                before: before.map(|(old_action, old_tier)| describe(old_action.as_ref(), *old_tier)),
+                before: before
+                    .map(|(old_action, old_tier)| describe(old_action.as_ref(), *old_tier)),
             });
         }
     }

@@ -46,32 +46,114 @@ impl fmt::Display for ForbiddenClass {
 }
 
 /// Words that make any field an e-mail field, wherever they appear in its path.
-const EMAIL_WORDS: &[&str] = &["email", "emails", "mail", "mails", "mailbox", "emailaddress"];
+const EMAIL_WORDS: &[&str] = &[
+    "email",
+    "emails",
+    "mail",
+    "mails",
+    "mailbox",
+    "emailaddress",
+];
 /// Words that make any field an IP address field.
-const IP_WORDS: &[&str] = &["ip", "ips", "ipaddress", "ipv4", "ipv6", "remoteaddr", "xforwardedfor"];
+const IP_WORDS: &[&str] = &[
+    "ip",
+    "ips",
+    "ipaddress",
+    "ipv4",
+    "ipv6",
+    "remoteaddr",
+    "xforwardedfor",
+];
 /// Words that mark an organization.
-const COMPANY_WORDS: &[&str] =
-    &["company", "companies", "organization", "organisation", "org", "firm", "employer"];
+const COMPANY_WORDS: &[&str] = &[
+    "company",
+    "companies",
+    "organization",
+    "organisation",
+    "org",
+    "firm",
+    "employer",
+];
 /// Words that mark a document-like object whose name is forbidden.
 const DOCUMENT_WORDS: &[&str] = &[
-    "document", "documents", "doc", "docs", "file", "files", "folder", "folders", "workspace",
-    "workspaces", "matter", "matters", "attachment", "attachments", "page", "screen", "dir",
+    "document",
+    "documents",
+    "doc",
+    "docs",
+    "file",
+    "files",
+    "folder",
+    "folders",
+    "workspace",
+    "workspaces",
+    "matter",
+    "matters",
+    "attachment",
+    "attachments",
+    "page",
+    "screen",
+    "dir",
     "directory",
 ];
 /// Leaf words that embed document names (titles, paths and URLs) whatever their parent is.
 const LOCATOR_WORDS: &[&str] = &[
-    "title", "titles", "path", "paths", "pathname", "url", "urls", "uri", "uris", "href", "link",
-    "links", "referrer", "referer", "filename", "filenames", "subject", "location",
+    "title",
+    "titles",
+    "path",
+    "paths",
+    "pathname",
+    "url",
+    "urls",
+    "uri",
+    "uris",
+    "href",
+    "link",
+    "links",
+    "referrer",
+    "referer",
+    "filename",
+    "filenames",
+    "subject",
+    "location",
 ];
 /// Leaf words that name a free-text search.
-const QUERY_WORDS: &[&str] =
-    &["query", "queries", "q", "search", "searchterm", "searchterms", "keyword", "keywords"];
+const QUERY_WORDS: &[&str] = &[
+    "query",
+    "queries",
+    "q",
+    "search",
+    "searchterm",
+    "searchterms",
+    "keyword",
+    "keywords",
+];
 /// Leaf words (or word endings) that name a person or a thing.
-const NAME_WORDS: &[&str] = &["name", "names", "username", "fullname", "displayname", "firstname",
-    "lastname", "surname", "nickname", "givenname", "familyname", "middlename"];
+const NAME_WORDS: &[&str] = &[
+    "name",
+    "names",
+    "username",
+    "fullname",
+    "displayname",
+    "firstname",
+    "lastname",
+    "surname",
+    "nickname",
+    "givenname",
+    "familyname",
+    "middlename",
+];
 /// Parents whose bare `name` is the name of software, not of a person, firm or document.
-const SOFTWARE_PARENTS: &[&str] =
-    &["app", "application", "os", "library", "browser", "platform", "product", "sdk", "runtime"];
+const SOFTWARE_PARENTS: &[&str] = &[
+    "app",
+    "application",
+    "os",
+    "library",
+    "browser",
+    "platform",
+    "product",
+    "sdk",
+    "runtime",
+];
 
 /// Splits a path into lowercase words per segment: `context.traits.userEmail` gives
 /// `[[context], [traits], [user, email]]`. Separators are `_`, `-`, space and case changes.
@@ -118,7 +200,9 @@ fn contains_any(words: &[String], set: &[&str]) -> bool {
 fn joins_any(words: &[String], set: &[&str]) -> bool {
     let joined: String = words.concat();
     set.contains(&joined.as_str())
-        || words.windows(2).any(|pair| set.contains(&format!("{}{}", pair[0], pair[1]).as_str()))
+        || words
+            .windows(2)
+            .any(|pair| set.contains(&format!("{}{}", pair[0], pair[1]).as_str()))
 }
 
 /// The forbidden class a field path belongs to, if any.
@@ -129,29 +213,46 @@ pub fn classify(kind: Option<MessageKind>, path: &str) -> Option<ForbiddenClass>
     let segments = words_of_path(path);
     let all_words: Vec<String> = segments.iter().flatten().cloned().collect();
     let leaf = segments.last().cloned().unwrap_or_default();
-    let parent = segments.len().checked_sub(2).map(|at| segments[at].clone()).unwrap_or_default();
+    let parent = segments
+        .len()
+        .checked_sub(2)
+        .map(|at| segments[at].clone())
+        .unwrap_or_default();
 
-    if contains_any(&all_words, EMAIL_WORDS) || segments.iter().any(|words| joins_any(words, EMAIL_WORDS)) {
+    if contains_any(&all_words, EMAIL_WORDS)
+        || segments.iter().any(|words| joins_any(words, EMAIL_WORDS))
+    {
         return Some(ForbiddenClass::EmailAddress);
     }
-    if contains_any(&all_words, IP_WORDS) || segments.iter().any(|words| joins_any(words, IP_WORDS)) {
+    if contains_any(&all_words, IP_WORDS) || segments.iter().any(|words| joins_any(words, IP_WORDS))
+    {
         return Some(ForbiddenClass::IpAddress);
     }
     if contains_any(&leaf, QUERY_WORDS) || joins_any(&leaf, QUERY_WORDS) {
         return Some(ForbiddenClass::SearchQuery);
     }
-    let is_identifier = leaf.last().is_some_and(|word| word == "id" || word == "ids");
+    let is_identifier = leaf
+        .last()
+        .is_some_and(|word| word == "id" || word == "ids");
     let about_company = contains_any(&all_words, COMPANY_WORDS)
-        || (kind == Some(MessageKind::Group) && segments.first().is_some_and(|words| words == &["traits"]));
+        || (kind == Some(MessageKind::Group)
+            && segments.first().is_some_and(|words| words == &["traits"]));
     let about_document = contains_any(&all_words, DOCUMENT_WORDS);
     if contains_any(&leaf, LOCATOR_WORDS) || joins_any(&leaf, LOCATOR_WORDS) {
-        return Some(if about_company { ForbiddenClass::CompanyName } else { ForbiddenClass::DocumentName });
+        return Some(if about_company {
+            ForbiddenClass::CompanyName
+        } else {
+            ForbiddenClass::DocumentName
+        });
     }
     let names_something = contains_any(&leaf, NAME_WORDS)
         || joins_any(&leaf, NAME_WORDS)
-        || leaf.last().is_some_and(|word| word.ends_with("name") || word.ends_with("names"));
+        || leaf
+            .last()
+            .is_some_and(|word| word.ends_with("name") || word.ends_with("names"));
     if names_something {
-        let names_software = leaf.len() == 1 && leaf[0] == "name" && contains_any(&parent, SOFTWARE_PARENTS);
+        let names_software =
+            leaf.len() == 1 && leaf[0] == "name" && contains_any(&parent, SOFTWARE_PARENTS);
         if names_software && !about_company && !about_document {
             return None;
         }
@@ -179,8 +280,14 @@ mod tests {
         assert_eq!(words_of_path("userEmail"), vec![vec!["user", "email"]]);
         assert_eq!(words_of_path("IPAddress"), vec![vec!["ip", "address"]]);
         assert_eq!(words_of_path("e_mail"), vec![vec!["e", "mail"]]);
-        assert_eq!(words_of_path("context.app.name"), vec![vec!["context"], vec!["app"], vec!["name"]]);
-        assert_eq!(words_of_path("document-name v2"), vec![vec!["document", "name", "v2"]]);
+        assert_eq!(
+            words_of_path("context.app.name"),
+            vec![vec!["context"], vec!["app"], vec!["name"]]
+        );
+        assert_eq!(
+            words_of_path("document-name v2"),
+            vec![vec!["document", "name", "v2"]]
+        );
     }
 
     #[test]
@@ -227,9 +334,16 @@ mod tests {
             ("properties.q", ForbiddenClass::SearchQuery),
         ];
         for (path, class) in cases {
-            assert_eq!(classify(Some(MessageKind::Track), path), Some(*class), "{path}");
+            assert_eq!(
+                classify(Some(MessageKind::Track), path),
+                Some(*class),
+                "{path}"
+            );
         }
-        assert_eq!(classify(Some(MessageKind::Group), "traits.name"), Some(ForbiddenClass::CompanyName));
+        assert_eq!(
+            classify(Some(MessageKind::Group), "traits.name"),
+            Some(ForbiddenClass::CompanyName)
+        );
     }
 
     #[test]
@@ -258,7 +372,13 @@ mod tests {
 
     #[test]
     fn a_software_parent_does_not_excuse_a_company_or_document_name() {
-        assert_eq!(classify(None, "company.app.name"), Some(ForbiddenClass::CompanyName));
-        assert_eq!(classify(None, "document.app.name"), Some(ForbiddenClass::DocumentName));
+        assert_eq!(
+            classify(None, "company.app.name"),
+            Some(ForbiddenClass::CompanyName)
+        );
+        assert_eq!(
+            classify(None, "document.app.name"),
+            Some(ForbiddenClass::DocumentName)
+        );
     }
 }

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use veil_sanitized::{MessageKind, Tier};
 
 pub(crate) use compile::short_eq;
-pub use compile::{key_summary, LeafAction, LeafId, NodeId, Permission, Policy, RuleId};
+pub use compile::{LeafAction, LeafId, NodeId, Permission, Policy, RuleId, key_summary};
 pub use diff::{Widening, widenings};
 pub use forbidden::ForbiddenClass;
 
@@ -43,7 +43,9 @@ pub enum AllowlistError {
         message: String,
     },
     /// An entry would let out a field of a forbidden class.
-    #[error("line {line}: field `{path}` is of forbidden class {class} and can never leave the gateway")]
+    #[error(
+        "line {line}: field `{path}` is of forbidden class {class} and can never leave the gateway"
+    )]
     Forbidden {
         /// 1-based line of the entry.
         line: usize,
@@ -170,8 +172,10 @@ pub struct Allowlist {
 impl Allowlist {
     /// Loads and validates an allowlist file.
     pub fn load(path: &Path) -> Result<Allowlist, AllowlistError> {
-        let bytes = std::fs::read(path)
-            .map_err(|source| AllowlistError::Io { path: path.display().to_string(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| AllowlistError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         let text = String::from_utf8(bytes)
             .map_err(|_| AllowlistError::Syntax("the file is not UTF-8".to_owned()))?;
         Allowlist::parse(&text)

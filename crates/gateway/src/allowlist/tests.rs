@@ -4,10 +4,13 @@ use veil_sanitized::{MessageKind, Tier};
 
 use super::*;
 
-const HEAD: &str = "version: 1\ncommon:\n  userId: { pseudonymize: user, reason: \"active users\" }\n";
+const HEAD: &str =
+    "version: 1\ncommon:\n  userId: { pseudonymize: user, reason: \"active users\" }\n";
 
 fn with_track_field(path: &str) -> String {
-    format!("{HEAD}track:\n  fields:\n    {path}: {{ keep: string, reason: \"test\" }}\n  events:\n    Opened: {{ reason: \"usage\" }}\n")
+    format!(
+        "{HEAD}track:\n  fields:\n    {path}: {{ keep: string, reason: \"test\" }}\n  events:\n    Opened: {{ reason: \"usage\" }}\n"
+    )
 }
 
 fn refused(text: &str) -> AllowlistError {
@@ -21,18 +24,54 @@ fn the_repository_allowlist_is_valid_and_minimal() {
     let bytes = std::fs::read(&path).expect("read");
     assert_eq!(allowlist.digest, digest_of(&bytes));
     assert_eq!(allowlist.kinds.len(), 6);
-    let kept: Vec<&str> = allowlist.fields.iter().filter(|rule| matches!(rule.action, FieldAction::Keep(_))).map(|rule| rule.path.as_str()).collect();
+    let kept: Vec<&str> = allowlist
+        .fields
+        .iter()
+        .filter(|rule| matches!(rule.action, FieldAction::Keep(_)))
+        .map(|rule| rule.path.as_str())
+        .collect();
     for path in &kept {
-        let allowed = path.starts_with("context.app.") || path.starts_with("context.os.") || path.starts_with("context.library.")
-            || ["context.locale", "context.timezone", "properties.feature", "properties.duration_ms", "properties.success",
-                "properties.result_count", "properties.filters_used"].contains(path);
+        let allowed = path.starts_with("context.app.")
+            || path.starts_with("context.os.")
+            || path.starts_with("context.library.")
+            || [
+                "context.locale",
+                "context.timezone",
+                "properties.feature",
+                "properties.duration_ms",
+                "properties.success",
+                "properties.result_count",
+                "properties.filters_used",
+            ]
+            .contains(path);
         assert!(allowed, "{path} is more than the default policy promises");
     }
-    let pseudonymized: Vec<&str> = allowlist.fields.iter().filter(|rule| matches!(rule.action, FieldAction::Pseudonymize { .. })).map(|rule| rule.path.as_str()).collect();
-    for path in ["userId", "anonymousId", "context.device.id", "properties.document_id", "properties.workspace_id", "context.groupId", "groupId"] {
-        assert!(pseudonymized.contains(&path), "{path} should be pseudonymized");
+    let pseudonymized: Vec<&str> = allowlist
+        .fields
+        .iter()
+        .filter(|rule| matches!(rule.action, FieldAction::Pseudonymize { .. }))
+        .map(|rule| rule.path.as_str())
+        .collect();
+    for path in [
+        "userId",
+        "anonymousId",
+        "context.device.id",
+        "properties.document_id",
+        "properties.workspace_id",
+        "context.groupId",
+        "groupId",
+    ] {
+        assert!(
+            pseudonymized.contains(&path),
+            "{path} should be pseudonymized"
+        );
     }
-    assert!(allowlist.fields.iter().all(|rule| rule.tier == Tier::Baseline));
+    assert!(
+        allowlist
+            .fields
+            .iter()
+            .all(|rule| rule.tier == Tier::Baseline)
+    );
 }
 
 #[test]
@@ -55,45 +94,108 @@ fn every_forbidden_class_is_refused_with_field_class_and_line() {
     ];
     for (path, class) in cases {
         match refused(&with_track_field(path)) {
-            AllowlistError::Forbidden { line, path: named, class: found } => {
+            AllowlistError::Forbidden {
+                line,
+                path: named,
+                class: found,
+            } => {
                 assert_eq!((line, named.as_str(), found), (6, path, class), "{path}");
             }
             other => panic!("{path}: {other}"),
         }
         let message = refused(&with_track_field(path)).to_string();
-        assert!(message.contains(path) && message.contains(class.as_str()) && message.contains("line 6"), "{message}");
+        assert!(
+            message.contains(path)
+                && message.contains(class.as_str())
+                && message.contains("line 6"),
+            "{message}"
+        );
     }
     // Pseudonymizing does not make a forbidden field acceptable either.
-    let text = format!("{HEAD}identify:\n  fields:\n    traits.email: {{ pseudonymize: user, reason: \"x\" }}\n");
-    assert!(matches!(refused(&text), AllowlistError::Forbidden { line: 6, .. }));
+    let text = format!(
+        "{HEAD}identify:\n  fields:\n    traits.email: {{ pseudonymize: user, reason: \"x\" }}\n"
+    );
+    assert!(matches!(
+        refused(&text),
+        AllowlistError::Forbidden { line: 6, .. }
+    ));
     // Group traits describe the organization: its name is a company name.
-    let text = format!("{HEAD}group:\n  fields:\n    traits.name: {{ keep: string, reason: \"x\" }}\n");
-    assert!(matches!(refused(&text), AllowlistError::Forbidden { class: ForbiddenClass::CompanyName, .. }));
+    let text =
+        format!("{HEAD}group:\n  fields:\n    traits.name: {{ keep: string, reason: \"x\" }}\n");
+    assert!(matches!(
+        refused(&text),
+        AllowlistError::Forbidden {
+            class: ForbiddenClass::CompanyName,
+            ..
+        }
+    ));
 }
 
 #[test]
 fn incomplete_or_ambiguous_entries_are_refused() {
     let no_reason = format!("{HEAD}identify:\n  fields:\n    traits.plan: {{ keep: string }}\n");
-    assert!(refused(&no_reason).to_string().contains("line 6: field `traits.plan` has no `reason`"));
-    let blank_reason = format!("{HEAD}identify:\n  fields:\n    traits.plan: {{ keep: string, reason: \"  \" }}\n");
+    assert!(
+        refused(&no_reason)
+            .to_string()
+            .contains("line 6: field `traits.plan` has no `reason`")
+    );
+    let blank_reason = format!(
+        "{HEAD}identify:\n  fields:\n    traits.plan: {{ keep: string, reason: \"  \" }}\n"
+    );
     assert!(refused(&blank_reason).to_string().contains("no `reason`"));
     let event_without_reason = format!("{HEAD}track:\n  events:\n    Opened: {{}}\n");
-    assert!(refused(&event_without_reason).to_string().contains("event `Opened` has no `reason`"));
-    let both = format!("{HEAD}identify:\n  fields:\n    traits.plan: {{ keep: string, pseudonymize: user, reason: \"x\" }}\n");
+    assert!(
+        refused(&event_without_reason)
+            .to_string()
+            .contains("event `Opened` has no `reason`")
+    );
+    let both = format!(
+        "{HEAD}identify:\n  fields:\n    traits.plan: {{ keep: string, pseudonymize: user, reason: \"x\" }}\n"
+    );
     assert!(refused(&both).to_string().contains("exactly one of"));
-    let bad_type = format!("{HEAD}identify:\n  fields:\n    traits.plan: {{ keep: text, reason: \"x\" }}\n");
-    assert!(refused(&bad_type).to_string().contains("string, integer, number or boolean"));
-    let structural = format!("{HEAD}identify:\n  fields:\n    messageId: {{ keep: string, reason: \"x\" }}\n");
+    let bad_type =
+        format!("{HEAD}identify:\n  fields:\n    traits.plan: {{ keep: text, reason: \"x\" }}\n");
+    assert!(
+        refused(&bad_type)
+            .to_string()
+            .contains("string, integer, number or boolean")
+    );
+    let structural =
+        format!("{HEAD}identify:\n  fields:\n    messageId: {{ keep: string, reason: \"x\" }}\n");
     assert!(refused(&structural).to_string().contains("handled by Veil"));
-    let conflict = format!("{HEAD}identify:\n  fields:\n    userId: {{ keep: string, reason: \"x\" }}\n");
+    let conflict =
+        format!("{HEAD}identify:\n  fields:\n    userId: {{ keep: string, reason: \"x\" }}\n");
     assert!(refused(&conflict).to_string().contains("another action"));
-    let nested = format!("{HEAD}identify:\n  fields:\n    traits.plan: {{ keep: string, reason: \"x\" }}\n    traits.plan.tier: {{ keep: string, reason: \"x\" }}\n");
-    assert!(refused(&nested).to_string().contains("only values are kept"));
-    assert!(matches!(refused(&format!("{HEAD}unknown: 1\n")), AllowlistError::Syntax(_)));
-    assert!(matches!(refused(&format!("{HEAD}identify:\n  fields:\n    traits.plan: {{ keep: string, reason: \"x\", extra: 1 }}\n")), AllowlistError::Syntax(_)));
-    let duplicate = format!("{HEAD}identify:\n  fields:\n    traits.plan: {{ keep: string, reason: \"x\" }}\n    traits.plan: {{ keep: string, reason: \"y\" }}\n");
-    assert!(matches!(refused(&duplicate), AllowlistError::Syntax(_)), "duplicate keys are refused");
-    assert!(refused("version: 2\n").to_string().contains("only version 1"));
+    let nested = format!(
+        "{HEAD}identify:\n  fields:\n    traits.plan: {{ keep: string, reason: \"x\" }}\n    traits.plan.tier: {{ keep: string, reason: \"x\" }}\n"
+    );
+    assert!(
+        refused(&nested)
+            .to_string()
+            .contains("only values are kept")
+    );
+    assert!(matches!(
+        refused(&format!("{HEAD}unknown: 1\n")),
+        AllowlistError::Syntax(_)
+    ));
+    assert!(matches!(
+        refused(&format!(
+            "{HEAD}identify:\n  fields:\n    traits.plan: {{ keep: string, reason: \"x\", extra: 1 }}\n"
+        )),
+        AllowlistError::Syntax(_)
+    ));
+    let duplicate = format!(
+        "{HEAD}identify:\n  fields:\n    traits.plan: {{ keep: string, reason: \"x\" }}\n    traits.plan: {{ keep: string, reason: \"y\" }}\n"
+    );
+    assert!(
+        matches!(refused(&duplicate), AllowlistError::Syntax(_)),
+        "duplicate keys are refused"
+    );
+    assert!(
+        refused("version: 2\n")
+            .to_string()
+            .contains("only version 1")
+    );
 }
 
 #[test]
@@ -104,16 +206,40 @@ fn the_compiled_policy_answers_per_rule_and_tier() {
     let policy = Allowlist::parse(&text).expect("valid").compile();
     let (rule_a, _) = policy.event_rule("A").expect("A");
     let (rule_b, _) = policy.event_rule("B").expect("B");
-    let properties = policy.child(policy.root(), "properties").expect("properties");
-    let count = policy.leaf_at(policy.child(properties, "count").expect("count")).expect("leaf");
-    let feature = policy.leaf_at(policy.child(properties, "feature").expect("feature")).expect("leaf");
-    assert_eq!(policy.permission(count, rule_b, Tier::Enhanced), Permission::Allowed);
-    assert_eq!(policy.permission(count, rule_b, Tier::Baseline), Permission::EnhancedOnly);
-    assert_eq!(policy.permission(count, rule_a, Tier::Enhanced), Permission::NotAllowlisted);
-    assert_eq!(policy.permission(feature, rule_a, Tier::Baseline), Permission::Allowed);
+    let properties = policy
+        .child(policy.root(), "properties")
+        .expect("properties");
+    let count = policy
+        .leaf_at(policy.child(properties, "count").expect("count"))
+        .expect("leaf");
+    let feature = policy
+        .leaf_at(policy.child(properties, "feature").expect("feature"))
+        .expect("leaf");
+    assert_eq!(
+        policy.permission(count, rule_b, Tier::Enhanced),
+        Permission::Allowed
+    );
+    assert_eq!(
+        policy.permission(count, rule_b, Tier::Baseline),
+        Permission::EnhancedOnly
+    );
+    assert_eq!(
+        policy.permission(count, rule_a, Tier::Enhanced),
+        Permission::NotAllowlisted
+    );
+    assert_eq!(
+        policy.permission(feature, rule_a, Tier::Baseline),
+        Permission::Allowed
+    );
     let identify = policy.kind_rule(MessageKind::Identify).expect("identify");
-    assert_eq!(policy.permission(feature, identify, Tier::Baseline), Permission::NotAllowlisted);
-    assert!(policy.kind_rule(MessageKind::Group).is_none(), "group is not accepted");
+    assert_eq!(
+        policy.permission(feature, identify, Tier::Baseline),
+        Permission::NotAllowlisted
+    );
+    assert!(
+        policy.kind_rule(MessageKind::Group).is_none(),
+        "group is not accepted"
+    );
 }
 
 #[test]
@@ -126,12 +252,31 @@ fn diff_lists_exactly_what_is_newly_let_out() {
         "{HEAD}track:\n  fields:\n    properties.feature: {{ keep: string, reason: \"reworded\" }}\n    properties.doc_id: {{ keep: string, reason: \"x\" }}\n    properties.count: {{ keep: integer, reason: \"x\" }}\n  events:\n    A: {{ reason: \"x\" }}\n    B: {{ reason: \"x\" }}\nidentify: {{}}\n"
     ))
     .expect("new");
-    let lines: Vec<String> = widenings(&old, &new).iter().map(ToString::to_string).collect();
+    let lines: Vec<String> = widenings(&old, &new)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     assert!(lines.contains(&"+ track \"A\": properties.doc_id (keep string for all tenants), was (pseudonymize document for all tenants)".to_owned()), "{lines:#?}");
     assert!(lines.contains(&"+ track \"A\": properties.count (keep integer for all tenants), was (keep integer for enhanced tenants)".to_owned()), "{lines:#?}");
-    assert!(lines.contains(&"+ track \"B\" (accepted for all tenants)".to_owned()), "{lines:#?}");
-    assert!(lines.contains(&"+ identify (accepted for all tenants)".to_owned()), "{lines:#?}");
-    assert!(lines.iter().all(|line| !line.contains("properties.feature") || line.contains("\"B\"")), "a reworded reason is not a widening: {lines:#?}");
-    assert!(widenings(&new, &old).iter().all(|widening| widening.path.as_deref() == Some("properties.doc_id")), "narrowing back only changes doc_id's action");
+    assert!(
+        lines.contains(&"+ track \"B\" (accepted for all tenants)".to_owned()),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.contains(&"+ identify (accepted for all tenants)".to_owned()),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|line| !line.contains("properties.feature") || line.contains("\"B\"")),
+        "a reworded reason is not a widening: {lines:#?}"
+    );
+    assert!(
+        widenings(&new, &old)
+            .iter()
+            .all(|widening| widening.path.as_deref() == Some("properties.doc_id")),
+        "narrowing back only changes doc_id's action"
+    );
     assert!(widenings(&old, &old).is_empty());
 }

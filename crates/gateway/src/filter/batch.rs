@@ -51,22 +51,38 @@ pub fn split_batch(body: &[u8]) -> Result<Option<Batch<'_>>, BatchError> {
     if memchr::memmem::find(body, b"\"batch\"").is_none() {
         return Ok(None);
     }
-    let parsed: BatchBody<'_> = serde_json::from_slice(body).map_err(|error| match error.classify() {
-        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => BatchError::Malformed(error.to_string()),
-        _ => BatchError::Malformed("top-level keys must be unique and `batch` an array".to_owned()),
-    })?;
-    let Some(batch) = parsed.batch else { return Ok(None) };
-    let raw_items: Vec<&RawValue> = serde_json::from_str(batch.get()).map_err(|_| BatchError::NotAnArray)?;
-    let context = parsed.context.filter(|context| context.get().trim_start().starts_with('{'));
+    let parsed: BatchBody<'_> =
+        serde_json::from_slice(body).map_err(|error| match error.classify() {
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                BatchError::Malformed(error.to_string())
+            }
+            _ => BatchError::Malformed(
+                "top-level keys must be unique and `batch` an array".to_owned(),
+            ),
+        })?;
+    let Some(batch) = parsed.batch else {
+        return Ok(None);
+    };
+    let raw_items: Vec<&RawValue> =
+        serde_json::from_str(batch.get()).map_err(|_| BatchError::NotAnArray)?;
+    let context = parsed
+        .context
+        .filter(|context| context.get().trim_start().starts_with('{'));
     let items = raw_items
         .into_iter()
         .map(|item| match context {
-            Some(context) => merge_context(item.get(), context.get()).map_or(Cow::Borrowed(item.get().as_bytes()), Cow::Owned),
+            Some(context) => merge_context(item.get(), context.get())
+                .map_or(Cow::Borrowed(item.get().as_bytes()), Cow::Owned),
             None => Cow::Borrowed(item.get().as_bytes()),
         })
         .collect();
-    let text_of = |raw: Option<&RawValue>| raw.and_then(|raw| serde_json::from_str::<String>(raw.get()).ok());
-    Ok(Some(Batch { items, sent_at: text_of(parsed.sent_at), write_key: text_of(parsed.write_key) }))
+    let text_of =
+        |raw: Option<&RawValue>| raw.and_then(|raw| serde_json::from_str::<String>(raw.get()).ok());
+    Ok(Some(Batch {
+        items,
+        sent_at: text_of(parsed.sent_at),
+        write_key: text_of(parsed.write_key),
+    }))
 }
 
 /// An object's top-level entries in order, or `None` if it is not an object or repeats a key
@@ -91,7 +107,9 @@ fn entries(object: &str) -> Option<Vec<(String, &RawValue)>> {
         }
     }
     let mut deserializer = serde_json::Deserializer::from_str(object);
-    de::Deserializer::deserialize_map(&mut deserializer, Entries).ok().flatten()
+    de::Deserializer::deserialize_map(&mut deserializer, Entries)
+        .ok()
+        .flatten()
 }
 
 fn write_object(out: &mut Vec<u8>, pairs: &[(String, Cow<'_, str>)]) {
@@ -108,8 +126,10 @@ fn write_object(out: &mut Vec<u8>, pairs: &[(String, Cow<'_, str>)]) {
 }
 
 fn merge_context(item: &str, batch_context: &str) -> Option<Vec<u8>> {
-    let mut pairs: Vec<(String, Cow<'_, str>)> =
-        entries(item)?.into_iter().map(|(key, value)| (key, Cow::Borrowed(value.get()))).collect();
+    let mut pairs: Vec<(String, Cow<'_, str>)> = entries(item)?
+        .into_iter()
+        .map(|(key, value)| (key, Cow::Borrowed(value.get())))
+        .collect();
     let merged = match pairs.iter().position(|(key, _)| key == "context") {
         None => batch_context.to_owned(),
         Some(at) => {
@@ -120,7 +140,10 @@ fn merge_context(item: &str, batch_context: &str) -> Option<Vec<u8>> {
                     own.push((key, value));
                 }
             }
-            let own: Vec<(String, Cow<'_, str>)> = own.into_iter().map(|(key, value)| (key, Cow::Borrowed(value.get()))).collect();
+            let own: Vec<(String, Cow<'_, str>)> = own
+                .into_iter()
+                .map(|(key, value)| (key, Cow::Borrowed(value.get())))
+                .collect();
             let mut text = Vec::new();
             write_object(&mut text, &own);
             String::from_utf8(text).ok()?
@@ -138,13 +161,25 @@ mod tests {
     use super::*;
 
     fn texts(batch: &Batch<'_>) -> Vec<serde_json::Value> {
-        batch.items.iter().map(|item| serde_json::from_slice(item).expect("item is JSON")).collect()
+        batch
+            .items
+            .iter()
+            .map(|item| serde_json::from_slice(item).expect("item is JSON"))
+            .collect()
     }
 
     #[test]
     fn single_messages_are_not_batches() {
-        assert!(split_batch(br#"{"type":"track","event":"x"}"#).expect("ok").is_none());
-        assert!(split_batch(br#"{"type":"track","properties":{"batch":1}}"#).expect("ok").is_none());
+        assert!(
+            split_batch(br#"{"type":"track","event":"x"}"#)
+                .expect("ok")
+                .is_none()
+        );
+        assert!(
+            split_batch(br#"{"type":"track","properties":{"batch":1}}"#)
+                .expect("ok")
+                .is_none()
+        );
     }
 
     #[test]
@@ -153,16 +188,28 @@ mod tests {
         let batch = split_batch(body).expect("ok").expect("a batch");
         let items = texts(&batch);
         assert_eq!(items.len(), 2);
-        assert_eq!(items[0]["context"], serde_json::json!({"locale": "de-DE", "timezone": "UTC"}));
-        assert_eq!(items[1]["context"], serde_json::json!({"locale": "en-US", "timezone": "UTC"}));
+        assert_eq!(
+            items[0]["context"],
+            serde_json::json!({"locale": "de-DE", "timezone": "UTC"})
+        );
+        assert_eq!(
+            items[1]["context"],
+            serde_json::json!({"locale": "en-US", "timezone": "UTC"})
+        );
         assert_eq!(batch.sent_at.as_deref(), Some("2026-11-23T10:00:00Z"));
         assert_eq!(batch.write_key.as_deref(), Some("wk"));
     }
 
     #[test]
     fn bad_batches_are_errors_and_duplicate_items_stay_unmerged() {
-        assert!(matches!(split_batch(br#"{"batch":[{"a":1}"#), Err(BatchError::Malformed(_))));
-        assert_eq!(split_batch(br#"{"batch":{"a":1}}"#).err(), Some(BatchError::NotAnArray));
+        assert!(matches!(
+            split_batch(br#"{"batch":[{"a":1}"#),
+            Err(BatchError::Malformed(_))
+        ));
+        assert_eq!(
+            split_batch(br#"{"batch":{"a":1}}"#).err(),
+            Some(BatchError::NotAnArray)
+        );
         let body = br#"{"batch":[{"type":"x","type":"y"}],"context":{"a":1}}"#;
         let batch = split_batch(body).expect("ok").expect("batch");
         assert_eq!(&*batch.items[0], br#"{"type":"x","type":"y"}"#);

@@ -11,9 +11,9 @@ use super::reject::{DropReason, RejectReason, Rejection};
 use super::values::{forbidden_value, write_json_str};
 use super::walk::{Scalar, Walk};
 use super::{DropSink, DroppedField, MessageMeta, TenantFilter};
+use crate::allowlist::ValueType;
 use crate::allowlist::{LeafAction, LeafId, Permission, RuleId};
 use crate::pseudonym::PseudonymCache;
-use crate::allowlist::ValueType;
 
 /// Longest accepted `messageId`.
 const MAX_MESSAGE_ID_BYTES: usize = 128;
@@ -36,27 +36,41 @@ struct Decision<'a> {
     keep_name: bool,
 }
 
-fn decide<'a>(walk: &'a Walk<'_, '_>, filter: &TenantFilter, meta: &'a MessageMeta<'a>) -> Result<Decision<'a>, Rejection> {
+fn decide<'a>(
+    walk: &'a Walk<'_, '_>,
+    filter: &TenantFilter,
+    meta: &'a MessageMeta<'a>,
+) -> Result<Decision<'a>, Rejection> {
     let envelope = &walk.envelope;
     let policy = filter.policy();
-    let kind_text = envelope.kind.as_deref().ok_or(Rejection::new(RejectReason::MissingType))?;
-    let kind = MessageKind::from_wire(kind_text).ok_or(Rejection::new(RejectReason::UnknownType))?;
+    let kind_text = envelope
+        .kind
+        .as_deref()
+        .ok_or(Rejection::new(RejectReason::MissingType))?;
+    let kind =
+        MessageKind::from_wire(kind_text).ok_or(Rejection::new(RejectReason::UnknownType))?;
     let rule = if kind == MessageKind::Track {
         let event = envelope.event.as_deref().filter(|event| !event.is_empty());
         let event = event.ok_or(Rejection::new(RejectReason::MissingEvent))?;
-        let (rule, tier) = policy.event_rule(event).ok_or(Rejection::new(RejectReason::EventNotAllowlisted))?;
+        let (rule, tier) = policy
+            .event_rule(event)
+            .ok_or(Rejection::new(RejectReason::EventNotAllowlisted))?;
         if tier == Tier::Enhanced && filter.tier != Tier::Enhanced {
             return Err(Rejection::new(RejectReason::EventRequiresEnhanced));
         }
         rule
     } else {
-        policy.kind_rule(kind).ok_or(Rejection::new(RejectReason::TypeNotAllowlisted))?
+        policy
+            .kind_rule(kind)
+            .ok_or(Rejection::new(RejectReason::TypeNotAllowlisted))?
     };
     if !envelope.has_user_id && !envelope.has_anonymous_id {
         return Err(Rejection::new(RejectReason::MissingIdentity));
     }
     match kind {
-        MessageKind::Group if !envelope.has_group_id => return Err(Rejection::at(RejectReason::MissingField, "groupId")),
+        MessageKind::Group if !envelope.has_group_id => {
+            return Err(Rejection::at(RejectReason::MissingField, "groupId"));
+        }
         MessageKind::Alias if !envelope.has_previous_id => {
             return Err(Rejection::at(RejectReason::MissingField, "previousId"));
         }
@@ -64,7 +78,9 @@ fn decide<'a>(walk: &'a Walk<'_, '_>, filter: &TenantFilter, meta: &'a MessageMe
     }
     let message_id = match envelope.message_id.as_deref() {
         Some(id) => id,
-        None => meta.fallback_message_id.ok_or(Rejection::new(RejectReason::InvalidMessageId))?,
+        None => meta
+            .fallback_message_id
+            .ok_or(Rejection::new(RejectReason::InvalidMessageId))?,
     };
     if !is_valid_message_id(message_id) {
         return Err(Rejection::at(RejectReason::InvalidMessageId, "messageId"));
@@ -73,7 +89,8 @@ fn decide<'a>(walk: &'a Walk<'_, '_>, filter: &TenantFilter, meta: &'a MessageMe
         None => Timestamp::Received,
         Some(text) if is_canonical_timestamp(text) => Timestamp::Canonical(text),
         Some(text) => Timestamp::Parsed(
-            OffsetDateTime::parse(text, &Rfc3339).map_err(|_| Rejection::at(RejectReason::InvalidTimestamp, "timestamp"))?,
+            OffsetDateTime::parse(text, &Rfc3339)
+                .map_err(|_| Rejection::at(RejectReason::InvalidTimestamp, "timestamp"))?,
         ),
     };
     let keep_name = match (kind, envelope.name.as_deref()) {
@@ -82,7 +99,13 @@ fn decide<'a>(walk: &'a Walk<'_, '_>, filter: &TenantFilter, meta: &'a MessageMe
             .is_some_and(|tier| tier == Tier::Baseline || filter.tier == Tier::Enhanced),
         _ => false,
     };
-    Ok(Decision { kind, rule, message_id, timestamp, keep_name })
+    Ok(Decision {
+        kind,
+        rule,
+        message_id,
+        timestamp,
+        keep_name,
+    })
 }
 
 /// Bytes allowed in a message id.
@@ -91,7 +114,8 @@ const MESSAGE_ID_BYTES: [bool; 256] = {
     let mut byte = 0;
     while byte < 256 {
         let b = byte as u8;
-        allowed[byte] = b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'+' | b'=' | b'/' | b'-');
+        allowed[byte] = b.is_ascii_alphanumeric()
+            || matches!(b, b'.' | b'_' | b':' | b'+' | b'=' | b'/' | b'-');
         byte += 1;
     }
     allowed
@@ -107,20 +131,42 @@ fn is_valid_message_id(id: &str) -> bool {
 /// Whether `text` is exactly `YYYY-MM-DDTHH:MM:SS.mmmZ` with a real date and time of day.
 fn is_canonical_timestamp(text: &str) -> bool {
     let bytes = text.as_bytes();
-    if bytes.len() != 24 || &bytes[4..5] != b"-" || &bytes[7..8] != b"-" || bytes[10] != b'T' || bytes[13] != b':' || bytes[16] != b':' || bytes[19] != b'.' || bytes[23] != b'Z' {
+    if bytes.len() != 24
+        || &bytes[4..5] != b"-"
+        || &bytes[7..8] != b"-"
+        || bytes[10] != b'T'
+        || bytes[13] != b':'
+        || bytes[16] != b':'
+        || bytes[19] != b'.'
+        || bytes[23] != b'Z'
+    {
         return false;
     }
     let number = |range: std::ops::Range<usize>| {
-        bytes[range].iter().try_fold(0u32, |total, byte| byte.is_ascii_digit().then(|| total * 10 + u32::from(byte - b'0')))
+        bytes[range].iter().try_fold(0u32, |total, byte| {
+            byte.is_ascii_digit()
+                .then(|| total * 10 + u32::from(byte - b'0'))
+        })
     };
-    let (Some(year), Some(month), Some(day), Some(hour), Some(minute), Some(second), Some(_)) =
-        (number(0..4), number(5..7), number(8..10), number(11..13), number(14..16), number(17..19), number(20..23))
-    else {
+    let (Some(year), Some(month), Some(day), Some(hour), Some(minute), Some(second), Some(_)) = (
+        number(0..4),
+        number(5..7),
+        number(8..10),
+        number(11..13),
+        number(14..16),
+        number(17..19),
+        number(20..23),
+    ) else {
         return false;
     };
-    let month = u8::try_from(month).ok().and_then(|month| time::Month::try_from(month).ok());
+    let month = u8::try_from(month)
+        .ok()
+        .and_then(|month| time::Month::try_from(month).ok());
     let date_ok = month.is_some_and(|month| {
-        i32::try_from(year).is_ok_and(|year| u8::try_from(day).is_ok_and(|day| time::Date::from_calendar_date(year, month, day).is_ok()))
+        i32::try_from(year).is_ok_and(|year| {
+            u8::try_from(day)
+                .is_ok_and(|day| time::Date::from_calendar_date(year, month, day).is_ok())
+        })
     });
     date_ok && hour < 24 && minute < 60 && second < 60
 }
@@ -176,18 +222,26 @@ fn apply<'v>(
     value: &'v Scalar<'v>,
 ) -> Outcome<'v> {
     let mut pseudonym = |domain: &str, input: &[u8]| {
-        Outcome::Pseudonym(cache.get_or_insert_with(filter.id, leaf, input, || filter.key.pseudonymize(domain, input)))
+        Outcome::Pseudonym(cache.get_or_insert_with(filter.id, leaf, input, || {
+            filter.key.pseudonymize(domain, input)
+        }))
     };
     match (action, value) {
         (_, Scalar::Null) => Outcome::Absent,
-        (LeafAction::Keep(ValueType::String), Scalar::Str(text)) => match forbidden_value(text.as_ref()) {
-            Some(reason) => Outcome::Drop(reason),
-            None => Outcome::Keep(value),
-        },
+        (LeafAction::Keep(ValueType::String), Scalar::Str(text)) => {
+            match forbidden_value(text.as_ref()) {
+                Some(reason) => Outcome::Drop(reason),
+                None => Outcome::Keep(value),
+            }
+        }
         (LeafAction::Keep(ValueType::Boolean), Scalar::Bool(_))
         | (LeafAction::Keep(ValueType::Integer), Scalar::Int(_))
-        | (LeafAction::Keep(ValueType::Number), Scalar::Int(_) | Scalar::Float(_)) => Outcome::Keep(value),
-        (LeafAction::Keep(ValueType::Integer | ValueType::Number), Scalar::UInt(number)) if i64::try_from(*number).is_ok() => {
+        | (LeafAction::Keep(ValueType::Number), Scalar::Int(_) | Scalar::Float(_)) => {
+            Outcome::Keep(value)
+        }
+        (LeafAction::Keep(ValueType::Integer | ValueType::Number), Scalar::UInt(number))
+            if i64::try_from(*number).is_ok() =>
+        {
             Outcome::Keep(value)
         }
         (LeafAction::Pseudonymize(_), Scalar::Str(text)) if text.is_empty() => Outcome::Absent,
@@ -206,16 +260,26 @@ fn write_scalar(out: &mut Vec<u8>, value: &Scalar<'_>) {
     match value {
         // A string borrowed from the input had no escapes there, so it needs none here.
         Scalar::Str(Cow::Borrowed(text)) => {
-            debug_assert!(!text.bytes().any(|byte| byte < 0x20 || byte == b'"' || byte == b'\\'));
+            debug_assert!(
+                !text
+                    .bytes()
+                    .any(|byte| byte < 0x20 || byte == b'"' || byte == b'\\')
+            );
             out.reserve(text.len() + 2);
             out.push(b'"');
             out.extend_from_slice(text.as_bytes());
             out.push(b'"');
         }
         Scalar::Str(text) => write_json_str(out, text),
-        Scalar::Int(number) => out.extend_from_slice(itoa::Buffer::new().format(*number).as_bytes()),
-        Scalar::UInt(number) => out.extend_from_slice(itoa::Buffer::new().format(*number).as_bytes()),
-        Scalar::Float(number) => out.extend_from_slice(ryu::Buffer::new().format_finite(*number).as_bytes()),
+        Scalar::Int(number) => {
+            out.extend_from_slice(itoa::Buffer::new().format(*number).as_bytes())
+        }
+        Scalar::UInt(number) => {
+            out.extend_from_slice(itoa::Buffer::new().format(*number).as_bytes())
+        }
+        Scalar::Float(number) => {
+            out.extend_from_slice(ryu::Buffer::new().format_finite(*number).as_bytes())
+        }
         Scalar::Bool(flag) => out.extend_from_slice(if *flag { b"true" } else { b"false" }),
         Scalar::Null | Scalar::Composite => debug_assert!(false, "only scalars are written"),
     }
@@ -260,15 +324,28 @@ pub(super) fn emit<S: DropSink>(
         out.extend_from_slice(b",\"name\":");
         write_json_str(out, envelope.name.as_deref().unwrap_or_default());
     } else if envelope.name.is_some() {
-        sink.dropped(DroppedField::Key { parent: policy.root(), key: "name" }, DropReason::NotAllowlisted);
+        sink.dropped(
+            DroppedField::Key {
+                parent: policy.root(),
+                key: "name",
+            },
+            DropReason::NotAllowlisted,
+        );
     }
 
-    let mut pseudonyms: smallvec::SmallVec<[(u32, [u8; crate::pseudonym::PSEUDONYM_LEN]); 8]> = smallvec::SmallVec::new();
+    let mut pseudonyms: smallvec::SmallVec<[(u32, [u8; crate::pseudonym::PSEUDONYM_LEN]); 8]> =
+        smallvec::SmallVec::new();
     out.extend_from_slice(b",\"fields\":{");
     let mut first = true;
     for capture in &walk.captures {
         let reason = match policy.permission(capture.leaf, decision.rule, filter.tier) {
-            Permission::Allowed => match apply(filter, cache, capture.leaf, policy.leaf_action(capture.leaf), &capture.value) {
+            Permission::Allowed => match apply(
+                filter,
+                cache,
+                capture.leaf,
+                policy.leaf_action(capture.leaf),
+                &capture.value,
+            ) {
                 Outcome::Keep(value) => {
                     if !first {
                         out.push(b',');
@@ -306,7 +383,13 @@ pub(super) fn emit<S: DropSink>(
             Cow::Borrowed(key) => key,
             Cow::Owned(key) => key,
         };
-        sink.dropped(DroppedField::Key { parent: unlisted.parent, key }, unlisted.reason);
+        sink.dropped(
+            DroppedField::Key {
+                parent: unlisted.parent,
+                key,
+            },
+            unlisted.reason,
+        );
     }
     Ok(())
 }

@@ -105,7 +105,14 @@ impl TenantFilter {
         values::write_json_str(&mut head, key.epoch());
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        TenantFilter { id, policy, tenant: tenant.to_owned(), tier, key, head }
+        TenantFilter {
+            id,
+            policy,
+            tenant: tenant.to_owned(),
+            tier,
+            key,
+            head,
+        }
     }
 
     /// The policy this filter applies.
@@ -137,7 +144,8 @@ impl TenantFilter {
         if message.len() > MAX_MESSAGE_BYTES {
             return Err(Rejection::new(RejectReason::TooLarge));
         }
-        let text = std::str::from_utf8(message).map_err(|_| Rejection::new(RejectReason::InvalidUtf8))?;
+        let text =
+            std::str::from_utf8(message).map_err(|_| Rejection::new(RejectReason::InvalidUtf8))?;
         let mut walk = walk::Walk::new(&self.policy, text);
         walk.run()?;
         emit::emit(&walk, self, meta, cache, out, sink)

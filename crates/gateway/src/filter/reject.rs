@@ -80,11 +80,19 @@ pub struct Rejection {
 
 impl Rejection {
     pub(crate) fn new(reason: RejectReason) -> Rejection {
-        Rejection { reason, field: None, detail: None }
+        Rejection {
+            reason,
+            field: None,
+            detail: None,
+        }
     }
 
     pub(crate) fn at(reason: RejectReason, field: impl Into<String>) -> Rejection {
-        Rejection { reason, field: Some(field.into()), detail: None }
+        Rejection {
+            reason,
+            field: Some(field.into()),
+            detail: None,
+        }
     }
 }
 
@@ -147,8 +155,12 @@ impl DropReason {
 pub fn is_reportable_key(key: &str) -> bool {
     !key.is_empty()
         && key.len() <= 64
-        && key.bytes().all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'$'))
-        && !key.bytes().all(|byte| byte.is_ascii_digit() || byte == b'-')
+        && key
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'$'))
+        && !key
+            .bytes()
+            .all(|byte| byte.is_ascii_digit() || byte == b'-')
 }
 
 /// Appends `key` to a dotted path as it may be reported.

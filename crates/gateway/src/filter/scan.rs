@@ -46,11 +46,18 @@ pub(crate) struct Scanner<'a> {
 
 impl<'a> Scanner<'a> {
     pub(crate) fn new(text: &'a str) -> Self {
-        Scanner { text, bytes: text.as_bytes(), position: 0 }
+        Scanner {
+            text,
+            bytes: text.as_bytes(),
+            position: 0,
+        }
     }
 
     fn error<T>(&self, expected: &'static str) -> ScanResult<T> {
-        Err(SyntaxError { expected, offset: self.position })
+        Err(SyntaxError {
+            expected,
+            offset: self.position,
+        })
     }
 
     #[inline(always)]
@@ -241,7 +248,11 @@ impl<'a> Scanner<'a> {
                 Some(_) => {
                     let end = self.find_special(self.position);
                     if end == self.position || end >= self.bytes.len() {
-                        return self.error(if end >= self.bytes.len() { "`\"` before the end" } else { "no control characters in strings" });
+                        return self.error(if end >= self.bytes.len() {
+                            "`\"` before the end"
+                        } else {
+                            "no control characters in strings"
+                        });
                     }
                     owned.push_str(&self.text[self.position..end]);
                     self.position = end;
@@ -347,7 +358,11 @@ impl<'a> Scanner<'a> {
     /// Only whitespace may follow the document.
     pub(crate) fn finish(&mut self) -> ScanResult<()> {
         self.skip_whitespace();
-        if self.position == self.bytes.len() { Ok(()) } else { self.error("the end after the value") }
+        if self.position == self.bytes.len() {
+            Ok(())
+        } else {
+            self.error("the end after the value")
+        }
     }
 }
 
@@ -365,21 +380,49 @@ mod tests {
 
     #[test]
     fn strings_borrow_without_escapes_and_decode_with_them() {
-        assert!(matches!(string_of(r#""plain text é""#), Ok(Cow::Borrowed("plain text é"))));
-        assert_eq!(string_of(r#""a\"b\\c\/d\n\u00e9\ud83d\ude00""#).expect("valid").as_ref(), "a\"b\\c/d\né😀");
-        assert_eq!(string_of(r#""long enough to take the word-at-a-time path \t""#).expect("valid").as_ref(), "long enough to take the word-at-a-time path \t");
+        assert!(matches!(
+            string_of(r#""plain text é""#),
+            Ok(Cow::Borrowed("plain text é"))
+        ));
+        assert_eq!(
+            string_of(r#""a\"b\\c\/d\n\u00e9\ud83d\ude00""#)
+                .expect("valid")
+                .as_ref(),
+            "a\"b\\c/d\né😀"
+        );
+        assert_eq!(
+            string_of(r#""long enough to take the word-at-a-time path \t""#)
+                .expect("valid")
+                .as_ref(),
+            "long enough to take the word-at-a-time path \t"
+        );
     }
 
     #[test]
     fn invalid_strings_are_refused() {
-        for bad in ["\"raw\ttab\"", "\"bad \\x escape\"", "\"lone \\udc00\"", "\"high \\ud800 alone\"", "\"unterminated", "\"short \\u12\""] {
+        for bad in [
+            "\"raw\ttab\"",
+            "\"bad \\x escape\"",
+            "\"lone \\udc00\"",
+            "\"high \\ud800 alone\"",
+            "\"unterminated",
+            "\"short \\u12\"",
+        ] {
             assert!(string_of(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn numbers_follow_the_grammar() {
-        for good in ["0", "-0", "12", "-3.25", "1e5", "2.5E-3", "123456789012345678901234567890"] {
+        for good in [
+            "0",
+            "-0",
+            "12",
+            "-3.25",
+            "1e5",
+            "2.5E-3",
+            "123456789012345678901234567890",
+        ] {
             let mut scanner = Scanner::new(good);
             assert_eq!(scanner.number(), Ok(good), "{good}");
         }
@@ -392,7 +435,13 @@ mod tests {
 
     #[test]
     fn objects_need_commas_colons_and_no_trailing_comma() {
-        for bad in [r#"{"a" 1}"#, r#"{"a":1,}"#, r#"{"a":1 "b":2}"#, r#"{,}"#, r#"{1:2}"#] {
+        for bad in [
+            r#"{"a" 1}"#,
+            r#"{"a":1,}"#,
+            r#"{"a":1 "b":2}"#,
+            r#"{,}"#,
+            r#"{1:2}"#,
+        ] {
             let mut scanner = Scanner::new(bad);
             scanner.peek_value().expect("starts an object");
             scanner.open();

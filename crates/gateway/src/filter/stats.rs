@@ -34,14 +34,20 @@ pub struct DropCounts {
 }
 
 fn reason_index(reason: DropReason) -> usize {
-    DropReason::ALL.iter().position(|known| *known == reason).unwrap_or_default()
+    DropReason::ALL
+        .iter()
+        .position(|known| *known == reason)
+        .unwrap_or_default()
 }
 
 impl DropCounts {
     fn position_of(&mut self, parent: NodeId, key: &str, summary: u64) -> usize {
         let keys = &self.keys;
         let found = self.index.get(&(parent, summary)).and_then(|positions| {
-            positions.iter().copied().find(|&at| keys[at].0 == parent && short_eq(keys[at].1.as_bytes(), key.as_bytes()))
+            positions
+                .iter()
+                .copied()
+                .find(|&at| keys[at].0 == parent && short_eq(keys[at].1.as_bytes(), key.as_bytes()))
         });
         if let Some(at) = found {
             return at;
@@ -49,7 +55,8 @@ impl DropCounts {
         if self.keys.len() >= MAX_DISTINCT_KEYS && key != "*" {
             return self.position_of(parent, "*", key_summary(b"*"));
         }
-        self.keys.push((parent, key.into(), ReasonCounts::default()));
+        self.keys
+            .push((parent, key.into(), ReasonCounts::default()));
         let at = self.keys.len() - 1;
         self.index.entry((parent, summary)).or_default().push(at);
         at
@@ -66,7 +73,8 @@ impl DropSink for DropCounts {
                 if self.recent.is_empty() {
                     self.recent = vec![usize::MAX; RECENT_SLOTS];
                 }
-                let front = ((summary ^ (summary >> 29) ^ u64::from(parent)) as usize) & (RECENT_SLOTS - 1);
+                let front =
+                    ((summary ^ (summary >> 29) ^ u64::from(parent)) as usize) & (RECENT_SLOTS - 1);
                 let cached = self.recent[front];
                 if let Some((known_parent, known, counts)) = self.keys.get_mut(cached) {
                     if *known_parent == parent && short_eq(known.as_bytes(), key.as_bytes()) {
@@ -87,7 +95,9 @@ impl DropCounts {
     pub fn by_field(&self, policy: &Policy) -> BTreeMap<(String, DropReason), u64> {
         let mut merged = BTreeMap::new();
         for ((leaf, reason), count) in &self.leaves {
-            *merged.entry((policy.leaf_path(*leaf).to_owned(), *reason)).or_default() += count;
+            *merged
+                .entry((policy.leaf_path(*leaf).to_owned(), *reason))
+                .or_default() += count;
         }
         for (parent, key, counts) in &self.keys {
             let mut path = policy.node_path(*parent).to_owned();
@@ -124,7 +134,10 @@ impl FilterStats {
     /// A human-readable summary: counts, reasons and field names, never values.
     pub fn summary(&self, policy: &Policy) -> String {
         let rejected: u64 = self.rejected.values().sum();
-        let mut text = format!("messages: {} in, {} out, {} rejected\n", self.messages_in, self.messages_out, rejected);
+        let mut text = format!(
+            "messages: {} in, {} out, {} rejected\n",
+            self.messages_in, self.messages_out, rejected
+        );
         for (reason, count) in &self.rejected {
             let _ = writeln!(text, "  rejected {}: {count}", reason.as_str());
         }
@@ -146,23 +159,49 @@ mod tests {
 
     #[test]
     fn client_key_names_are_bounded_and_counted_exactly() {
-        let policy = Allowlist::parse("version: 1\nidentify: {}\n").expect("valid").compile();
+        let policy = Allowlist::parse("version: 1\nidentify: {}\n")
+            .expect("valid")
+            .compile();
         let mut counts = DropCounts::default();
         for _ in 0..3 {
             for index in 0..(MAX_DISTINCT_KEYS + 100) {
                 let key = format!("k{index}");
-                counts.dropped(DroppedField::Key { parent: policy.root(), key: &key }, DropReason::NotAllowlisted);
+                counts.dropped(
+                    DroppedField::Key {
+                        parent: policy.root(),
+                        key: &key,
+                    },
+                    DropReason::NotAllowlisted,
+                );
             }
-            counts.dropped(DroppedField::Key { parent: policy.root(), key: "ip" }, DropReason::TypeMismatch);
+            counts.dropped(
+                DroppedField::Key {
+                    parent: policy.root(),
+                    key: "ip",
+                },
+                DropReason::TypeMismatch,
+            );
         }
         let by_field = counts.by_field(&policy);
-        assert_eq!(by_field.get(&("k0".to_owned(), DropReason::NotAllowlisted)), Some(&3));
-        assert_eq!(by_field.get(&("*".to_owned(), DropReason::NotAllowlisted)), Some(&(3 * 100)), "beyond the cap, keys count as *");
-        assert_eq!(by_field.get(&("*".to_owned(), DropReason::TypeMismatch)), Some(&3), "a key first seen past the cap");
+        assert_eq!(
+            by_field.get(&("k0".to_owned(), DropReason::NotAllowlisted)),
+            Some(&3)
+        );
+        assert_eq!(
+            by_field.get(&("*".to_owned(), DropReason::NotAllowlisted)),
+            Some(&(3 * 100)),
+            "beyond the cap, keys count as *"
+        );
+        assert_eq!(
+            by_field.get(&("*".to_owned(), DropReason::TypeMismatch)),
+            Some(&3),
+            "a key first seen past the cap"
+        );
         assert!(!by_field.contains_key(&("ip".to_owned(), DropReason::TypeMismatch)));
         let total: u64 = by_field.values().sum();
         assert_eq!(total, 3 * (MAX_DISTINCT_KEYS as u64 + 101));
-        let names: std::collections::BTreeSet<&String> = by_field.keys().map(|(name, _)| name).collect();
+        let names: std::collections::BTreeSet<&String> =
+            by_field.keys().map(|(name, _)| name).collect();
         assert_eq!(names.len(), MAX_DISTINCT_KEYS + 1, "the cap, plus `*`");
     }
 }

@@ -43,33 +43,59 @@ alias:
 "#;
 
 fn policy() -> Arc<Policy> {
-    Arc::new(Allowlist::parse(POLICY).expect("test policy is valid").compile())
+    Arc::new(
+        Allowlist::parse(POLICY)
+            .expect("test policy is valid")
+            .compile(),
+    )
 }
 
 fn tenant(tier: Tier, key_byte: u8) -> TenantFilter {
-    TenantFilter::new(policy(), "t-1", tier, EpochKey::new("2026-11", &[key_byte; 32]))
+    TenantFilter::new(
+        policy(),
+        "t-1",
+        tier,
+        EpochKey::new("2026-11", &[key_byte; 32]),
+    )
 }
 
-const META: MessageMeta<'static> =
-    MessageMeta { received_at: "2026-11-23T10:00:00.000Z", fallback_message_id: Some("fallback-1") };
+const META: MessageMeta<'static> = MessageMeta {
+    received_at: "2026-11-23T10:00:00.000Z",
+    fallback_message_id: Some("fallback-1"),
+};
 
 fn run(filter: &TenantFilter, message: &str) -> Result<(Value, DropCounts), Rejection> {
     let mut out = Vec::new();
     let mut drops = DropCounts::default();
-    filter.filter(message.as_bytes(), &META, &mut PseudonymCache::default(), &mut out, &mut drops)?;
+    filter.filter(
+        message.as_bytes(),
+        &META,
+        &mut PseudonymCache::default(),
+        &mut out,
+        &mut drops,
+    )?;
     let value: Value = serde_json::from_slice(&out).expect("the filter writes JSON");
     // Every output is a valid sanitized message of the published contract.
-    serde_json::from_value::<veil_sanitized::SanitizedMessage>(value.clone()).expect("output matches the contract");
+    serde_json::from_value::<veil_sanitized::SanitizedMessage>(value.clone())
+        .expect("output matches the contract");
     Ok((value, drops))
 }
 
 fn accepted(message: &str) -> Value {
-    run(&tenant(Tier::Baseline, 1), message).expect("accepted").0
+    run(&tenant(Tier::Baseline, 1), message)
+        .expect("accepted")
+        .0
 }
 
 fn rejected(message: &[u8]) -> Rejection {
     let mut out = Vec::new();
-    let result = tenant(Tier::Baseline, 1).filter(message, &META, &mut PseudonymCache::default(), &mut out, &mut ());
+    let result = tenant(Tier::Baseline, 1).filter(
+        message,
+        &META,
+        &mut PseudonymCache::default(),
+        &mut out,
+        &mut (),
+    );
     assert!(out.is_empty(), "nothing is written for a rejected message");
     result.expect_err("rejected")
 }
@@ -108,11 +134,18 @@ fn keeps_allowlisted_fields_and_pseudonymizes_identifiers() {
                "context.app.name": "DMS Web", "context.app.version": "2026.11", "context.locale": "en-GB"})
     );
     let key = EpochKey::new("2026-11", &[1; 32]);
-    let expected = |domain: &str, value: &str| String::from_utf8(key.pseudonymize(domain, value.as_bytes()).to_vec()).expect("ascii");
+    let expected = |domain: &str, value: &str| {
+        String::from_utf8(key.pseudonymize(domain, value.as_bytes()).to_vec()).expect("ascii")
+    };
     assert_eq!(out["pseudonyms"]["userId"], expected("user", "u-1"));
-    assert_eq!(out["pseudonyms"]["properties.document_id"], expected("document", "DMS!1.2"));
+    assert_eq!(
+        out["pseudonyms"]["properties.document_id"],
+        expected("document", "DMS!1.2")
+    );
     let text = out.to_string();
-    for secret in ["Merger", "alice", "Alice", "10.1.2.3", "u-1\"", "DMS!1.2", "1234"] {
+    for secret in [
+        "Merger", "alice", "Alice", "10.1.2.3", "u-1\"", "DMS!1.2", "1234",
+    ] {
         assert!(!text.contains(secret), "{secret} leaked");
     }
 }
@@ -121,54 +154,115 @@ fn keeps_allowlisted_fields_and_pseudonymizes_identifiers() {
 fn dropped_fields_are_counted_by_name_and_reason() {
     let (_, drops) = run(&tenant(Tier::Baseline, 1), &track(json!({}))).expect("accepted");
     let by_field = drops.by_field(&policy());
-    for path in ["properties.document_name", "context.ip", "context.traits", "context.app.build"] {
-        assert_eq!(by_field.get(&(path.to_owned(), DropReason::NotAllowlisted)), Some(&1), "{path}");
+    for path in [
+        "properties.document_name",
+        "context.ip",
+        "context.traits",
+        "context.app.build",
+    ] {
+        assert_eq!(
+            by_field.get(&(path.to_owned(), DropReason::NotAllowlisted)),
+            Some(&1),
+            "{path}"
+        );
     }
     assert_eq!(by_field.len(), 4, "{by_field:?}");
 }
 
 #[test]
 fn value_checks_drop_emails_and_ip_addresses_whatever_the_key() {
-    let message = track(json!({"properties": {"feature": "mail alice@firm.example", "duration_ms": 5},
-                               "context": {"app": {"name": "192.168.1.20", "version": "fe80::1"}, "locale": "en-US"}}));
+    let message = track(
+        json!({"properties": {"feature": "mail alice@firm.example", "duration_ms": 5},
+                               "context": {"app": {"name": "192.168.1.20", "version": "fe80::1"}, "locale": "en-US"}}),
+    );
     let (out, drops) = run(&tenant(Tier::Baseline, 1), &message).expect("accepted");
-    assert_eq!(out["fields"], json!({"properties.duration_ms": 5, "context.locale": "en-US"}));
+    assert_eq!(
+        out["fields"],
+        json!({"properties.duration_ms": 5, "context.locale": "en-US"})
+    );
     let by_field = drops.by_field(&policy());
-    assert_eq!(by_field.get(&("properties.feature".to_owned(), DropReason::EmailValue)), Some(&1));
-    assert_eq!(by_field.get(&("context.app.name".to_owned(), DropReason::IpValue)), Some(&1));
-    assert_eq!(by_field.get(&("context.app.version".to_owned(), DropReason::IpValue)), Some(&1));
+    assert_eq!(
+        by_field.get(&("properties.feature".to_owned(), DropReason::EmailValue)),
+        Some(&1)
+    );
+    assert_eq!(
+        by_field.get(&("context.app.name".to_owned(), DropReason::IpValue)),
+        Some(&1)
+    );
+    assert_eq!(
+        by_field.get(&("context.app.version".to_owned(), DropReason::IpValue)),
+        Some(&1)
+    );
 }
 
 #[test]
 fn declared_types_are_enforced_per_field() {
-    let message = track(json!({"properties": {"feature": 7, "duration_ms": "long", "success": "yes", "ratio": 2,
-                                               "document_id": {"nested": 1}}}));
+    let message = track(
+        json!({"properties": {"feature": 7, "duration_ms": "long", "success": "yes", "ratio": 2,
+                                               "document_id": {"nested": 1}}}),
+    );
     let (out, drops) = run(&tenant(Tier::Baseline, 1), &message).expect("accepted");
-    let kept: Vec<&String> = out["fields"].as_object().expect("fields").keys().filter(|path| path.starts_with("properties.")).collect();
+    let kept: Vec<&String> = out["fields"]
+        .as_object()
+        .expect("fields")
+        .keys()
+        .filter(|path| path.starts_with("properties."))
+        .collect();
     assert_eq!(kept, ["properties.ratio"]);
     assert_eq!(out["fields"]["properties.ratio"], 2);
     let by_field = drops.by_field(&policy());
-    for path in ["properties.feature", "properties.duration_ms", "properties.success", "properties.document_id"] {
-        assert_eq!(by_field.get(&(path.to_owned(), DropReason::TypeMismatch)), Some(&1), "{path}");
+    for path in [
+        "properties.feature",
+        "properties.duration_ms",
+        "properties.success",
+        "properties.document_id",
+    ] {
+        assert_eq!(
+            by_field.get(&(path.to_owned(), DropReason::TypeMismatch)),
+            Some(&1),
+            "{path}"
+        );
     }
     // An object expected, a scalar found: dropped, counted.
-    let (out, drops) = run(&tenant(Tier::Baseline, 1), &track(json!({"context": "flat"}))).expect("accepted");
+    let (out, drops) = run(
+        &tenant(Tier::Baseline, 1),
+        &track(json!({"context": "flat"})),
+    )
+    .expect("accepted");
     assert!(out["fields"].get("context.app.name").is_none());
-    assert_eq!(drops.by_field(&policy()).get(&("context".to_owned(), DropReason::TypeMismatch)), Some(&1));
+    assert_eq!(
+        drops
+            .by_field(&policy())
+            .get(&("context".to_owned(), DropReason::TypeMismatch)),
+        Some(&1)
+    );
 }
 
 #[test]
 fn event_specific_and_enhanced_fields_follow_the_rule() {
-    let search = track(json!({"event": "Search Performed", "properties": {"result_count": 3, "plan": "gold"}}));
+    let search = track(
+        json!({"event": "Search Performed", "properties": {"result_count": 3, "plan": "gold"}}),
+    );
     assert_eq!(accepted(&search)["fields"]["properties.result_count"], 3);
-    assert!(accepted(&search)["fields"].get("properties.plan").is_none(), "enhanced field for baseline tenant");
+    assert!(
+        accepted(&search)["fields"].get("properties.plan").is_none(),
+        "enhanced field for baseline tenant"
+    );
     let opened = track(json!({"properties": {"result_count": 3}}));
-    assert!(accepted(&opened)["fields"].get("properties.result_count").is_none(), "field of another event");
+    assert!(
+        accepted(&opened)["fields"]
+            .get("properties.result_count")
+            .is_none(),
+        "field of another event"
+    );
     let (enhanced, _) = run(&tenant(Tier::Enhanced, 1), &search).expect("accepted");
     assert_eq!(enhanced["fields"]["properties.plan"], "gold");
     assert_eq!(enhanced["tier"], "enhanced");
     let beta = track(json!({"event": "Beta Feature Used"}));
-    assert_eq!(rejected(beta.as_bytes()).reason, RejectReason::EventRequiresEnhanced);
+    assert_eq!(
+        rejected(beta.as_bytes()).reason,
+        RejectReason::EventRequiresEnhanced
+    );
     assert!(run(&tenant(Tier::Enhanced, 1), &beta).is_ok());
 }
 
@@ -178,17 +272,53 @@ fn message_types_and_their_requirements() {
     let out = accepted(page);
     assert_eq!(out["name"], "Document Viewer");
     assert!(out["pseudonyms"]["anonymousId"].is_string());
-    let other_page = r#"{"type":"page","name":"Merger Agreement.docx","userId":"u","messageId":"p-2"}"#;
-    assert!(accepted(other_page).get("name").is_none(), "unlisted page names never leave");
-    assert_eq!(accepted(r#"{"type":"identify","userId":"u","messageId":"i","traits":{"email":"a@b.co"}}"#)["fields"], json!({}));
-    assert_eq!(rejected(br#"{"type":"group","userId":"u","messageId":"g"}"#).field.as_deref(), Some("groupId"));
-    assert_eq!(rejected(br#"{"type":"alias","userId":"u","messageId":"a"}"#).field.as_deref(), Some("previousId"));
-    assert_eq!(rejected(br#"{"type":"screen","userId":"u","messageId":"s"}"#).reason, RejectReason::TypeNotAllowlisted);
-    assert_eq!(rejected(br#"{"type":"purchase","userId":"u"}"#).reason, RejectReason::UnknownType);
-    assert_eq!(rejected(br#"{"userId":"u"}"#).reason, RejectReason::MissingType);
-    assert_eq!(rejected(br#"{"type":"track","userId":"u"}"#).reason, RejectReason::MissingEvent);
-    assert_eq!(rejected(br#"{"type":"track","event":"Secret Thing","userId":"u"}"#).reason, RejectReason::EventNotAllowlisted);
-    assert_eq!(rejected(br#"{"type":"track","event":"Document Opened","userId":""}"#).reason, RejectReason::MissingIdentity);
+    let other_page =
+        r#"{"type":"page","name":"Merger Agreement.docx","userId":"u","messageId":"p-2"}"#;
+    assert!(
+        accepted(other_page).get("name").is_none(),
+        "unlisted page names never leave"
+    );
+    assert_eq!(
+        accepted(r#"{"type":"identify","userId":"u","messageId":"i","traits":{"email":"a@b.co"}}"#)
+            ["fields"],
+        json!({})
+    );
+    assert_eq!(
+        rejected(br#"{"type":"group","userId":"u","messageId":"g"}"#)
+            .field
+            .as_deref(),
+        Some("groupId")
+    );
+    assert_eq!(
+        rejected(br#"{"type":"alias","userId":"u","messageId":"a"}"#)
+            .field
+            .as_deref(),
+        Some("previousId")
+    );
+    assert_eq!(
+        rejected(br#"{"type":"screen","userId":"u","messageId":"s"}"#).reason,
+        RejectReason::TypeNotAllowlisted
+    );
+    assert_eq!(
+        rejected(br#"{"type":"purchase","userId":"u"}"#).reason,
+        RejectReason::UnknownType
+    );
+    assert_eq!(
+        rejected(br#"{"userId":"u"}"#).reason,
+        RejectReason::MissingType
+    );
+    assert_eq!(
+        rejected(br#"{"type":"track","userId":"u"}"#).reason,
+        RejectReason::MissingEvent
+    );
+    assert_eq!(
+        rejected(br#"{"type":"track","event":"Secret Thing","userId":"u"}"#).reason,
+        RejectReason::EventNotAllowlisted
+    );
+    assert_eq!(
+        rejected(br#"{"type":"track","event":"Document Opened","userId":""}"#).reason,
+        RejectReason::MissingIdentity
+    );
 }
 
 #[test]
@@ -198,14 +328,36 @@ fn message_ids_and_timestamps_are_validated() {
     assert_eq!(accepted(no_id)["timestamp"], META.received_at);
     let offset = r#"{"type":"identify","userId":"u","messageId":"m","timestamp":"2026-11-23T01:30:00.123456+02:00"}"#;
     assert_eq!(accepted(offset)["timestamp"], "2026-11-22T23:30:00.123Z");
-    for bad_id in [r#""alice@firm.example""#, r#""10.0.0.1""#, r#""has space""#, "7"] {
+    for bad_id in [
+        r#""alice@firm.example""#,
+        r#""10.0.0.1""#,
+        r#""has space""#,
+        "7",
+    ] {
         let message = format!(r#"{{"type":"identify","userId":"u","messageId":{bad_id}}}"#);
         let reason = rejected(message.as_bytes()).reason;
-        assert!(matches!(reason, RejectReason::InvalidMessageId | RejectReason::WrongType), "{bad_id}: {reason:?}");
+        assert!(
+            matches!(
+                reason,
+                RejectReason::InvalidMessageId | RejectReason::WrongType
+            ),
+            "{bad_id}: {reason:?}"
+        );
     }
-    for bad_time in ["yesterday", "2026-13-01T00:00:00Z", "2026-02-30T00:00:00.000Z", "2026-11-23"] {
-        let message = format!(r#"{{"type":"identify","userId":"u","messageId":"m","timestamp":"{bad_time}"}}"#);
-        assert_eq!(rejected(message.as_bytes()).reason, RejectReason::InvalidTimestamp, "{bad_time}");
+    for bad_time in [
+        "yesterday",
+        "2026-13-01T00:00:00Z",
+        "2026-02-30T00:00:00.000Z",
+        "2026-11-23",
+    ] {
+        let message = format!(
+            r#"{{"type":"identify","userId":"u","messageId":"m","timestamp":"{bad_time}"}}"#
+        );
+        assert_eq!(
+            rejected(message.as_bytes()).reason,
+            RejectReason::InvalidTimestamp,
+            "{bad_time}"
+        );
     }
 }
 
@@ -213,37 +365,91 @@ fn message_ids_and_timestamps_are_validated() {
 fn bad_input_gets_one_clear_rejection_without_values() {
     let cases: &[(&[u8], RejectReason)] = &[
         (b"{\"type\":\"identify\",", RejectReason::MalformedJson),
-        (b"{\"type\":\"identify\",\"userId\":\"u\",}", RejectReason::MalformedJson),
-        (b"{\"type\":\"identify\",\"userId\":\"u\"} trailing", RejectReason::MalformedJson),
-        (b"{\"type\":\"identify\",\"userId\":\"\xff\xfe\"}", RejectReason::InvalidUtf8),
+        (
+            b"{\"type\":\"identify\",\"userId\":\"u\",}",
+            RejectReason::MalformedJson,
+        ),
+        (
+            b"{\"type\":\"identify\",\"userId\":\"u\"} trailing",
+            RejectReason::MalformedJson,
+        ),
+        (
+            b"{\"type\":\"identify\",\"userId\":\"\xff\xfe\"}",
+            RejectReason::InvalidUtf8,
+        ),
         (b"[1,2]", RejectReason::NotAnObject),
         (b"\"just a string\"", RejectReason::NotAnObject),
-        (b"{\"type\":\"identify\",\"userId\":\"u\",\"userId\":\"v\"}", RejectReason::DuplicateKey),
-        (b"{\"type\":\"identify\",\"userId\":\"u\",\"user\\u0049d\":\"v\"}", RejectReason::DuplicateKey),
-        (b"{\"type\":\"identify\",\"userId\":\"u\",\"context\":{\"ip\":1,\"ip\":2}}", RejectReason::DuplicateKey),
-        (b"{\"type\":\"identify\",\"userId\":\"u\",\"x\":{\"a\":{\"b\":1,\"b\":2}}}", RejectReason::DuplicateKey),
-        (b"{\"type\":\"identify\",\"userId\":\"u\",\"big\":1e999}", RejectReason::MalformedJson),
+        (
+            b"{\"type\":\"identify\",\"userId\":\"u\",\"userId\":\"v\"}",
+            RejectReason::DuplicateKey,
+        ),
+        (
+            b"{\"type\":\"identify\",\"userId\":\"u\",\"user\\u0049d\":\"v\"}",
+            RejectReason::DuplicateKey,
+        ),
+        (
+            b"{\"type\":\"identify\",\"userId\":\"u\",\"context\":{\"ip\":1,\"ip\":2}}",
+            RejectReason::DuplicateKey,
+        ),
+        (
+            b"{\"type\":\"identify\",\"userId\":\"u\",\"x\":{\"a\":{\"b\":1,\"b\":2}}}",
+            RejectReason::DuplicateKey,
+        ),
+        (
+            b"{\"type\":\"identify\",\"userId\":\"u\",\"big\":1e999}",
+            RejectReason::MalformedJson,
+        ),
         (b"{\"type\":17,\"userId\":\"u\"}", RejectReason::WrongType),
     ];
     for (message, reason) in cases {
         let rejection = rejected(message);
-        assert_eq!(rejection.reason, *reason, "{}", String::from_utf8_lossy(message));
+        assert_eq!(
+            rejection.reason,
+            *reason,
+            "{}",
+            String::from_utf8_lossy(message)
+        );
         let shown = rejection.to_string();
         for value in ["\"u\"", "\"v\"", "trailing", "1e999", "just a string"] {
             assert!(!shown.contains(value), "{shown} echoes a value");
         }
     }
-    let deep = format!("{{\"type\":\"identify\",\"userId\":\"u\",\"x\":{}1{}}}", "[".repeat(40), "]".repeat(40));
+    let deep = format!(
+        "{{\"type\":\"identify\",\"userId\":\"u\",\"x\":{}1{}}}",
+        "[".repeat(40),
+        "]".repeat(40)
+    );
     assert_eq!(rejected(deep.as_bytes()).reason, RejectReason::TooDeep);
-    let deep_object = format!("{{\"type\":\"identify\",\"userId\":\"u\",\"x\":{}1{}}}", "{\"a\":".repeat(40), "}".repeat(40));
-    assert_eq!(rejected(deep_object.as_bytes()).reason, RejectReason::TooDeep);
-    let huge = format!("{{\"type\":\"identify\",\"userId\":\"u\",\"pad\":\"{}\"}}", "x".repeat(MAX_MESSAGE_BYTES));
+    let deep_object = format!(
+        "{{\"type\":\"identify\",\"userId\":\"u\",\"x\":{}1{}}}",
+        "{\"a\":".repeat(40),
+        "}".repeat(40)
+    );
+    assert_eq!(
+        rejected(deep_object.as_bytes()).reason,
+        RejectReason::TooDeep
+    );
+    let huge = format!(
+        "{{\"type\":\"identify\",\"userId\":\"u\",\"pad\":\"{}\"}}",
+        "x".repeat(MAX_MESSAGE_BYTES)
+    );
     assert_eq!(rejected(huge.as_bytes()).reason, RejectReason::TooLarge);
-    let wide: String = (0..600).map(|index| format!("\"k{index}\":1")).collect::<Vec<_>>().join(",");
+    let wide: String = (0..600)
+        .map(|index| format!("\"k{index}\":1"))
+        .collect::<Vec<_>>()
+        .join(",");
     let wide = format!("{{\"type\":\"identify\",\"userId\":\"u\",\"x\":{{{wide}}}}}");
-    assert_eq!(rejected(wide.as_bytes()).reason, RejectReason::TooLarge, "objects hold at most 512 keys");
+    assert_eq!(
+        rejected(wide.as_bytes()).reason,
+        RejectReason::TooLarge,
+        "objects hold at most 512 keys"
+    );
     let duplicate = rejected(b"{\"type\":\"identify\",\"userId\":\"u\",\"alice@firm.example\":1,\"alice@firm.example\":2}");
-    assert_eq!(duplicate.field.as_deref(), Some("*"), "an e-mail used as a key is not reported");
+    assert_eq!(
+        duplicate.field.as_deref(),
+        Some("*"),
+        "an e-mail used as a key is not reported"
+    );
 }
 
 #[test]
@@ -254,15 +460,22 @@ fn pseudonyms_are_deterministic_and_separated_by_tenant_key() {
     assert_eq!(first["pseudonyms"], again["pseudonyms"]);
     let (other_tenant, _) = run(&tenant(Tier::Baseline, 2), &message).expect("accepted");
     for field in ["userId", "properties.document_id"] {
-        assert_ne!(first["pseudonyms"][field], other_tenant["pseudonyms"][field], "{field}");
+        assert_ne!(
+            first["pseudonyms"][field], other_tenant["pseudonyms"][field],
+            "{field}"
+        );
     }
     // A shared cache never serves one tenant's pseudonym to another.
     let mut cache = PseudonymCache::default();
     let mut outputs = Vec::new();
     for key_byte in [1, 2, 1] {
         let mut out = Vec::new();
-        tenant(Tier::Baseline, key_byte).filter(message.as_bytes(), &META, &mut cache, &mut out, &mut ()).expect("accepted");
-        outputs.push(serde_json::from_slice::<Value>(&out).expect("json")["pseudonyms"]["userId"].clone());
+        tenant(Tier::Baseline, key_byte)
+            .filter(message.as_bytes(), &META, &mut cache, &mut out, &mut ())
+            .expect("accepted");
+        outputs.push(
+            serde_json::from_slice::<Value>(&out).expect("json")["pseudonyms"]["userId"].clone(),
+        );
     }
     assert_eq!(outputs[0], outputs[2]);
     assert_ne!(outputs[0], outputs[1]);
@@ -279,9 +492,17 @@ fn planted_secret() -> impl Strategy<Value = String> {
 
 fn forbidden_key() -> impl Strategy<Value = String> {
     prop_oneof![
-        Just("email".to_owned()), Just("userEmail".to_owned()), Just("e_mail".to_owned()), Just("name".to_owned()),
-        Just("company".to_owned()), Just("document_name".to_owned()), Just("ip".to_owned()), Just("title".to_owned()),
-        Just("query".to_owned()), Just("url".to_owned()), "[a-z]{1,10}".prop_map(|key| format!("x_{key}")),
+        Just("email".to_owned()),
+        Just("userEmail".to_owned()),
+        Just("e_mail".to_owned()),
+        Just("name".to_owned()),
+        Just("company".to_owned()),
+        Just("document_name".to_owned()),
+        Just("ip".to_owned()),
+        Just("title".to_owned()),
+        Just("query".to_owned()),
+        Just("url".to_owned()),
+        "[a-z]{1,10}".prop_map(|key| format!("x_{key}")),
     ]
 }
 
@@ -316,7 +537,7 @@ proptest! {
             };
             if let Some(object) = target {
                 // Keep clear of allowlisted paths: a plain string planted there would rightly leave.
-                let allowlisted = (*place == "context.app" && key == "name") || (place.is_empty() && key == "name");
+                let allowlisted = key == "name" && (*place == "context.app" || place.is_empty());
                 if !allowlisted && !object.contains_key(key.as_str()) && !["type", "event", "userId", "messageId"].contains(&key.as_str()) {
                     let planted = if secrets.len() % 2 == 0 { json!(secret) } else { json!({"deep": [secret, {"k": secret}]}) };
                     object.insert(key.clone(), planted);

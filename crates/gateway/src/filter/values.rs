@@ -28,7 +28,11 @@ fn contains_email(text: &str) -> bool {
     let bytes = text.as_bytes();
     memchr::memchr_iter(b'@', bytes).any(|at| {
         let local_ok = at > 0 && is_local_char(bytes[at - 1]);
-        let domain: Vec<u8> = bytes[at + 1..].iter().copied().take_while(|byte| is_domain_char(*byte)).collect();
+        let domain: Vec<u8> = bytes[at + 1..]
+            .iter()
+            .copied()
+            .take_while(|byte| is_domain_char(*byte))
+            .collect();
         let dot = domain.iter().position(|byte| *byte == b'.');
         local_ok && dot.is_some_and(|dot| dot > 0 && dot + 1 < domain.len())
     })
@@ -63,7 +67,11 @@ fn contains_ip_address(text: &str) -> bool {
         }
         let run = text[start..index].trim_end_matches('.');
         let parts: Vec<&str> = run.split('.').collect();
-        if parts.len() == 4 && parts.iter().all(|part| !part.is_empty() && part.len() <= 3 && part.parse::<u16>().is_ok_and(|n| n <= 255)) {
+        if parts.len() == 4
+            && parts.iter().all(|part| {
+                !part.is_empty() && part.len() <= 3 && part.parse::<u16>().is_ok_and(|n| n <= 255)
+            })
+        {
             return true;
         }
     }
@@ -82,7 +90,9 @@ fn is_ipv6_like(text: &str) -> bool {
     }
     // `1.2.3.4:80` is caught by the dotted-quad scan; v6 tokens inside longer text:
     trimmed
-        .split(|character: char| !(character.is_ascii_hexdigit() || character == ':' || character == '.'))
+        .split(|character: char| {
+            !(character.is_ascii_hexdigit() || character == ':' || character == '.')
+        })
         .filter(|token| token.matches(':').count() >= 2)
         .any(|token| token.parse::<IpAddr>().is_ok())
 }
@@ -91,7 +101,10 @@ fn is_ipv6_like(text: &str) -> bool {
 #[inline]
 pub(crate) fn write_json_str(out: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
-    if !bytes.iter().any(|&byte| byte < 0x20 || byte == b'"' || byte == b'\\') {
+    if !bytes
+        .iter()
+        .any(|&byte| byte < 0x20 || byte == b'"' || byte == b'\\')
+    {
         out.reserve(bytes.len() + 2);
         out.push(b'"');
         out.extend_from_slice(bytes);
@@ -128,20 +141,58 @@ mod tests {
 
     #[test]
     fn emails_are_found_alone_and_embedded() {
-        for text in ["alice@firm.example", "by Alice.Okafor@hartwell.example today", "a@b.co", "\"x y\"@ex.org"] {
-            assert_eq!(forbidden_value(text), Some(DropReason::EmailValue), "{text}");
+        for text in [
+            "alice@firm.example",
+            "by Alice.Okafor@hartwell.example today",
+            "a@b.co",
+            "\"x y\"@ex.org",
+        ] {
+            assert_eq!(
+                forbidden_value(text),
+                Some(DropReason::EmailValue),
+                "{text}"
+            );
         }
-        for text in ["@home", "user@", "a@b", "search", "50% @ 3pm", "support@localhost"] {
-            assert_ne!(forbidden_value(text), Some(DropReason::EmailValue), "{text}");
+        for text in [
+            "@home",
+            "user@",
+            "a@b",
+            "search",
+            "50% @ 3pm",
+            "support@localhost",
+        ] {
+            assert_ne!(
+                forbidden_value(text),
+                Some(DropReason::EmailValue),
+                "{text}"
+            );
         }
     }
 
     #[test]
     fn ip_addresses_are_found_in_their_forms() {
-        for text in ["10.1.2.3", "192.168.0.1:8080", "client 203.0.113.9 connected", "::1", "2001:db8::1", "[2001:db8::1]:443", "fe80::1%eth0", "::ffff:10.0.0.1"] {
+        for text in [
+            "10.1.2.3",
+            "192.168.0.1:8080",
+            "client 203.0.113.9 connected",
+            "::1",
+            "2001:db8::1",
+            "[2001:db8::1]:443",
+            "fe80::1%eth0",
+            "::ffff:10.0.0.1",
+        ] {
             assert_eq!(forbidden_value(text), Some(DropReason::IpValue), "{text}");
         }
-        for text in ["10.9.1", "2026.11", "10.0.19045.1234", "12:30", "Europe/London", "en-US", "1.2.3.4.5", "300.1.1.1"] {
+        for text in [
+            "10.9.1",
+            "2026.11",
+            "10.0.19045.1234",
+            "12:30",
+            "Europe/London",
+            "en-US",
+            "1.2.3.4.5",
+            "300.1.1.1",
+        ] {
             assert_eq!(forbidden_value(text), None, "{text}");
         }
     }
@@ -150,6 +201,9 @@ mod tests {
     fn json_strings_are_escaped() {
         let mut out = Vec::new();
         write_json_str(&mut out, "a\"b\\c\nd\u{1}é");
-        assert_eq!(String::from_utf8(out).expect("utf8"), r#""a\"b\\c\nd\u0001é""#);
+        assert_eq!(
+            String::from_utf8(out).expect("utf8"),
+            r#""a\"b\\c\nd\u0001é""#
+        );
     }
 }

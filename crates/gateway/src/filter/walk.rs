@@ -86,6 +86,62 @@ pub(crate) struct Walk<'p, 'a> {
     scanner: Scanner<'a>,
 }
 
+/// A key and, if it is on an allowlisted path, its trie child and position among the siblings.
+type NextKey<'a> = (Cow<'a, str>, Option<(NodeId, usize)>);
+
+/// Reads one object's keys, refusing duplicates: allowlisted keys are tracked by their position
+/// among the node's children, other keys on the walk's key stack.
+struct KeyCursor {
+    /// The trie node the object is at; `None` inside skipped values.
+    node: Option<NodeId>,
+    /// Where this object's keys start on the key stack.
+    base: usize,
+    /// One bit per key summary seen in this object.
+    bloom: u64,
+    /// One bit per allowlisted child seen in this object.
+    listed_seen: u64,
+    first: bool,
+}
+
+impl KeyCursor {
+    /// Consumes the `{` and starts reading keys.
+    fn open(walk: &mut Walk<'_, '_>, node: Option<NodeId>) -> Self {
+        walk.scanner.open();
+        KeyCursor {
+            node,
+            base: walk.seen.len(),
+            bloom: 0,
+            listed_seen: 0,
+            first: true,
+        }
+    }
+
+    /// The next key with its allowlisted child (if any), or `None` after the `}`.
+    #[inline]
+    fn next<'a>(&mut self, walk: &mut Walk<'_, 'a>) -> Result<Option<NextKey<'a>>, Rejection> {
+        let Some(key) = walk.scanner.next_key(self.first).map_err(syntax)? else {
+            walk.seen.truncate(self.base);
+            return Ok(None);
+        };
+        self.first = false;
+        let summary = key_summary(key.as_bytes());
+        let listed = self
+            .node
+            .and_then(|node| walk.policy.child_slot(node, summary, &key));
+        if !walk.first_time_in(
+            self.base,
+            &mut self.bloom,
+            &mut self.listed_seen,
+            listed,
+            summary,
+            &key,
+        ) {
+            return Err(walk.refused_key(self.node, &key));
+        }
+        Ok(Some((key, listed)))
+    }
+}
+
 /// What a value under an allowlisted node turned out to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Found {
@@ -101,7 +157,10 @@ fn syntax(error: SyntaxError) -> Rejection {
     Rejection {
         reason: RejectReason::MalformedJson,
         field: None,
-        detail: Some(format!("expected {} at byte {}", error.expected, error.offset)),
+        detail: Some(format!(
+            "expected {} at byte {}",
+            error.expected, error.offset
+        )),
     }
 }
 
@@ -131,7 +190,17 @@ impl<'p, 'a> Walk<'p, 'a> {
 
     /// Records `key` in the object whose keys start at `base`; false if it was already there.
     #[inline]
-    fn first_time(&mut self, base: usize, bloom: &mut u64, summary: u64, key: &Cow<'a, str>) -> bool {
+    #[allow(
+        clippy::ptr_arg,
+        reason = "the Cow is cloned onto the key stack, borrowed stays borrowed"
+    )]
+    fn first_time(
+        &mut self,
+        base: usize,
+        bloom: &mut u64,
+        summary: u64,
+        key: &Cow<'a, str>,
+    ) -> bool {
         // One bit per key in a per-object mask: a clear bit proves the key is new, so the
         // comparison loop (and its hard-to-predict exit) runs only for the rare collisions.
         let bit = 1u64 << ((summary ^ (summary >> 23) ^ (summary >> 47)) & 63);
@@ -143,7 +212,11 @@ impl<'p, 'a> Walk<'p, 'a> {
             self.too_many_keys = true;
             return false;
         }
-        if maybe_seen && seen.iter().any(|(other, text)| *other == summary && short_eq(text.as_bytes(), bytes)) {
+        if maybe_seen
+            && seen
+                .iter()
+                .any(|(other, text)| *other == summary && short_eq(text.as_bytes(), bytes))
+        {
             return false;
         }
         self.seen.push((summary, key.clone()));
@@ -153,6 +226,7 @@ impl<'p, 'a> Walk<'p, 'a> {
     /// [`Walk::first_time`] for a key that may be an allowlisted child: those are tracked
     /// exactly by their position in a bit set, the rest on the key stack.
     #[inline]
+    #[allow(clippy::ptr_arg, reason = "passed on to `first_time`")]
     fn first_time_in(
         &mut self,
         base: usize,
@@ -175,7 +249,11 @@ impl<'p, 'a> Walk<'p, 'a> {
 
     /// The rejection for a key that `first_time` refused.
     fn refused_key(&self, node: Option<NodeId>, key: &str) -> Rejection {
-        let reason = if self.too_many_keys { RejectReason::TooLarge } else { RejectReason::DuplicateKey };
+        let reason = if self.too_many_keys {
+            RejectReason::TooLarge
+        } else {
+            RejectReason::DuplicateKey
+        };
         match node {
             Some(node) => Rejection::at(reason, self.path_of(node, key)),
             None => Rejection::new(reason),
@@ -190,24 +268,18 @@ impl<'p, 'a> Walk<'p, 'a> {
 
     fn message(&mut self) -> Result<(), Rejection> {
         let root = self.policy.root();
-        let base = self.seen.len();
-        let mut bloom = 0u64;
-        let mut listed_seen = 0u64;
-        self.scanner.open();
-        let mut first = true;
-        while let Some(key) = self.scanner.next_key(first).map_err(syntax)? {
-            first = false;
-            let summary = key_summary(key.as_bytes());
-            let listed = self.policy.child_slot(root, summary, &key);
-            if !self.first_time_in(base, &mut bloom, &mut listed_seen, listed, summary, &key) {
-                return Err(self.refused_key(Some(root), &key));
-            }
+        let mut keys = KeyCursor::open(self, Some(root));
+        while let Some((key, listed)) = keys.next(self)? {
             // Allowlisted paths first: structural keys can never be allowlisted roots.
             if let Some((child, _)) = listed {
                 let found = self.child(child, 2)?;
                 self.envelope.note_identity(&key, found == Found::Present);
                 if found == Found::Mismatch {
-                    self.unlisted.push(Unlisted { parent: root, key, reason: DropReason::TypeMismatch });
+                    self.unlisted.push(Unlisted {
+                        parent: root,
+                        key,
+                        reason: DropReason::TypeMismatch,
+                    });
                 }
                 continue;
             }
@@ -226,7 +298,13 @@ impl<'p, 'a> Walk<'p, 'a> {
                     _ => return Err(Rejection::at(RejectReason::WrongType, key.into_owned())),
                 };
                 let envelope = &mut self.envelope;
-                *[&mut envelope.kind, &mut envelope.event, &mut envelope.name, &mut envelope.message_id, &mut envelope.timestamp][slot] = text;
+                *[
+                    &mut envelope.kind,
+                    &mut envelope.event,
+                    &mut envelope.name,
+                    &mut envelope.message_id,
+                    &mut envelope.timestamp,
+                ][slot] = text;
                 continue;
             }
             if STRUCTURAL_KEYS.contains(&key.as_ref()) {
@@ -235,7 +313,11 @@ impl<'p, 'a> Walk<'p, 'a> {
             }
             let present = self.skip(2)?;
             self.envelope.note_identity(&key, present);
-            self.unlisted.push(Unlisted { parent: root, key, reason: DropReason::NotAllowlisted });
+            self.unlisted.push(Unlisted {
+                parent: root,
+                key,
+                reason: DropReason::NotAllowlisted,
+            });
         }
         Ok(())
     }
@@ -250,7 +332,11 @@ impl<'p, 'a> Walk<'p, 'a> {
                 _ => true,
             };
             self.captures.push(Capture { leaf, value });
-            return Ok(if present { Found::Present } else { Found::Absent });
+            return Ok(if present {
+                Found::Present
+            } else {
+                Found::Absent
+            });
         }
         match self.scanner.peek_value().map_err(syntax)? {
             Start::Object => {}
@@ -266,33 +352,33 @@ impl<'p, 'a> Walk<'p, 'a> {
             }
         }
         if depth > MAX_DEPTH {
-            return Err(Rejection::at(RejectReason::TooDeep, self.policy.node_path(node).to_owned()));
+            return Err(Rejection::at(
+                RejectReason::TooDeep,
+                self.policy.node_path(node).to_owned(),
+            ));
         }
-        let base = self.seen.len();
-        let mut bloom = 0u64;
-        let mut listed_seen = 0u64;
-        self.scanner.open();
-        let mut first = true;
-        while let Some(key) = self.scanner.next_key(first).map_err(syntax)? {
-            first = false;
-            let summary = key_summary(key.as_bytes());
-            let listed = self.policy.child_slot(node, summary, &key);
-            if !self.first_time_in(base, &mut bloom, &mut listed_seen, listed, summary, &key) {
-                return Err(self.refused_key(Some(node), &key));
-            }
+        let mut keys = KeyCursor::open(self, Some(node));
+        while let Some((key, listed)) = keys.next(self)? {
             match listed {
                 Some((child, _)) => {
                     if self.child(child, depth + 1)? == Found::Mismatch {
-                        self.unlisted.push(Unlisted { parent: node, key, reason: DropReason::TypeMismatch });
+                        self.unlisted.push(Unlisted {
+                            parent: node,
+                            key,
+                            reason: DropReason::TypeMismatch,
+                        });
                     }
                 }
                 None => {
                     self.skip(depth + 1)?;
-                    self.unlisted.push(Unlisted { parent: node, key, reason: DropReason::NotAllowlisted });
+                    self.unlisted.push(Unlisted {
+                        parent: node,
+                        key,
+                        reason: DropReason::NotAllowlisted,
+                    });
                 }
             }
         }
-        self.seen.truncate(base);
         Ok(Found::Present)
     }
 
@@ -326,7 +412,11 @@ impl<'p, 'a> Walk<'p, 'a> {
         match self.scanner.peek_value().map_err(syntax)? {
             Start::String => self.scanner.skip_string().map_err(syntax),
             Start::Number => self.scanner.number().map(|_| true).map_err(syntax),
-            Start::Literal => self.scanner.literal().map(|value| value.is_some()).map_err(syntax),
+            Start::Literal => self
+                .scanner
+                .literal()
+                .map(|value| value.is_some())
+                .map_err(syntax),
             Start::Array => {
                 if depth > MAX_DEPTH {
                     return Err(Rejection::new(RejectReason::TooDeep));
@@ -344,7 +434,7 @@ impl<'p, 'a> Walk<'p, 'a> {
                     return Err(Rejection::new(RejectReason::TooDeep));
                 }
                 let base = self.seen.len();
-        let mut bloom = 0u64;
+                let mut bloom = 0u64;
                 self.scanner.open();
                 let mut first = true;
                 while let Some(key) = self.scanner.next_key(first).map_err(syntax)? {

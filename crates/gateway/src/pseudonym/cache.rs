@@ -43,7 +43,14 @@ struct Slot {
     pseudonym: [u8; PSEUDONYM_LEN],
 }
 
-const EMPTY: Slot = Slot { tag: 0, namespace: 0, field: 0, length: 0, value: [0; MAX_CACHED_VALUE], pseudonym: [0; PSEUDONYM_LEN] };
+const EMPTY: Slot = Slot {
+    tag: 0,
+    namespace: 0,
+    field: 0,
+    length: 0,
+    value: [0; MAX_CACHED_VALUE],
+    pseudonym: [0; PSEUDONYM_LEN],
+};
 
 /// Recent pseudonyms by (key namespace, field, value).
 pub struct PseudonymCache {
@@ -55,13 +62,22 @@ pub struct PseudonymCache {
 
 impl Default for PseudonymCache {
     fn default() -> Self {
-        PseudonymCache { slots: vec![EMPTY; SLOTS].into_boxed_slice(), trials: Vec::new(), hits: 0, misses: 0 }
+        PseudonymCache {
+            slots: vec![EMPTY; SLOTS].into_boxed_slice(),
+            trials: Vec::new(),
+            hits: 0,
+            misses: 0,
+        }
     }
 }
 
 impl std::fmt::Debug for PseudonymCache {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.debug_struct("PseudonymCache").field("hits", &self.hits).field("misses", &self.misses).finish()
+        formatter
+            .debug_struct("PseudonymCache")
+            .field("hits", &self.hits)
+            .field("misses", &self.misses)
+            .finish()
     }
 }
 
@@ -146,14 +162,37 @@ mod tests {
                 [byte; PSEUDONYM_LEN]
             })
         };
-        assert_eq!(lookup(&mut cache, 1, 0, b"u-1", b'a'), [b'a'; PSEUDONYM_LEN]);
-        assert_eq!(lookup(&mut cache, 1, 0, b"u-1", b'z'), [b'a'; PSEUDONYM_LEN], "hit");
-        assert_eq!(lookup(&mut cache, 2, 0, b"u-1", b'b'), [b'b'; PSEUDONYM_LEN], "other key namespace");
-        assert_eq!(lookup(&mut cache, 1, 1, b"u-1", b'c'), [b'c'; PSEUDONYM_LEN], "other field");
-        assert_eq!(lookup(&mut cache, 1, 0, b"u-2", b'd'), [b'd'; PSEUDONYM_LEN], "other value");
+        assert_eq!(
+            lookup(&mut cache, 1, 0, b"u-1", b'a'),
+            [b'a'; PSEUDONYM_LEN]
+        );
+        assert_eq!(
+            lookup(&mut cache, 1, 0, b"u-1", b'z'),
+            [b'a'; PSEUDONYM_LEN],
+            "hit"
+        );
+        assert_eq!(
+            lookup(&mut cache, 2, 0, b"u-1", b'b'),
+            [b'b'; PSEUDONYM_LEN],
+            "other key namespace"
+        );
+        assert_eq!(
+            lookup(&mut cache, 1, 1, b"u-1", b'c'),
+            [b'c'; PSEUDONYM_LEN],
+            "other field"
+        );
+        assert_eq!(
+            lookup(&mut cache, 1, 0, b"u-2", b'd'),
+            [b'd'; PSEUDONYM_LEN],
+            "other value"
+        );
         let long = [b'x'; 200];
         assert_eq!(lookup(&mut cache, 1, 0, &long, b'e'), [b'e'; PSEUDONYM_LEN]);
-        assert_eq!(lookup(&mut cache, 1, 0, &long, b'f'), [b'f'; PSEUDONYM_LEN], "long values are never cached");
+        assert_eq!(
+            lookup(&mut cache, 1, 0, &long, b'f'),
+            [b'f'; PSEUDONYM_LEN],
+            "long values are never cached"
+        );
         assert_eq!(calls, 6);
     }
 }

@@ -29,7 +29,9 @@ pub enum KeyStoreError {
         source: io::Error,
     },
     /// The tenant id cannot name a directory safely.
-    #[error("tenant id must be 1 to 64 characters of A-Z, a-z, 0-9, `.`, `_` or `-`, not starting with `.`")]
+    #[error(
+        "tenant id must be 1 to 64 characters of A-Z, a-z, 0-9, `.`, `_` or `-`, not starting with `.`"
+    )]
     InvalidTenant,
     /// The epoch does not exist or was shredded.
     #[error("tenant {tenant}: no key for epoch {epoch}")]
@@ -48,7 +50,10 @@ pub enum KeyStoreError {
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> KeyStoreError + '_ {
-    move |source| KeyStoreError::Io { path: path.display().to_string(), source }
+    move |source| KeyStoreError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// Whether a tenant id is safe as a directory name (and so as a partition value).
@@ -56,7 +61,9 @@ pub fn is_valid_tenant(tenant: &str) -> bool {
     !tenant.is_empty()
         && tenant.len() <= 64
         && !tenant.starts_with('.')
-        && tenant.bytes().all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-'))
+        && tenant
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-'))
 }
 
 /// State of one epoch's key.
@@ -88,7 +95,11 @@ fn split_epoch(epoch: &str) -> (&str, u32) {
 }
 
 fn epoch_name(period: &str, generation: u32) -> String {
-    if generation == 1 { period.to_owned() } else { format!("{period}.r{generation}") }
+    if generation == 1 {
+        period.to_owned()
+    } else {
+        format!("{period}.r{generation}")
+    }
 }
 
 /// Months between a `YYYY-MM` period and `now`'s month; `None` for periods that are not months.
@@ -106,7 +117,11 @@ impl KeyStore {
     /// Opens (creating if needed) a keystore directory only the owner can enter.
     pub fn open(root: impl Into<PathBuf>) -> Result<KeyStore, KeyStoreError> {
         let root = root.into();
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(&root).map_err(io_error(&root))?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&root)
+            .map_err(io_error(&root))?;
         fs::set_permissions(&root, fs::Permissions::from_mode(0o700)).map_err(io_error(&root))?;
         Ok(KeyStore { root })
     }
@@ -144,14 +159,23 @@ impl KeyStore {
     }
 
     /// The key pseudonyms of `tenant` get at `now`, created on first use.
-    pub fn current(&self, tenant: &str, tier: Tier, now: OffsetDateTime) -> Result<EpochKey, KeyStoreError> {
+    pub fn current(
+        &self,
+        tenant: &str,
+        tier: Tier,
+        now: OffsetDateTime,
+    ) -> Result<EpochKey, KeyStoreError> {
         let period = period_for(tier, now);
         let epochs = self.epochs(tenant)?;
-        let of_period = epochs.iter().filter(|(epoch, _)| split_epoch(epoch).0 == period);
+        let of_period = epochs
+            .iter()
+            .filter(|(epoch, _)| split_epoch(epoch).0 == period);
         let newest = of_period.max_by_key(|(epoch, _)| split_epoch(epoch).1);
         match newest {
             Some((epoch, None)) => self.load(tenant, epoch),
-            Some((epoch, Some(_))) => self.create(tenant, &epoch_name(&period, split_epoch(epoch).1 + 1)),
+            Some((epoch, Some(_))) => {
+                self.create(tenant, &epoch_name(&period, split_epoch(epoch).1 + 1))
+            }
             None => self.create(tenant, &period),
         }
     }
@@ -162,15 +186,23 @@ impl KeyStore {
         let mut file = match File::open(&path) {
             Ok(file) => file,
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                return Err(KeyStoreError::NoSuchEpoch { tenant: tenant.to_owned(), epoch: epoch.to_owned() });
+                return Err(KeyStoreError::NoSuchEpoch {
+                    tenant: tenant.to_owned(),
+                    epoch: epoch.to_owned(),
+                });
             }
             Err(error) => return Err(io_error(&path)(error)),
         };
         let mut secret = [0u8; KEY_LEN];
         let mut extra = [0u8; 1];
-        file.read_exact(&mut secret).map_err(|_| KeyStoreError::Damaged { path: path.display().to_string() })?;
+        file.read_exact(&mut secret)
+            .map_err(|_| KeyStoreError::Damaged {
+                path: path.display().to_string(),
+            })?;
         if file.read(&mut extra).map_err(io_error(&path))? != 0 {
-            return Err(KeyStoreError::Damaged { path: path.display().to_string() });
+            return Err(KeyStoreError::Damaged {
+                path: path.display().to_string(),
+            });
         }
         Ok(EpochKey::new(epoch, &secret))
     }
@@ -178,13 +210,22 @@ impl KeyStore {
     /// Creates a fresh random key for `epoch`; if another process created it first, uses theirs.
     fn create(&self, tenant: &str, epoch: &str) -> Result<EpochKey, KeyStoreError> {
         let dir = self.tenant_dir(tenant)?;
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(io_error(&dir))?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(io_error(&dir))?;
         let mut secret = [0u8; KEY_LEN];
-        getrandom::fill(&mut secret).map_err(|error| io_error(&dir)(io::Error::other(error.to_string())))?;
+        getrandom::fill(&mut secret)
+            .map_err(|error| io_error(&dir)(io::Error::other(error.to_string())))?;
         let final_path = dir.join(format!("{epoch}.key"));
         let temporary = dir.join(format!(".{epoch}.{}.tmp", std::process::id()));
         let written = (|| {
-            let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temporary)?;
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&temporary)?;
             file.write_all(&secret)?;
             file.sync_all()
         })();
@@ -194,7 +235,9 @@ impl KeyStore {
         let _ = fs::remove_file(&temporary);
         match linked {
             Ok(()) => {
-                File::open(&dir).and_then(|dir_handle| dir_handle.sync_all()).map_err(io_error(&dir))?;
+                File::open(&dir)
+                    .and_then(|dir_handle| dir_handle.sync_all())
+                    .map_err(io_error(&dir))?;
                 Ok(EpochKey::new(epoch, &secret))
             }
             Err(error) if error.kind() == io::ErrorKind::AlreadyExists => self.load(tenant, epoch),
@@ -203,43 +246,68 @@ impl KeyStore {
     }
 
     /// Starts a new key for the tenant's current period; older pseudonyms no longer link to new ones.
-    pub fn rotate(&self, tenant: &str, tier: Tier, now: OffsetDateTime) -> Result<EpochKey, KeyStoreError> {
+    pub fn rotate(
+        &self,
+        tenant: &str,
+        tier: Tier,
+        now: OffsetDateTime,
+    ) -> Result<EpochKey, KeyStoreError> {
         let current = self.current(tenant, tier, now)?;
         let (period, generation) = split_epoch(current.epoch());
         self.create(tenant, &epoch_name(period, generation + 1))
     }
 
     /// Destroys one epoch's key: overwritten, synced, deleted, and the shred time recorded.
-    pub fn shred(&self, tenant: &str, epoch: &str, now: OffsetDateTime) -> Result<(), KeyStoreError> {
+    pub fn shred(
+        &self,
+        tenant: &str,
+        epoch: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), KeyStoreError> {
         let dir = self.tenant_dir(tenant)?;
         let path = dir.join(format!("{epoch}.key"));
         let mut file = match OpenOptions::new().write(true).open(&path) {
             Ok(file) => file,
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                return Err(KeyStoreError::NoSuchEpoch { tenant: tenant.to_owned(), epoch: epoch.to_owned() });
+                return Err(KeyStoreError::NoSuchEpoch {
+                    tenant: tenant.to_owned(),
+                    epoch: epoch.to_owned(),
+                });
             }
             Err(error) => return Err(io_error(&path)(error)),
         };
-        file.write_all(&[0u8; KEY_LEN]).and_then(|()| file.sync_all()).map_err(io_error(&path))?;
+        file.write_all(&[0u8; KEY_LEN])
+            .and_then(|()| file.sync_all())
+            .map_err(io_error(&path))?;
         drop(file);
         let when = now.format(&Rfc3339).unwrap_or_default();
         let record = dir.join(format!("{epoch}.shredded"));
         fs::write(&record, format!("{when}\n")).map_err(io_error(&record))?;
         fs::remove_file(&path).map_err(io_error(&path))?;
-        File::open(&dir).and_then(|dir_handle| dir_handle.sync_all()).map_err(io_error(&dir))
+        File::open(&dir)
+            .and_then(|dir_handle| dir_handle.sync_all())
+            .map_err(io_error(&dir))
     }
 
     /// Shreds every monthly key `retain_months` or more months before `now`'s month.
-    pub fn shred_expired(&self, now: OffsetDateTime, retain_months: u32) -> Result<Vec<KeyInfo>, KeyStoreError> {
+    pub fn shred_expired(
+        &self,
+        now: OffsetDateTime,
+        retain_months: u32,
+    ) -> Result<Vec<KeyInfo>, KeyStoreError> {
         let mut shredded = Vec::new();
         for info in self.list()? {
             if info.shredded_at.is_some() {
                 continue;
             }
-            let expired = months_before(split_epoch(&info.epoch).0, now).is_some_and(|age| age >= i64::from(retain_months));
+            let expired = months_before(split_epoch(&info.epoch).0, now)
+                .is_some_and(|age| age >= i64::from(retain_months));
             if expired {
                 self.shred(&info.tenant, &info.epoch, now)?;
-                shredded.push(KeyInfo { shredded_at: now.format(&Rfc3339).ok(), ..info });
+                shredded.push(KeyInfo {
+                    shredded_at: now.format(&Rfc3339).ok(),
+                    ..info
+                });
             }
         }
         Ok(shredded)
@@ -260,7 +328,11 @@ impl KeyStore {
         tenants.sort();
         for tenant in tenants {
             for (epoch, shredded_at) in self.epochs(&tenant)? {
-                infos.push(KeyInfo { tenant: tenant.clone(), epoch, shredded_at });
+                infos.push(KeyInfo {
+                    tenant: tenant.clone(),
+                    epoch,
+                    shredded_at,
+                });
             }
         }
         Ok(infos)
@@ -279,28 +351,59 @@ mod tests {
         let store = KeyStore::open(dir.path().join("keys")).expect("open");
         let now = datetime!(2026-11-23 12:00 UTC);
         let first = store.current("t-1", Tier::Baseline, now).expect("create");
-        let again = KeyStore::open(dir.path().join("keys")).expect("reopen").current("t-1", Tier::Baseline, now).expect("load");
+        let again = KeyStore::open(dir.path().join("keys"))
+            .expect("reopen")
+            .current("t-1", Tier::Baseline, now)
+            .expect("load");
         assert_eq!(first.epoch(), "2026-11");
-        assert_eq!(first.pseudonymize("user", b"u"), again.pseudonymize("user", b"u"));
-        let mode = fs::metadata(dir.path().join("keys/t-1/2026-11.key")).expect("key file").permissions().mode();
+        assert_eq!(
+            first.pseudonymize("user", b"u"),
+            again.pseudonymize("user", b"u")
+        );
+        let mode = fs::metadata(dir.path().join("keys/t-1/2026-11.key"))
+            .expect("key file")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
-        let dir_mode = fs::metadata(dir.path().join("keys")).expect("root").permissions().mode();
+        let dir_mode = fs::metadata(dir.path().join("keys"))
+            .expect("root")
+            .permissions()
+            .mode();
         assert_eq!(dir_mode & 0o777, 0o700);
-        let other = store.current("t-2", Tier::Baseline, now).expect("other tenant");
-        assert_ne!(first.pseudonymize("user", b"u"), other.pseudonymize("user", b"u"));
+        let other = store
+            .current("t-2", Tier::Baseline, now)
+            .expect("other tenant");
+        assert_ne!(
+            first.pseudonymize("user", b"u"),
+            other.pseudonymize("user", b"u")
+        );
     }
 
     #[test]
     fn months_get_new_keys_and_enhanced_is_stable() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = KeyStore::open(dir.path()).expect("open");
-        let november = store.current("t-1", Tier::Baseline, datetime!(2026-11-30 23:00 UTC)).expect("nov");
-        let december = store.current("t-1", Tier::Baseline, datetime!(2026-12-01 01:00 UTC)).expect("dec");
+        let november = store
+            .current("t-1", Tier::Baseline, datetime!(2026-11-30 23:00 UTC))
+            .expect("nov");
+        let december = store
+            .current("t-1", Tier::Baseline, datetime!(2026-12-01 01:00 UTC))
+            .expect("dec");
         assert_eq!(december.epoch(), "2026-12");
-        assert_ne!(november.pseudonymize("user", b"u"), december.pseudonymize("user", b"u"));
-        let stable_nov = store.current("t-9", Tier::Enhanced, datetime!(2026-11-30 23:00 UTC)).expect("stable");
-        let stable_dec = store.current("t-9", Tier::Enhanced, datetime!(2027-03-01 01:00 UTC)).expect("stable");
-        assert_eq!(stable_nov.pseudonymize("user", b"u"), stable_dec.pseudonymize("user", b"u"));
+        assert_ne!(
+            november.pseudonymize("user", b"u"),
+            december.pseudonymize("user", b"u")
+        );
+        let stable_nov = store
+            .current("t-9", Tier::Enhanced, datetime!(2026-11-30 23:00 UTC))
+            .expect("stable");
+        let stable_dec = store
+            .current("t-9", Tier::Enhanced, datetime!(2027-03-01 01:00 UTC))
+            .expect("stable");
+        assert_eq!(
+            stable_nov.pseudonymize("user", b"u"),
+            stable_dec.pseudonymize("user", b"u")
+        );
     }
 
     #[test]
@@ -311,21 +414,46 @@ mod tests {
         let original = store.current("t-1", Tier::Enhanced, now).expect("stable");
         let rotated = store.rotate("t-1", Tier::Enhanced, now).expect("rotate");
         assert_eq!(rotated.epoch(), "stable.r2");
-        assert_eq!(store.current("t-1", Tier::Enhanced, now).expect("current").epoch(), "stable.r2");
-        assert_ne!(original.pseudonymize("user", b"u"), rotated.pseudonymize("user", b"u"));
+        assert_eq!(
+            store
+                .current("t-1", Tier::Enhanced, now)
+                .expect("current")
+                .epoch(),
+            "stable.r2"
+        );
+        assert_ne!(
+            original.pseudonymize("user", b"u"),
+            rotated.pseudonymize("user", b"u")
+        );
 
-        store.current("t-1", Tier::Baseline, datetime!(2026-07-02 00:00 UTC)).expect("july");
-        store.current("t-1", Tier::Baseline, datetime!(2026-09-02 00:00 UTC)).expect("september");
+        store
+            .current("t-1", Tier::Baseline, datetime!(2026-07-02 00:00 UTC))
+            .expect("july");
+        store
+            .current("t-1", Tier::Baseline, datetime!(2026-09-02 00:00 UTC))
+            .expect("september");
         let shredded = store.shred_expired(now, 3).expect("retention");
         let epochs: Vec<&str> = shredded.iter().map(|info| info.epoch.as_str()).collect();
-        assert_eq!(epochs, ["2026-07"], "september is within three months, stable never expires");
-        assert!(matches!(store.load("t-1", "2026-07"), Err(KeyStoreError::NoSuchEpoch { .. })));
+        assert_eq!(
+            epochs,
+            ["2026-07"],
+            "september is within three months, stable never expires"
+        );
+        assert!(matches!(
+            store.load("t-1", "2026-07"),
+            Err(KeyStoreError::NoSuchEpoch { .. })
+        ));
         assert!(!dir.path().join("t-1/2026-07.key").exists());
         let listed = store.list().expect("list");
-        let july = listed.iter().find(|info| info.epoch == "2026-07").expect("audit record");
+        let july = listed
+            .iter()
+            .find(|info| info.epoch == "2026-07")
+            .expect("audit record");
         assert_eq!(july.shredded_at.as_deref(), Some("2026-11-10T00:00:00Z"));
         // A shredded period is never silently recreated under its old name.
-        let again = store.current("t-1", Tier::Baseline, datetime!(2026-07-20 00:00 UTC)).expect("new generation");
+        let again = store
+            .current("t-1", Tier::Baseline, datetime!(2026-07-20 00:00 UTC))
+            .expect("new generation");
         assert_eq!(again.epoch(), "2026-07.r2");
     }
 
@@ -334,7 +462,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = KeyStore::open(dir.path()).expect("open");
         for tenant in ["../x", "", ".hidden", "a/b", "t 1"] {
-            assert!(matches!(store.current(tenant, Tier::Baseline, OffsetDateTime::now_utc()), Err(KeyStoreError::InvalidTenant)));
+            assert!(matches!(
+                store.current(tenant, Tier::Baseline, OffsetDateTime::now_utc()),
+                Err(KeyStoreError::InvalidTenant)
+            ));
         }
     }
 }

@@ -33,15 +33,22 @@ pub struct EpochKey {
 
 impl std::fmt::Debug for EpochKey {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.debug_struct("EpochKey").field("epoch", &self.epoch).finish_non_exhaustive()
+        formatter
+            .debug_struct("EpochKey")
+            .field("epoch", &self.epoch)
+            .finish_non_exhaustive()
     }
 }
 
 impl EpochKey {
     /// Makes a key for `epoch` from 32 secret bytes.
     pub fn new(epoch: impl Into<String>, secret: &[u8; KEY_LEN]) -> EpochKey {
-        let keyed_mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-        EpochKey { epoch: epoch.into(), keyed_mac }
+        let keyed_mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        EpochKey {
+            epoch: epoch.into(),
+            keyed_mac,
+        }
     }
 
     /// The epoch this key belongs to; sanitized messages name it.
@@ -52,7 +59,10 @@ impl EpochKey {
     /// The pseudonym of `value` in identifier domain `domain`.
     #[inline]
     pub fn pseudonymize(&self, domain: &str, value: &[u8]) -> [u8; PSEUDONYM_LEN] {
-        debug_assert!(!domain.as_bytes().contains(&0), "domains never hold the separator");
+        debug_assert!(
+            !domain.as_bytes().contains(&0),
+            "domains never hold the separator"
+        );
         let mut mac = self.keyed_mac.clone();
         mac.update(domain.as_bytes());
         mac.update(&[0]);

@@ -12,17 +12,36 @@ fn same_input_tenant_and_epoch_give_the_same_pseudonym() {
     let second = key("2026-11", 1).pseudonymize("user", b"u-000042");
     assert_eq!(first, second);
     assert_eq!(first.len(), PSEUDONYM_LEN);
-    assert!(first.iter().all(|byte| byte.is_ascii_alphanumeric() || *byte == b'-' || *byte == b'_'));
+    assert!(
+        first
+            .iter()
+            .all(|byte| byte.is_ascii_alphanumeric() || *byte == b'-' || *byte == b'_')
+    );
 }
 
 #[test]
 fn another_key_domain_or_value_gives_an_unrelated_pseudonym() {
     let base = key("2026-11", 1).pseudonymize("user", b"u-000042");
-    assert_ne!(base, key("2026-11", 2).pseudonymize("user", b"u-000042"), "other tenant key");
-    assert_ne!(base, key("2026-11", 1).pseudonymize("device", b"u-000042"), "other domain");
-    assert_ne!(base, key("2026-11", 1).pseudonymize("user", b"u-000043"), "other value");
+    assert_ne!(
+        base,
+        key("2026-11", 2).pseudonymize("user", b"u-000042"),
+        "other tenant key"
+    );
+    assert_ne!(
+        base,
+        key("2026-11", 1).pseudonymize("device", b"u-000042"),
+        "other domain"
+    );
+    assert_ne!(
+        base,
+        key("2026-11", 1).pseudonymize("user", b"u-000043"),
+        "other value"
+    );
     // The separator keeps domain and value apart: ("user", "x") is not ("use", "rx").
-    assert_ne!(key("e", 1).pseudonymize("user", b"x"), key("e", 1).pseudonymize("use", b"rx"));
+    assert_ne!(
+        key("e", 1).pseudonymize("user", b"x"),
+        key("e", 1).pseudonymize("use", b"rx")
+    );
 }
 
 #[test]
@@ -37,12 +56,24 @@ fn pseudonym_is_truncated_hmac_sha256_not_a_plain_hash() {
     mac.update(b"user\0u-1");
     let expected = URL_SAFE_NO_PAD.encode(&mac.finalize().into_bytes()[..16]);
     let got = EpochKey::new("e", &secret).pseudonymize("user", b"u-1");
-    assert_eq!(std::str::from_utf8(&got).expect("base64 is ascii"), expected);
+    assert_eq!(
+        std::str::from_utf8(&got).expect("base64 is ascii"),
+        expected
+    );
 }
 
 #[test]
 fn baseline_epochs_are_calendar_months_and_enhanced_is_stable() {
-    assert_eq!(period_for(Tier::Baseline, datetime!(2026-11-30 23:59 UTC)), "2026-11");
-    assert_eq!(period_for(Tier::Baseline, datetime!(2026-12-01 00:30 +01:00)), "2026-11");
-    assert_eq!(period_for(Tier::Enhanced, datetime!(2026-12-01 00:00 UTC)), "stable");
+    assert_eq!(
+        period_for(Tier::Baseline, datetime!(2026-11-30 23:59 UTC)),
+        "2026-11"
+    );
+    assert_eq!(
+        period_for(Tier::Baseline, datetime!(2026-12-01 00:30 +01:00)),
+        "2026-11"
+    );
+    assert_eq!(
+        period_for(Tier::Enhanced, datetime!(2026-12-01 00:00 UTC)),
+        "stable"
+    );
 }
