@@ -157,8 +157,9 @@ pub(crate) fn run(args: FilterArgs) -> anyhow::Result<ExitCode> {
         }
     }
     output.flush()?;
+    let (cached, computed) = cache.hits_and_misses();
     eprint!(
-        "veil filter: tenant {} ({}), policy {}, key epoch {}\n{}",
+        "veil filter: tenant {} ({}), policy {}, key epoch {}\n{}pseudonyms: {computed} computed, {cached} from the cache\n",
         args.tenant,
         args.tier.as_str(),
         policy.digest(),

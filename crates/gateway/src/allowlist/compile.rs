@@ -328,11 +328,6 @@ impl Policy {
         self.track_events.get(event).copied()
     }
 
-    /// Whether track messages are accepted at all.
-    pub fn accepts_track(&self) -> bool {
-        !self.track_events.is_empty()
-    }
-
     /// The tier needed to keep a page or screen name, if it is allowlisted.
     pub fn view_name_tier(&self, kind: MessageKind, name: &str) -> Option<Tier> {
         self.view_names.get(&kind)?.get(name).copied()
