@@ -162,3 +162,14 @@ pub struct Pseudonym(#[schemars(regex(pattern = r"^[A-Za-z0-9_-]{22}$"))] pub St
 pub fn json_schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(SanitizedMessage)).unwrap_or_default()
 }
+
+/// Whether `tenant` is a usable tenant id: 1 to 64 characters of `A-Z a-z 0-9 . _ -`, not
+/// starting with a dot, so it is safe in file names, topic keys and partition paths.
+pub fn is_valid_tenant(tenant: &str) -> bool {
+    !tenant.is_empty()
+        && tenant.len() <= 64
+        && !tenant.starts_with('.')
+        && tenant
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-'))
+}

@@ -56,15 +56,7 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> KeyStoreError + '_ {
     }
 }
 
-/// Whether a tenant id is safe as a directory name (and so as a partition value).
-pub fn is_valid_tenant(tenant: &str) -> bool {
-    !tenant.is_empty()
-        && tenant.len() <= 64
-        && !tenant.starts_with('.')
-        && tenant
-            .bytes()
-            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-'))
-}
+pub use veil_sanitized::is_valid_tenant;
 
 /// State of one epoch's key.
 #[derive(Debug, Clone, PartialEq, Eq)]

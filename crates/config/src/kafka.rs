@@ -1,0 +1,113 @@
+//! The Kafka connection and topic names, shared by the gateway (producer) and processor (consumer).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Data regions a cloud vendor runs; each has its own sanitized topic so data stays in region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Region {
+    /// United States.
+    Us,
+    /// United Kingdom.
+    Uk,
+    /// European Union.
+    Eu,
+    /// Canada.
+    Ca,
+    /// Australia.
+    Au,
+    /// Singapore.
+    Sg,
+    /// Brazil.
+    Br,
+}
+
+impl Region {
+    /// Every region, in a fixed order.
+    pub const ALL: [Region; 7] = [
+        Region::Us,
+        Region::Uk,
+        Region::Eu,
+        Region::Ca,
+        Region::Au,
+        Region::Sg,
+        Region::Br,
+    ];
+
+    /// The region's lowercase code, as in configuration and topic names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Region::Us => "us",
+            Region::Uk => "uk",
+            Region::Eu => "eu",
+            Region::Ca => "ca",
+            Region::Au => "au",
+            Region::Sg => "sg",
+            Region::Br => "br",
+        }
+    }
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+/// Topic names. `{region}` in the sanitized template is replaced by the region code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TopicsConfig {
+    /// Template of the per-region sanitized-event topics.
+    pub sanitized: String,
+    /// Compact records of rejected messages and dropped fields (names and counts, never values).
+    pub rejections: String,
+    /// Partitions given to topics Veil creates itself.
+    pub partitions: i32,
+    /// Replication factor of topics Veil creates itself.
+    pub replication: i32,
+}
+
+impl Default for TopicsConfig {
+    fn default() -> Self {
+        TopicsConfig {
+            sanitized: "veil.sanitized.{region}".to_owned(),
+            rejections: "veil.rejections".to_owned(),
+            partitions: 6,
+            replication: 1,
+        }
+    }
+}
+
+impl TopicsConfig {
+    /// The sanitized topic of `region`.
+    pub fn sanitized_topic(&self, region: Region) -> String {
+        self.sanitized.replace("{region}", region.as_str())
+    }
+
+    /// Every topic Veil writes, sanitized ones first.
+    pub fn all_topics(&self) -> Vec<String> {
+        let mut topics: Vec<String> = Region::ALL
+            .iter()
+            .map(|region| self.sanitized_topic(*region))
+            .collect();
+        topics.dedup();
+        topics.push(self.rejections.clone());
+        topics
+    }
+}
+
+/// How to reach Kafka.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// `host:port[,host:port…]`; empty means the embedded in-process broker (`veil up` only).
+    pub bootstrap_servers: String,
+    /// Topic names.
+    pub topics: TopicsConfig,
+    /// Extra librdkafka client properties (`security.protocol`, `sasl.*`, …), passed through.
+    pub properties: BTreeMap<String, String>,
+}
