@@ -67,6 +67,7 @@ fn run_filter(
     let meta = MessageMeta {
         received_at: "2026-11-23T17:00:00.000Z",
         fallback_message_id: None,
+        sent_at: None,
     };
     let mut accepted = 0;
     for message in messages {

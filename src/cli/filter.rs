@@ -105,6 +105,7 @@ pub(crate) fn run(args: FilterArgs) -> anyhow::Result<ExitCode> {
                     reason: RejectReason::TooLarge,
                     field: None,
                     detail: None,
+                    event: None,
                 },
                 &mut stats,
             );
@@ -114,17 +115,21 @@ pub(crate) fn run(args: FilterArgs) -> anyhow::Result<ExitCode> {
             continue;
         }
         let received_at = format_timestamp(OffsetDateTime::now_utc());
+        let mut sent_at = None;
         let items: Vec<(String, std::borrow::Cow<'_, [u8]>)> = match split_batch(&line) {
             Ok(None) => vec![(
                 format!("line {line_number}"),
                 std::borrow::Cow::Borrowed(&line[..]),
             )],
-            Ok(Some(batch)) => batch
-                .items
-                .into_iter()
-                .enumerate()
-                .map(|(index, item)| (format!("line {line_number} item {}", index + 1), item))
-                .collect(),
+            Ok(Some(batch)) => {
+                sent_at = batch.sent_at;
+                batch
+                    .items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(index, item)| (format!("line {line_number} item {}", index + 1), item))
+                    .collect()
+            }
             Err(error) => {
                 stats.messages_in += 1;
                 eprintln!("line {line_number}: rejected {error}");
@@ -138,6 +143,7 @@ pub(crate) fn run(args: FilterArgs) -> anyhow::Result<ExitCode> {
             let meta = MessageMeta {
                 received_at: &received_at,
                 fallback_message_id: Some(&fallback),
+                sent_at: sent_at.as_deref(),
             };
             sanitized.clear();
             match filter.filter(
@@ -147,7 +153,7 @@ pub(crate) fn run(args: FilterArgs) -> anyhow::Result<ExitCode> {
                 &mut sanitized,
                 &mut stats.dropped,
             ) {
-                Ok(()) => {
+                Ok(_) => {
                     sanitized.push(b'\n');
                     output.write_all(&sanitized)?;
                     stats.messages_out += 1;

@@ -128,7 +128,8 @@ impl TenantsFile {
                 return Err(invalid("`write_keys` must name at least one key"));
             }
             for key in &tenant.write_keys {
-                if key.len() < MIN_WRITE_KEY_LEN || !key.bytes().all(|byte| byte.is_ascii_graphic()) {
+                if key.len() < MIN_WRITE_KEY_LEN || !key.bytes().all(|byte| byte.is_ascii_graphic())
+                {
                     return Err(invalid(
                         "a write key must be at least 8 printable ASCII characters without spaces",
                     ));
@@ -220,9 +221,15 @@ tenants:
     fn write_keys_find_their_tenant_and_nothing_else() {
         let file = TenantsFile::parse(FILE).expect("valid");
         let index = file.write_key_index();
-        assert_eq!(index.lookup(b"wk_t1000_rotated").map(|t| t.id.as_str()), Some("t-1000"));
+        assert_eq!(
+            index.lookup(b"wk_t1000_rotated").map(|t| t.id.as_str()),
+            Some("t-1000")
+        );
         let enhanced = index.lookup(b"wk_t1001_primary").expect("known");
-        assert_eq!((enhanced.tier, enhanced.region), (Tier::Enhanced, Region::Eu));
+        assert_eq!(
+            (enhanced.tier, enhanced.region),
+            (Tier::Enhanced, Region::Eu)
+        );
         assert_eq!(enhanced.consent.as_ref().map(|c| c.at.year()), Some(2026));
         assert!(index.lookup(b"wk_t1000_primar").is_none());
         assert!(index.lookup(b"").is_none());

@@ -10,7 +10,7 @@ use veil_sanitized::{MessageKind, Tier};
 use super::reject::{DropReason, RejectReason, Rejection};
 use super::values::{forbidden_value, write_json_str};
 use super::walk::{Scalar, Walk};
-use super::{DropSink, DroppedField, MessageMeta, TenantFilter};
+use super::{Accepted, DropSink, DroppedField, MessageMeta, TenantFilter};
 use crate::allowlist::ValueType;
 use crate::allowlist::{LeafAction, LeafId, Permission, RuleId};
 use crate::pseudonym::PseudonymCache;
@@ -85,14 +85,31 @@ fn decide<'a>(
     if !is_valid_message_id(message_id) {
         return Err(Rejection::at(RejectReason::InvalidMessageId, "messageId"));
     }
-    let timestamp = match envelope.timestamp.as_deref() {
-        None => Timestamp::Received,
-        Some(text) if is_canonical_timestamp(text) => Timestamp::Canonical(text),
-        Some(text) => Timestamp::Parsed(
-            OffsetDateTime::parse(text, &Rfc3339)
-                .map_err(|_| Rejection::at(RejectReason::InvalidTimestamp, "timestamp"))?,
-        ),
-    };
+    let sent_at = envelope.sent_at.as_deref().or(meta.sent_at);
+    let timestamp =
+        match (envelope.timestamp.as_deref(), sent_at) {
+            (None, _) => Timestamp::Received,
+            (Some(text), None) if is_canonical_timestamp(text) => Timestamp::Canonical(text),
+            (Some(text), sent_at) => {
+                let parse = |text: &str, field: &'static str| {
+                    OffsetDateTime::parse(text, &Rfc3339)
+                        .map_err(|_| Rejection::at(RejectReason::InvalidTimestamp, field))
+                };
+                let timestamp = parse(text, "timestamp")?;
+                match sent_at {
+                    None => Timestamp::Parsed(timestamp),
+                    // Segment's clock-skew correction: the client's clock is off by (sentAt - now).
+                    Some(sent_at) => {
+                        let sent_at = parse(sent_at, "sentAt")?;
+                        let received = parse(meta.received_at, "receivedAt")?;
+                        let corrected = received.checked_sub(sent_at - timestamp);
+                        Timestamp::Parsed(corrected.ok_or_else(|| {
+                            Rejection::at(RejectReason::InvalidTimestamp, "sentAt")
+                        })?)
+                    }
+                }
+            }
+        };
     let keep_name = match (kind, envelope.name.as_deref()) {
         (MessageKind::Page | MessageKind::Screen, Some(name)) => policy
             .view_name_tier(kind, name)
@@ -292,7 +309,7 @@ pub(super) fn emit<S: DropSink>(
     cache: &mut PseudonymCache,
     out: &mut Vec<u8>,
     sink: &mut S,
-) -> Result<(), Rejection> {
+) -> Result<Accepted, Rejection> {
     let decision = decide(walk, filter, meta)?;
     let policy = filter.policy();
     let envelope = &walk.envelope;
@@ -378,6 +395,16 @@ pub(super) fn emit<S: DropSink>(
         out.push(b'"');
     }
     out.extend_from_slice(b"}}");
+    let routing_key = filter
+        .routing_leaves
+        .iter()
+        .flatten()
+        .find_map(|routing_leaf| {
+            pseudonyms
+                .iter()
+                .find(|(leaf, _)| leaf == routing_leaf)
+                .map(|(_, text)| *text)
+        });
     for unlisted in &walk.unlisted {
         let key: &str = match &unlisted.key {
             Cow::Borrowed(key) => key,
@@ -391,5 +418,5 @@ pub(super) fn emit<S: DropSink>(
             unlisted.reason,
         );
     }
-    Ok(())
+    Ok(Accepted { routing_key })
 }

@@ -23,7 +23,11 @@ use crate::pseudonym::{EpochKey, PseudonymCache};
 
 pub use batch::{Batch, BatchError, split_batch};
 pub use emit::format_timestamp;
-pub use reject::{DropReason, RejectReason, Rejection, is_reportable_key, push_reportable_key};
+
+pub use reject::{
+    DropReason, RejectReason, Rejection, is_reportable_event, is_reportable_key,
+    push_reportable_key,
+};
 pub use stats::{DropCounts, FilterStats};
 pub use values::forbidden_value;
 pub use walk::{MAX_DEPTH, MAX_KEYS_PER_OBJECT};
@@ -38,6 +42,16 @@ pub struct MessageMeta<'a> {
     pub received_at: &'a str,
     /// Id to use when the client sent no `messageId` (Segment generates one too); `None` rejects such messages.
     pub fallback_message_id: Option<&'a str>,
+    /// The enclosing batch's `sentAt`, used for clock-skew correction when the message has none.
+    pub sent_at: Option<&'a str>,
+}
+
+/// What the caller learns about an accepted message besides its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accepted {
+    /// The pseudonym of `userId`, else of `anonymousId`: a partition key that keeps one user's
+    /// messages in order without revealing who they are. `None` when the policy keeps neither.
+    pub routing_key: Option<[u8; crate::pseudonym::PSEUDONYM_LEN]>,
 }
 
 /// A field that did not leave, as the filter reports it.
@@ -89,6 +103,8 @@ pub struct TenantFilter {
     key: EpochKey,
     /// The output's constant head: schema, tenant, tier, policy digest and key epoch.
     head: Vec<u8>,
+    /// Leaves whose pseudonym routes the message: root `userId`, then root `anonymousId`.
+    routing_leaves: [Option<LeafId>; 2],
 }
 
 impl TenantFilter {
@@ -105,7 +121,14 @@ impl TenantFilter {
         values::write_json_str(&mut head, key.epoch());
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let root_leaf = |key: &str| {
+            policy
+                .child(policy.root(), key)
+                .and_then(|node| policy.leaf_at(node))
+        };
+        let routing_leaves = [root_leaf("userId"), root_leaf("anonymousId")];
         TenantFilter {
+            routing_leaves,
             id,
             policy,
             tenant: tenant.to_owned(),
@@ -140,7 +163,7 @@ impl TenantFilter {
         cache: &mut PseudonymCache,
         out: &mut Vec<u8>,
         sink: &mut S,
-    ) -> Result<(), Rejection> {
+    ) -> Result<Accepted, Rejection> {
         if message.len() > MAX_MESSAGE_BYTES {
             return Err(Rejection::new(RejectReason::TooLarge));
         }
@@ -148,7 +171,15 @@ impl TenantFilter {
             std::str::from_utf8(message).map_err(|_| Rejection::new(RejectReason::InvalidUtf8))?;
         let mut walk = walk::Walk::new(&self.policy, text);
         walk.run()?;
-        emit::emit(&walk, self, meta, cache, out, sink)
+        emit::emit(&walk, self, meta, cache, out, sink).map_err(|mut rejection| {
+            rejection.event = walk
+                .envelope
+                .event
+                .as_deref()
+                .filter(|event| reject::is_reportable_event(event))
+                .map(str::to_owned);
+            rejection
+        })
     }
 }
 

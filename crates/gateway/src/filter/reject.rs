@@ -76,6 +76,8 @@ pub struct Rejection {
     pub field: Option<String>,
     /// For malformed JSON: what the parser expected and where.
     pub detail: Option<String>,
+    /// The track event's name, when it reads like an event name (see [`is_reportable_event`]).
+    pub event: Option<String>,
 }
 
 impl Rejection {
@@ -84,6 +86,7 @@ impl Rejection {
             reason,
             field: None,
             detail: None,
+            event: None,
         }
     }
 
@@ -92,6 +95,7 @@ impl Rejection {
             reason,
             field: Some(field.into()),
             detail: None,
+            event: None,
         }
     }
 }
@@ -169,4 +173,24 @@ pub fn push_reportable_key(path: &mut String, key: &str) {
         path.push('.');
     }
     path.push_str(if is_reportable_key(key) { key } else { "*" });
+}
+
+/// Whether a client-chosen event name may appear in audit records as it is: up to 64 characters
+/// of letters, digits, spaces and `_ - . : /`, with no e-mail or IP address and no long digit run
+/// (an id or a phone number). Other names are reported as absent.
+pub fn is_reportable_event(event: &str) -> bool {
+    let mut digit_run = 0;
+    !event.is_empty()
+        && event.len() <= 64
+        && event.bytes().all(|byte| {
+            digit_run = if byte.is_ascii_digit() {
+                digit_run + 1
+            } else {
+                0
+            };
+            digit_run < 5
+                && (byte.is_ascii_alphanumeric()
+                    || matches!(byte, b' ' | b'_' | b'-' | b'.' | b':' | b'/'))
+        })
+        && super::values::forbidden_value(event).is_none()
 }

@@ -62,6 +62,7 @@ fn tenant(tier: Tier, key_byte: u8) -> TenantFilter {
 const META: MessageMeta<'static> = MessageMeta {
     received_at: "2026-11-23T10:00:00.000Z",
     fallback_message_id: Some("fallback-1"),
+    sent_at: None,
 };
 
 fn run(filter: &TenantFilter, message: &str) -> Result<(Value, DropCounts), Rejection> {
@@ -587,5 +588,94 @@ proptest! {
             let text = String::from_utf8(out).expect("utf8");
             prop_assert!(!text.contains("alice@firm.example") && !text.contains("Merger") && !text.contains("10.1.2.3"));
         }
+    }
+}
+
+fn run_with(meta: &MessageMeta<'_>, message: &Value) -> (Value, Accepted) {
+    let mut out = Vec::new();
+    let accepted = tenant(Tier::Baseline, 1)
+        .filter(
+            message.to_string().as_bytes(),
+            meta,
+            &mut PseudonymCache::default(),
+            &mut out,
+            &mut (),
+        )
+        .expect("accepted");
+    (serde_json::from_slice(&out).expect("JSON"), accepted)
+}
+
+#[test]
+fn clock_skew_is_corrected_from_sent_at_as_segment_does() {
+    // The client's clock is 5 minutes fast: it says it sent at 10:05 what it stamped 10:04.
+    let message = json!({"type": "track", "event": "Document Opened", "userId": "u-1",
+        "timestamp": "2026-11-23T10:04:00.000Z", "sentAt": "2026-11-23T10:05:00.000Z"});
+    let (value, _) = run_with(&META, &message);
+    assert_eq!(value["timestamp"], "2026-11-23T09:59:00.000Z");
+    assert_eq!(value["receivedAt"], "2026-11-23T10:00:00.000Z");
+
+    // A batch's sentAt applies to items that carry none; an item's own wins.
+    let mut item = message.clone();
+    item.as_object_mut().expect("object").remove("sentAt");
+    let batch_meta = MessageMeta {
+        sent_at: Some("2026-11-23T10:04:30+00:30"),
+        ..META
+    };
+    let (value, _) = run_with(&batch_meta, &item);
+    assert_eq!(value["timestamp"], "2026-11-23T10:29:30.000Z");
+    let (value, _) = run_with(&batch_meta, &message);
+    assert_eq!(value["timestamp"], "2026-11-23T09:59:00.000Z");
+
+    // No sentAt: the timestamp stands; no timestamp: the receive time.
+    let (value, _) = run_with(&META, &item);
+    assert_eq!(value["timestamp"], "2026-11-23T10:04:00.000Z");
+    let mut bad = message.clone();
+    bad["sentAt"] = json!("yesterday");
+    let rejection = tenant(Tier::Baseline, 1)
+        .filter(
+            bad.to_string().as_bytes(),
+            &META,
+            &mut PseudonymCache::default(),
+            &mut Vec::new(),
+            &mut (),
+        )
+        .expect_err("unreadable sentAt");
+    assert_eq!(rejection.reason, RejectReason::InvalidTimestamp);
+    assert_eq!(rejection.field.as_deref(), Some("sentAt"));
+}
+
+#[test]
+fn routing_key_is_the_user_pseudonym_else_the_anonymous_one() {
+    let (value, accepted) = run_with(
+        &META,
+        &json!({"type": "identify", "userId": "u-1", "anonymousId": "a-1"}),
+    );
+    let routing = accepted.routing_key.expect("a routing key");
+    assert_eq!(
+        value["pseudonyms"]["userId"],
+        std::str::from_utf8(&routing).expect("ascii")
+    );
+    let (value, accepted) = run_with(&META, &json!({"type": "identify", "anonymousId": "a-1"}));
+    let routing = accepted.routing_key.expect("a routing key");
+    assert_eq!(
+        value["pseudonyms"]["anonymousId"],
+        std::str::from_utf8(&routing).expect("ascii")
+    );
+}
+
+#[test]
+fn rejections_name_the_event_only_when_it_reads_like_one() {
+    let rejection = rejected(br#"{"type":"track","event":"Exported Matter","userId":"u"}"#);
+    assert_eq!(rejection.reason, RejectReason::EventNotAllowlisted);
+    assert_eq!(rejection.event.as_deref(), Some("Exported Matter"));
+    for event in [
+        "Opened alice@firm.example",
+        "Call 5551234567",
+        "Opened 10.1.2.3",
+        &"x".repeat(65),
+    ] {
+        let message = json!({"type": "track", "event": event, "userId": "u"}).to_string();
+        let rejection = rejected(message.as_bytes());
+        assert_eq!(rejection.event, None, "{event} is not reported");
     }
 }

@@ -54,6 +54,7 @@ pub(crate) struct Envelope<'a> {
     pub(crate) name: Option<Cow<'a, str>>,
     pub(crate) message_id: Option<Cow<'a, str>>,
     pub(crate) timestamp: Option<Cow<'a, str>>,
+    pub(crate) sent_at: Option<Cow<'a, str>>,
     pub(crate) has_user_id: bool,
     pub(crate) has_anonymous_id: bool,
     pub(crate) has_group_id: bool,
@@ -161,6 +162,7 @@ fn syntax(error: SyntaxError) -> Rejection {
             "expected {} at byte {}",
             error.expected, error.offset
         )),
+        event: None,
     }
 }
 
@@ -289,6 +291,7 @@ impl<'p, 'a> Walk<'p, 'a> {
                 "name" => Some(2),
                 "messageId" => Some(3),
                 "timestamp" => Some(4),
+                "sentAt" => Some(5),
                 _ => None,
             };
             if let Some(slot) = envelope_slot {
@@ -304,6 +307,7 @@ impl<'p, 'a> Walk<'p, 'a> {
                     &mut envelope.name,
                     &mut envelope.message_id,
                     &mut envelope.timestamp,
+                    &mut envelope.sent_at,
                 ][slot] = text;
                 continue;
             }
