@@ -1,10 +1,12 @@
 //! Veil's ingest gateway core: the reviewed allowlist, the filter that enforces it on every
 //! client message, and the HMAC pseudonymizer with its keystore.
 //!
-//! Data flows client → [`filter`] (guided by [`allowlist::Policy`], pseudonyms from
-//! [`pseudonym::EpochKey`]) → sanitized messages ([`veil_sanitized::SanitizedMessage`]).
+//! Data flows client → [`server`] (HTTP) → [`filter`] (guided by [`allowlist::Policy`], pseudonyms from
+//! [`pseudonym::EpochKey`]) → sanitized messages ([`veil_sanitized::SanitizedMessage`]) → [`sink`] (Kafka).
 
 pub mod allowlist;
 pub mod filter;
 pub mod message_id;
 pub mod pseudonym;
+pub mod server;
+pub mod sink;

@@ -418,5 +418,8 @@ pub(super) fn emit<S: DropSink>(
             unlisted.reason,
         );
     }
-    Ok(Accepted { routing_key })
+    Ok(Accepted {
+        kind: decision.kind,
+        routing_key,
+    })
 }

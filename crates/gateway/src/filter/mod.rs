@@ -49,6 +49,8 @@ pub struct MessageMeta<'a> {
 /// What the caller learns about an accepted message besides its bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Accepted {
+    /// The message's type.
+    pub kind: veil_sanitized::MessageKind,
     /// The pseudonym of `userId`, else of `anonymousId`: a partition key that keeps one user's
     /// messages in order without revealing who they are. `None` when the policy keeps neither.
     pub routing_key: Option<[u8; crate::pseudonym::PSEUDONYM_LEN]>,
@@ -146,6 +148,16 @@ impl TenantFilter {
     /// The tenant this filter serves.
     pub fn tenant(&self) -> &str {
         &self.tenant
+    }
+
+    /// A message id for a message that has none, derived from its bytes under the tenant's key:
+    /// a client retrying the same bytes gets the same id, so the processor deduplicates it.
+    pub fn derived_message_id(&self, message: &[u8]) -> String {
+        let pseudonym = self.key.pseudonymize("message-id", message);
+        let mut id = String::with_capacity(5 + pseudonym.len());
+        id.push_str("veil-");
+        id.push_str(std::str::from_utf8(&pseudonym).unwrap_or_default());
+        id
     }
 
     /// The key epoch named in every message this filter writes.

@@ -1,0 +1,74 @@
+//! Reading a request body within Segment's limits: the bytes on the wire and, for gzip, the
+//! inflated bytes, both at most 500 KB. A gzip bomb is cut off at the limit, never inflated whole.
+
+use std::io::Read;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, header};
+use flate2::read::MultiGzDecoder;
+
+use super::error::ApiError;
+
+/// Segment's limit for one request, after decompression.
+pub const MAX_REQUEST_BYTES: usize = 500 * 1024;
+
+/// Checks `Content-Type` (JSON, or text/plain as browsers send to avoid a preflight) and
+/// `Content-Encoding`; returns whether the body is gzip.
+pub(crate) fn check_headers(headers: &HeaderMap) -> Result<bool, ApiError> {
+    if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
+        let essence = content_type
+            .to_str()
+            .map_err(|_| ApiError::UnsupportedMediaType)?
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        if !matches!(essence.as_str(), "application/json" | "text/plain" | "") {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+    }
+    match headers.get(header::CONTENT_ENCODING) {
+        None => Ok(false),
+        Some(value) => match value.to_str().map(|v| v.trim().to_ascii_lowercase()) {
+            Ok(encoding) if encoding == "gzip" || encoding == "x-gzip" => Ok(true),
+            Ok(encoding) if encoding == "identity" || encoding.is_empty() => Ok(false),
+            _ => Err(ApiError::UnsupportedEncoding),
+        },
+    }
+}
+
+/// Reads the whole body, at most [`MAX_REQUEST_BYTES`] of it.
+pub(crate) async fn read_body(body: Body) -> Result<Vec<u8>, ApiError> {
+    match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
+        Ok(bytes) => Ok(bytes.to_vec()),
+        Err(error) => {
+            let too_large = std::error::Error::source(&error)
+                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                Err(ApiError::BodyTooLarge {
+                    limit_kb: MAX_REQUEST_BYTES / 1024,
+                })
+            } else {
+                Err(ApiError::BodyUnreadable("incomplete or too slow"))
+            }
+        }
+    }
+}
+
+/// Inflates a gzip body, stopping as soon as it passes [`MAX_REQUEST_BYTES`].
+pub(crate) fn gunzip(compressed: &[u8]) -> Result<Vec<u8>, ApiError> {
+    let mut inflated =
+        Vec::with_capacity(compressed.len().saturating_mul(4).min(MAX_REQUEST_BYTES));
+    let limit = u64::try_from(MAX_REQUEST_BYTES).unwrap_or(u64::MAX) + 1;
+    MultiGzDecoder::new(compressed)
+        .take(limit)
+        .read_to_end(&mut inflated)
+        .map_err(|_| ApiError::BadGzip)?;
+    if inflated.len() > MAX_REQUEST_BYTES {
+        return Err(ApiError::DecompressedTooLarge {
+            limit_kb: MAX_REQUEST_BYTES / 1024,
+        });
+    }
+    Ok(inflated)
+}
