@@ -2,6 +2,7 @@
 
 mod allowlist;
 mod filter;
+mod gateway;
 mod keys;
 
 use std::path::PathBuf;
@@ -24,6 +25,8 @@ enum Command {
     /// Validate an allowlist, or show what a new one lets out.
     #[command(subcommand)]
     Allowlist(allowlist::AllowlistCommand),
+    /// Run the Segment-compatible ingest API that publishes sanitized events to Kafka.
+    Gateway(gateway::GatewayArgs),
     /// Manage per-tenant pseudonymization keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -39,5 +42,6 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Filter(args) => filter::run(args),
         Command::Allowlist(command) => allowlist::run(command),
         Command::Keys(command) => keys::run(command),
+        Command::Gateway(args) => gateway::run(args),
     }
 }

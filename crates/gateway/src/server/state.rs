@@ -89,6 +89,11 @@ impl Gateway {
         }
     }
 
+    /// The digest of the policy being enforced.
+    pub fn policy_digest(&self) -> &str {
+        self.policy.digest()
+    }
+
     /// The metrics, for `/metrics` and tests.
     pub fn metrics(&self) -> &GatewayMetrics {
         &self.metrics

@@ -1,0 +1,102 @@
+//! `veil gateway`: the Segment-compatible ingest API in front of Kafka.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use veil_config::TenantsFile;
+use veil_gateway::allowlist::Allowlist;
+use veil_gateway::pseudonym::KeyStore;
+use veil_gateway::server::{Gateway, serve};
+use veil_gateway::sink::{KafkaPublisher, create_topics};
+
+use crate::settings::{Settings, init_logging};
+
+#[derive(Debug, Args)]
+pub(crate) struct GatewayArgs {
+    /// Settings file (see the README); `VEIL_*` variables override it.
+    #[arg(long, default_value = "veil.toml")]
+    config: PathBuf,
+    /// Kafka bootstrap servers, overriding `kafka.bootstrap_servers`.
+    #[arg(long)]
+    kafka: Option<String>,
+    /// Address to listen on, overriding `gateway.listen`.
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {},
+            _ = terminate.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+pub(crate) fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
+    let explicit = args.config != std::path::Path::new("veil.toml");
+    let mut settings = Settings::load(&args.config, explicit)?;
+    if let Some(kafka) = args.kafka {
+        settings.kafka.bootstrap_servers = kafka;
+    }
+    if let Some(listen) = args.listen {
+        settings.gateway.listen = listen;
+    }
+    init_logging(&settings.log);
+    if settings.kafka.bootstrap_servers.is_empty() {
+        anyhow::bail!(
+            "kafka.bootstrap_servers is not set (use --kafka HOST:PORT; `veil up` runs an embedded broker)"
+        );
+    }
+    let config = settings.gateway.clone();
+    let allowlist = Allowlist::load(&config.allowlist)
+        .with_context(|| format!("{} is refused", config.allowlist.display()))?;
+    let tenants = TenantsFile::load(&config.tenants)?;
+    let keystore = KeyStore::open(&config.keystore)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        create_topics(&settings.kafka)
+            .await
+            .context("cannot create Veil's topics")?;
+        let publisher = KafkaPublisher::new(&settings.kafka, config.delivery_timeout())?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let address = listener.local_addr()?;
+        let gateway = Arc::new(Gateway::new(
+            config,
+            Arc::new(allowlist.compile()),
+            tenants.write_key_index(),
+            keystore,
+            &settings.kafka.topics,
+            Arc::new(publisher),
+        ));
+        tracing::info!(
+            listen = %address,
+            kafka = %settings.kafka.bootstrap_servers,
+            policy = %gateway.policy_digest(),
+            tenants = tenants.tenants.len(),
+            "gateway listening"
+        );
+        serve(listener, gateway, shutdown_signal()).await?;
+        anyhow::Ok(ExitCode::SUCCESS)
+    })
+}
