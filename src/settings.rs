@@ -88,9 +88,15 @@ mod tests {
             assert_eq!(settings.gateway.rate_limit_per_second, 9);
             assert_eq!(settings.kafka.bootstrap_servers, "k:9092");
             assert_eq!(settings.kafka.topics.rejections, "audit");
-            assert_eq!(settings.gateway.retry_after_seconds, 5, "defaults fill the rest");
+            assert_eq!(
+                settings.gateway.retry_after_seconds, 5,
+                "defaults fill the rest"
+            );
             jail.create_file("bad.toml", "[gateway]\nlisten_on = 1\n")?;
-            assert!(Settings::load(Path::new("bad.toml"), true).is_err(), "unknown keys are refused");
+            assert!(
+                Settings::load(Path::new("bad.toml"), true).is_err(),
+                "unknown keys are refused"
+            );
             Ok(())
         });
     }

@@ -15,6 +15,16 @@ pub const MAX_REQUEST_BYTES: usize = 500 * 1024;
 /// Checks `Content-Type` (JSON, or text/plain as browsers send to avoid a preflight) and
 /// `Content-Encoding`; returns whether the body is gzip.
 pub(crate) fn check_headers(headers: &HeaderMap) -> Result<bool, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_REQUEST_BYTES as u64) {
+        // Refused before reading a byte of it.
+        return Err(ApiError::BodyTooLarge {
+            limit_kb: MAX_REQUEST_BYTES / 1024,
+        });
+    }
     if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
         let essence = content_type
             .to_str()

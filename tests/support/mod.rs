@@ -1,0 +1,206 @@
+//! Real parts for integration tests: a tansu broker process on loopback, topic setup, a
+//! consumer that reads topics back, and the gateway served on a real port.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::TcpListener as StdListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use veil_config::KafkaConfig;
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
+}
+
+/// Where the tansu binary is: `$VEIL_TANSU`, `$PATH`, or cargo's bin directory.
+fn tansu_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("VEIL_TANSU") {
+        return PathBuf::from(path);
+    }
+    let in_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("tansu"))
+            .find(|candidate| candidate.is_file())
+    });
+    if let Some(found) = in_path {
+        return found;
+    }
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo")))
+        .expect("HOME is set");
+    let candidate = cargo_home.join("bin/tansu");
+    assert!(
+        candidate.is_file(),
+        "integration tests need the tansu broker: `cargo install tansu --locked --features libsql,dynostore` (.ci/run does this)"
+    );
+    candidate
+}
+
+/// A tansu broker on loopback with its data in a temporary directory.
+pub struct Broker {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Broker {
+    /// Starts a broker and waits until it accepts connections.
+    pub fn start() -> Broker {
+        let mut broker = Broker {
+            port: free_port(),
+            dir: tempfile::tempdir().expect("tempdir"),
+            child: None,
+        };
+        broker.spawn();
+        broker
+    }
+
+    fn spawn(&mut self) {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("tansu.log"))
+            .expect("log file");
+        // Run in the temporary directory: tansu reads a `.env` there, and the sqlite path is relative.
+        let child = Command::new(tansu_binary())
+            .current_dir(self.dir.path())
+            .args(["broker", "--storage-engine", "sqlite://tansu.db"])
+            .args(["--listener-url", &url, "--advertised-listener-url", &url])
+            .stdout(Stdio::from(log.try_clone().expect("log")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("tansu starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not start listening");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `host:port` for clients.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Kafka settings pointing at this broker, with few partitions for fast tests.
+    pub fn kafka_config(&self) -> KafkaConfig {
+        let mut config = KafkaConfig {
+            bootstrap_servers: self.bootstrap(),
+            ..KafkaConfig::default()
+        };
+        config.topics.partitions = 3;
+        config
+    }
+
+    /// The end of the broker's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("tansu.log")).unwrap_or_default();
+        let start = log.len().saturating_sub(3000);
+        log[log.ceil_char_boundary(start)..].to_owned()
+    }
+
+    /// Kills the broker as a crash would (SIGKILL).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port and data.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Reads every message of `topics` from the beginning until `expected` arrived or `timeout` passed.
+pub fn read_topics(
+    bootstrap: &str,
+    topics: &[String],
+    expected: usize,
+    timeout: Duration,
+) -> Vec<(String, Vec<u8>, Vec<u8>)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("veil-test-{}", free_port()))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    for topic in topics {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let metadata = loop {
+            match consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
+                Ok(metadata) => break metadata,
+                Err(error) if Instant::now() > deadline => panic!("metadata of {topic}: {error}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(200)),
+            }
+        };
+        for partition in metadata.topics()[0].partitions() {
+            assignment
+                .add_partition_offset(topic, partition.id(), Offset::Beginning)
+                .expect("assignment");
+        }
+    }
+    consumer.assign(&assignment).expect("assign");
+    let mut messages = Vec::new();
+    let deadline = Instant::now() + timeout;
+    while messages.len() < expected && Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => messages.push((
+                message.topic().to_owned(),
+                message.key().unwrap_or_default().to_vec(),
+                message.payload().unwrap_or_default().to_vec(),
+            )),
+            Some(Err(error)) => eprintln!("consumer: {error}"),
+            None => {}
+        }
+    }
+    messages
+}
+
+/// The repository's root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Values in `gen_events.py` traffic that must never leave the gateway.
+pub const FORBIDDEN_SAMPLES: &[&str] = &[
+    "@hartwell.example",
+    "@brightline.example",
+    ".example",
+    "Hartwell",
+    "Brightline",
+    "Kessler",
+    "LLP",
+    "Okafor",
+    "Schmidt",
+    "Alice",
+    "Merger",
+    "Agreement",
+    ".docx",
+    ".pdf",
+    "laptop",
+    "Associate",
+];
