@@ -75,6 +75,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::result_large_err)]
     fn file_then_environment() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(

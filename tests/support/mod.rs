@@ -109,7 +109,7 @@ impl Broker {
     pub fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(self.dir.path().join("tansu.log")).unwrap_or_default();
         let start = log.len().saturating_sub(3000);
-        log[log.ceil_char_boundary(start)..].to_owned()
+        String::from_utf8_lossy(&log.as_bytes()[start..]).into_owned()
     }
 
     /// Kills the broker as a crash would (SIGKILL).

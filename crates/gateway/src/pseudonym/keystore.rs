@@ -211,7 +211,10 @@ impl KeyStore {
         getrandom::fill(&mut secret)
             .map_err(|error| io_error(&dir)(io::Error::other(error.to_string())))?;
         let final_path = dir.join(format!("{epoch}.key"));
-        let temporary = dir.join(format!(".{epoch}.{}.tmp", std::process::id()));
+        // Unique per process and per call: threads of one process may race to create a key too.
+        static CREATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let creation = CREATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let temporary = dir.join(format!(".{epoch}.{}.{creation}.tmp", std::process::id()));
         let written = (|| {
             let mut file = OpenOptions::new()
                 .write(true)

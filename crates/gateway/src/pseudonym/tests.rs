@@ -77,3 +77,25 @@ fn baseline_epochs_are_calendar_months_and_enhanced_is_stable() {
         "stable"
     );
 }
+
+#[test]
+fn threads_racing_to_create_a_key_all_get_the_same_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = std::sync::Arc::new(KeyStore::open(dir.path()).expect("keystore"));
+    let now = time::macros::datetime!(2026-11-23 10:00 UTC);
+    let pseudonyms: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                store
+                    .current("t-race", Tier::Baseline, now)
+                    .expect("a key")
+                    .pseudonymize("user", b"u-1")
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|thread| thread.join().expect("thread"))
+        .collect();
+    assert!(pseudonyms.windows(2).all(|pair| pair[0] == pair[1]));
+}
