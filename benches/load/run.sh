@@ -16,12 +16,12 @@ python3 ../shared/workload/gen_events.py --count 100000 --seed 7 --batch 100 > "
 
 broker_port=29092
 gateway_port=28088
-(cd "$work" && exec tansu broker --storage-engine sqlite://tansu.db \
+(cd "$work" && exec tansu broker --storage-engine "${STORAGE:-sqlite://tansu.db}" \
     --listener-url tcp://127.0.0.1:$broker_port --advertised-listener-url tcp://127.0.0.1:$broker_port \
     > "$work/tansu.log" 2>&1) &
 sleep 1
-VEIL_GATEWAY__KEYSTORE="$work/keys" VEIL_GATEWAY__RATE_LIMIT_PER_SECOND=0 VEIL_LOG__LEVEL=warn \
-    ./target/release/veil gateway --kafka 127.0.0.1:$broker_port --listen 127.0.0.1:$gateway_port &
+env VEIL_GATEWAY__KEYSTORE="$work/keys" VEIL_GATEWAY__RATE_LIMIT_PER_SECOND=0 VEIL_LOG__LEVEL=warn ${LOAD_ENV:-} \
+    ./target/release/veil gateway ${LOAD_ARGS:-} --kafka 127.0.0.1:$broker_port --listen 127.0.0.1:$gateway_port &
 until curl -sf "http://127.0.0.1:$gateway_port/readyz" >/dev/null; do sleep 0.2; done
 
 echo "warm-up (5 s)"

@@ -37,7 +37,7 @@ pub struct Batch<'a> {
 #[derive(Deserialize)]
 struct BatchBody<'a> {
     #[serde(borrow)]
-    batch: Option<&'a RawValue>,
+    batch: Option<Vec<&'a RawValue>>,
     #[serde(borrow)]
     context: Option<&'a RawValue>,
     #[serde(rename = "sentAt")]
@@ -56,15 +56,15 @@ pub fn split_batch(body: &[u8]) -> Result<Option<Batch<'_>>, BatchError> {
             serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
                 BatchError::Malformed(error.to_string())
             }
+            _ if error.to_string().starts_with("invalid type") => BatchError::NotAnArray,
             _ => BatchError::Malformed(
                 "top-level keys must be unique and `batch` an array".to_owned(),
             ),
         })?;
-    let Some(batch) = parsed.batch else {
+    // One pass: serde splits the array into raw items while it checks the body.
+    let Some(raw_items) = parsed.batch else {
         return Ok(None);
     };
-    let raw_items: Vec<&RawValue> =
-        serde_json::from_str(batch.get()).map_err(|_| BatchError::NotAnArray)?;
     let context = parsed
         .context
         .filter(|context| context.get().trim_start().starts_with('{'));
