@@ -6,10 +6,10 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::Deserialize;
 use serde::de::{self, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+use super::scan::{Scanner, Start, SyntaxError};
 use super::values::write_json_str;
 
 /// A batch body that cannot be split into messages.
@@ -34,54 +34,99 @@ pub struct Batch<'a> {
     pub write_key: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct BatchBody<'a> {
-    #[serde(borrow)]
-    batch: Option<Vec<&'a RawValue>>,
-    #[serde(borrow)]
-    context: Option<&'a RawValue>,
-    #[serde(rename = "sentAt")]
-    sent_at: Option<&'a RawValue>,
-    #[serde(rename = "writeKey")]
-    write_key: Option<&'a RawValue>,
+/// Items may nest this deep inside a batch before the whole body is refused; the filter then
+/// applies its own, lower limit to each item.
+const MAX_BATCH_DEPTH: usize = 128;
+
+fn malformed(error: SyntaxError) -> BatchError {
+    BatchError::Malformed(format!(
+        "expected {} at byte {}",
+        error.expected, error.offset
+    ))
 }
 
 /// Splits a body into its messages, or returns `Ok(None)` if it is a single message.
+///
+/// One pass of the filter's strict scanner finds each item's bytes; items are validated in full
+/// when they are filtered, so one bad item is rejected alone.
 pub fn split_batch(body: &[u8]) -> Result<Option<Batch<'_>>, BatchError> {
     if memchr::memmem::find(body, b"\"batch\"").is_none() {
         return Ok(None);
     }
-    let parsed: BatchBody<'_> =
-        serde_json::from_slice(body).map_err(|error| match error.classify() {
-            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-                BatchError::Malformed(error.to_string())
-            }
-            _ if error.to_string().starts_with("invalid type") => BatchError::NotAnArray,
-            _ => BatchError::Malformed(
+    let text = std::str::from_utf8(body)
+        .map_err(|_| BatchError::Malformed("the body is not valid UTF-8".to_owned()))?;
+    let mut scanner = Scanner::new(text);
+    if scanner.peek_value().map_err(malformed)? != Start::Object {
+        return Err(BatchError::Malformed("expected an object".to_owned()));
+    }
+    scanner.open();
+    let mut seen: Vec<Cow<'_, str>> = Vec::new();
+    let mut spans: Option<Vec<(usize, usize)>> = None;
+    let mut context: Option<&str> = None;
+    let mut sent_at = None;
+    let mut write_key = None;
+    let mut first = true;
+    while let Some(key) = scanner.next_key(first).map_err(malformed)? {
+        first = false;
+        if seen.contains(&key) {
+            return Err(BatchError::Malformed(
                 "top-level keys must be unique and `batch` an array".to_owned(),
-            ),
-        })?;
-    // One pass: serde splits the array into raw items while it checks the body.
-    let Some(raw_items) = parsed.batch else {
+            ));
+        }
+        let kind = scanner.peek_value().map_err(malformed)?;
+        let value_start = scanner.position();
+        match (key.as_ref(), kind) {
+            ("batch", Start::Array) => {
+                let mut items = Vec::new();
+                scanner.open();
+                let mut first_item = true;
+                while scanner.next_element(first_item).map_err(malformed)? {
+                    first_item = false;
+                    scanner.peek_value().map_err(malformed)?;
+                    let item_start = scanner.position();
+                    scanner.skip_value(MAX_BATCH_DEPTH).map_err(malformed)?;
+                    items.push((item_start, scanner.position()));
+                }
+                spans = Some(items);
+            }
+            ("batch", _) => return Err(BatchError::NotAnArray),
+            ("sentAt" | "writeKey", Start::String) => {
+                let value = scanner.string().map_err(malformed)?.into_owned();
+                if key == "sentAt" {
+                    sent_at = Some(value);
+                } else {
+                    write_key = Some(value);
+                }
+            }
+            (_, _) => {
+                scanner.skip_value(MAX_BATCH_DEPTH).map_err(malformed)?;
+                if key == "context" && kind == Start::Object {
+                    context = Some(&text[value_start..scanner.position()]);
+                }
+            }
+        }
+        seen.push(key);
+    }
+    scanner.finish().map_err(malformed)?;
+    let Some(spans) = spans else {
         return Ok(None);
     };
-    let context = parsed
-        .context
-        .filter(|context| context.get().trim_start().starts_with('{'));
-    let items = raw_items
+    let items = spans
         .into_iter()
-        .map(|item| match context {
-            Some(context) => merge_context(item.get(), context.get())
-                .map_or(Cow::Borrowed(item.get().as_bytes()), Cow::Owned),
-            None => Cow::Borrowed(item.get().as_bytes()),
+        .map(|(start, end)| {
+            let item = &text[start..end];
+            match context {
+                Some(context) => {
+                    merge_context(item, context).map_or(Cow::Borrowed(item.as_bytes()), Cow::Owned)
+                }
+                None => Cow::Borrowed(item.as_bytes()),
+            }
         })
         .collect();
-    let text_of =
-        |raw: Option<&RawValue>| raw.and_then(|raw| serde_json::from_str::<String>(raw.get()).ok());
     Ok(Some(Batch {
         items,
-        sent_at: text_of(parsed.sent_at),
-        write_key: text_of(parsed.write_key),
+        sent_at,
+        write_key,
     }))
 }
 
@@ -213,5 +258,65 @@ mod tests {
         let body = br#"{"batch":[{"type":"x","type":"y"}],"context":{"a":1}}"#;
         let batch = split_batch(body).expect("ok").expect("batch");
         assert_eq!(&*batch.items[0], br#"{"type":"x","type":"y"}"#);
+    }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            "[\\PC{}\\[\\]\"\\\\,:]{0,12}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(6, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map("[a-z\\]\\[\"{}]{0,6}", inner, 0..6)
+                    .prop_map(|map| serde_json::Value::Object(map.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn items_come_back_exactly_whatever_they_hold(items in proptest::collection::vec(json_value(), 0..8), pretty: bool) {
+            let body = serde_json::json!({"sentAt": "2026-11-23T10:00:00Z", "batch": items.clone()});
+            let text = if pretty { serde_json::to_string_pretty(&body) } else { serde_json::to_string(&body) }
+                .expect("serializes");
+            let batch = split_batch(text.as_bytes()).expect("valid").expect("a batch");
+            proptest::prop_assert_eq!(texts(&batch), items);
+            proptest::prop_assert_eq!(batch.sent_at.as_deref(), Some("2026-11-23T10:00:00Z"));
+        }
+    }
+
+    #[test]
+    fn hostile_bodies_are_refused_whole_or_split_exactly() {
+        let refused: [&[u8]; 6] = [
+            br#"{"batch":[],"batch":[]}"#,
+            br#"{"batch":[{"a":"]"}]"#,
+            br#"{"batch":[{"a":1}]} trailing"#,
+            br#"["batch"]"#,
+            b"{\"batch\":[\xff]}",
+            br#"{"batch":[{"a":tru}]}"#,
+        ];
+        for body in refused {
+            assert!(
+                split_batch(body).is_err(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        let deep = format!("{{\"batch\":[{}{}]}}", "[".repeat(200), "]".repeat(200));
+        assert!(matches!(
+            split_batch(deep.as_bytes()),
+            Err(BatchError::Malformed(_))
+        ));
+        // A non-object item is passed on alone, for the filter to refuse it.
+        let batch = split_batch(br#"{"batch":[1, {"x":"}\"]"}]}"#)
+            .expect("ok")
+            .expect("batch");
+        assert_eq!(batch.items.len(), 2);
+        assert_eq!(&*batch.items[0], b"1");
+        assert_eq!(&*batch.items[1], br#"{"x":"}\"]"}"#);
     }
 }

@@ -356,6 +356,54 @@ impl<'a> Scanner<'a> {
     }
 
     /// Only whitespace may follow the document.
+    /// The byte offset of the cursor.
+    pub(crate) fn position(&self) -> usize {
+        self.position
+    }
+
+    /// Validates and passes over one value of any kind, nested at most `max_depth` deep,
+    /// without recursion (so hostile nesting cannot exhaust the stack).
+    pub(crate) fn skip_value(&mut self, max_depth: usize) -> ScanResult<()> {
+        // One entry per open container: `true` for an object, `false` for an array.
+        let mut open_containers: Vec<bool> = Vec::new();
+        'value: loop {
+            let mut first = false;
+            match self.peek_value()? {
+                start @ (Start::Object | Start::Array) => {
+                    if open_containers.len() >= max_depth {
+                        return self.error("nesting within the depth limit");
+                    }
+                    self.open();
+                    open_containers.push(start == Start::Object);
+                    first = true;
+                }
+                Start::String => {
+                    self.skip_string()?;
+                }
+                Start::Number => {
+                    self.number()?;
+                }
+                Start::Literal => {
+                    self.literal()?;
+                }
+            }
+            // Find the next value inside the innermost open container, closing finished ones.
+            while let Some(&is_object) = open_containers.last() {
+                let another = if is_object {
+                    self.next_key(first)?.is_some()
+                } else {
+                    self.next_element(first)?
+                };
+                if another {
+                    continue 'value;
+                }
+                open_containers.pop();
+                first = false;
+            }
+            return Ok(());
+        }
+    }
+
     pub(crate) fn finish(&mut self) -> ScanResult<()> {
         self.skip_whitespace();
         if self.position == self.bytes.len() {
