@@ -108,7 +108,12 @@ impl Broker {
     /// The end of the broker's log, for failure messages.
     pub fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(self.dir.path().join("tansu.log")).unwrap_or_default();
-        let start = log.len().saturating_sub(3000);
+        let start = log.len().saturating_sub(
+            std::env::var("VEIL_TEST_LOG_BYTES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(3000),
+        );
         String::from_utf8_lossy(&log.as_bytes()[start..]).into_owned()
     }
 

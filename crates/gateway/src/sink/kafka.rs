@@ -4,12 +4,15 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use futures_util::future::join_all;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use tokio::sync::Notify;
 use veil_config::KafkaConfig;
 
 use super::{PublishError, PublishFuture, Publisher, ReadyFuture, Record};
@@ -36,10 +39,52 @@ fn producer_config(kafka: &KafkaConfig, delivery_timeout: Duration) -> ClientCon
     config
 }
 
+/// One request's records in flight: how many are not yet acknowledged, whether any failed, and
+/// a wake-up for the request once the last report arrived.
+#[derive(Debug)]
+struct RequestAck {
+    remaining: AtomicUsize,
+    failure: Mutex<Option<String>>,
+    done: Notify,
+}
+
+impl RequestAck {
+    /// Counts `count` records as settled; wakes the request when none remain.
+    fn settle(&self, count: usize) {
+        if count > 0 && self.remaining.fetch_sub(count, Ordering::AcqRel) == count {
+            self.done.notify_one();
+        }
+    }
+
+    fn fail(&self, reason: String) {
+        if let Ok(mut failure) = self.failure.lock() {
+            failure.get_or_insert(reason);
+        }
+    }
+}
+
+/// Routes librdkafka's delivery reports to their request: one shared counter per request, not
+/// one channel per message.
+struct AckContext;
+
+impl ClientContext for AckContext {}
+
+impl ProducerContext for AckContext {
+    type DeliveryOpaque = Arc<RequestAck>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, ack: Arc<RequestAck>) {
+        if let Err((error, _)) = result {
+            ack.fail(error.to_string());
+        }
+        ack.settle(1);
+    }
+}
+
 /// Publishes to Kafka.
 #[derive(Clone)]
 pub struct KafkaPublisher {
-    producer: FutureProducer,
+    producer: Arc<ThreadedProducer<AckContext>>,
+    delivery_timeout: Duration,
 }
 
 impl std::fmt::Debug for KafkaPublisher {
@@ -53,42 +98,61 @@ impl std::fmt::Debug for KafkaPublisher {
 impl KafkaPublisher {
     /// Connects a producer; records not acknowledged within `delivery_timeout` fail.
     pub fn new(kafka: &KafkaConfig, delivery_timeout: Duration) -> Result<Self, KafkaError> {
-        let producer: FutureProducer = producer_config(kafka, delivery_timeout).create()?;
-        Ok(KafkaPublisher { producer })
+        let producer: ThreadedProducer<AckContext> =
+            producer_config(kafka, delivery_timeout).create_with_context(AckContext)?;
+        Ok(KafkaPublisher {
+            producer: Arc::new(producer),
+            delivery_timeout,
+        })
     }
 }
 
 impl Publisher for KafkaPublisher {
     fn publish(&self, records: Vec<Record>) -> PublishFuture {
-        let mut deliveries = Vec::with_capacity(records.len());
-        for record in &records {
-            let future_record = FutureRecord::to(&record.topic)
+        let ack = Arc::new(RequestAck {
+            remaining: AtomicUsize::new(records.len()),
+            failure: Mutex::new(None),
+            done: Notify::new(),
+        });
+        let mut refused = None;
+        for (sent, record) in records.iter().enumerate() {
+            let base_record = BaseRecord::with_opaque_to(&record.topic, ack.clone())
                 .key(&record.key)
                 .payload(&record.payload);
-            match self.producer.send_result(future_record) {
-                Ok(delivery) => deliveries.push(delivery),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    // Records already queued may still be delivered: duplicates are fine, the
-                    // processor deduplicates by messageId.
-                    return Box::pin(async { Err(PublishError::QueueFull) });
-                }
-                Err((error, _)) => {
-                    let error = error.to_string();
-                    return Box::pin(async move { Err(PublishError::Unavailable(error)) });
-                }
+            if let Err((error, _)) = self.producer.send(base_record) {
+                // Records already queued may still be delivered: duplicates are fine, the
+                // processor deduplicates by messageId.
+                refused = Some(match error {
+                    KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => {
+                        PublishError::QueueFull
+                    }
+                    error => PublishError::Unavailable(error.to_string()),
+                });
+                ack.settle(records.len() - sent);
+                break;
             }
         }
+        // librdkafka reports every queued record by `message.timeout.ms`; the extra margin only
+        // guards against a report that never comes.
+        let deadline = self.delivery_timeout + Duration::from_secs(5);
         Box::pin(async move {
-            for outcome in join_all(deliveries).await {
-                match outcome {
-                    Ok(Ok(_)) => {}
-                    Ok(Err((error, _))) => {
-                        return Err(PublishError::NotAcknowledged(error.to_string()));
-                    }
-                    Err(_) => return Err(PublishError::Unavailable("producer dropped".to_owned())),
-                }
+            if ack.remaining.load(Ordering::Acquire) > 0
+                && tokio::time::timeout(deadline, ack.done.notified())
+                    .await
+                    .is_err()
+            {
+                return Err(PublishError::NotAcknowledged(
+                    "no delivery report".to_owned(),
+                ));
             }
-            Ok(())
+            if let Some(refused) = refused {
+                return Err(refused);
+            }
+            match ack.failure.lock().map(|failure| failure.clone()) {
+                Ok(None) => Ok(()),
+                Ok(Some(reason)) => Err(PublishError::NotAcknowledged(reason)),
+                Err(_) => Err(PublishError::Unavailable("poisoned".to_owned())),
+            }
         })
     }
 
