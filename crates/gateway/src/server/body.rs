@@ -49,9 +49,9 @@ pub(crate) fn check_headers(headers: &HeaderMap) -> Result<bool, ApiError> {
 }
 
 /// Reads the whole body, at most [`MAX_REQUEST_BYTES`] of it.
-pub(crate) async fn read_body(body: Body) -> Result<Vec<u8>, ApiError> {
+pub(crate) async fn read_body(body: Body) -> Result<axum::body::Bytes, ApiError> {
     match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
-        Ok(bytes) => Ok(bytes.to_vec()),
+        Ok(bytes) => Ok(bytes),
         Err(error) => {
             let too_large = std::error::Error::source(&error)
                 .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());

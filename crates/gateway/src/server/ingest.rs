@@ -28,7 +28,7 @@ use crate::filter::{
     split_batch,
 };
 use crate::pseudonym::PseudonymCache;
-use crate::sink::Record;
+use crate::sink::RecordBatch;
 
 thread_local! {
     /// Each worker thread keeps its own pseudonym cache: no locks on the hot path.
@@ -101,7 +101,7 @@ fn with_type(message: &[u8], kind: MessageKind) -> Option<Vec<u8>> {
 
 /// Everything filtering a request produced.
 struct Filtered {
-    records: Vec<Record>,
+    records: RecordBatch,
     accepted: usize,
     rejections: Vec<(usize, Rejection)>,
     drops: DropCounts,
@@ -121,17 +121,18 @@ fn filter_one(
 ) -> Result<crate::filter::Accepted, Rejection> {
     let mut message = Cow::Borrowed(message);
     let mut fallback_id: Option<String> = None;
+    let start = out.len();
     for _ in 0..3 {
         let meta = MessageMeta {
             fallback_message_id: fallback_id.as_deref(),
             ..meta
         };
-        out.clear();
+        out.truncate(start);
         let rejection = match filter.filter(&message, &meta, cache, out, drops) {
             Ok(accepted) => {
                 if let Endpoint::Single(kind) = endpoint {
                     if accepted.kind != kind {
-                        out.clear();
+                        out.truncate(start);
                         return Err(Rejection {
                             reason: RejectReason::WrongType,
                             field: Some("type".to_owned()),
@@ -182,38 +183,43 @@ fn filter_request(
         sent_at,
     };
     let mut filtered = Filtered {
-        records: Vec::with_capacity(items.len() + 1),
+        records: RecordBatch::with_capacity(items.len() + 1, 1024),
         accepted: 0,
         rejections: Vec::new(),
         drops: DropCounts::default(),
     };
-    let mut out = Vec::with_capacity(1024);
     PSEUDONYM_CACHE.with_borrow_mut(|cache| {
         for (index, item) in items.iter().enumerate() {
+            let buffer = filtered.records.buffer_mut();
+            let payload_start = buffer.len();
             match filter_one(
                 filter,
                 endpoint,
                 item,
                 meta,
                 cache,
-                &mut out,
+                buffer,
                 &mut filtered.drops,
             ) {
                 Ok(accepted) => {
-                    let mut key = Vec::with_capacity(tenant.id.len() + 23);
-                    key.extend_from_slice(tenant.id.as_bytes());
+                    let payload_end = buffer.len();
+                    buffer.extend_from_slice(tenant.id.as_bytes());
                     if let Some(routing) = accepted.routing_key {
-                        key.push(b'/');
-                        key.extend_from_slice(&routing);
+                        buffer.push(b'/');
+                        buffer.extend_from_slice(&routing);
                     }
-                    filtered.records.push(Record {
-                        topic: topic.clone(),
-                        key,
-                        payload: std::mem::replace(&mut out, Vec::with_capacity(1024)),
-                    });
+                    let key_end = buffer.len();
+                    filtered.records.push(
+                        topic.clone(),
+                        payload_end..key_end,
+                        payload_start..payload_end,
+                    );
                     filtered.accepted += 1;
                 }
-                Err(rejection) => filtered.rejections.push((index, rejection)),
+                Err(rejection) => {
+                    debug_assert_eq!(buffer.len(), payload_start, "a rejection leaves nothing");
+                    filtered.rejections.push((index, rejection));
+                }
             }
         }
     });
@@ -228,7 +234,7 @@ fn audit_record(
     messages: usize,
     filtered: &Filtered,
     dropped: &BTreeMap<(String, DropReason), u64>,
-) -> Option<Record> {
+) -> Option<Vec<u8>> {
     if filtered.rejections.is_empty() && dropped.is_empty() {
         return None;
     }
@@ -257,11 +263,7 @@ fn audit_record(
             "field": field, "reason": reason.as_str(), "count": count,
         })).collect::<Vec<_>>(),
     });
-    Some(Record {
-        topic: gateway.rejections_topic.clone(),
-        key: tenant.id.as_bytes().to_vec(),
-        payload: serde_json::to_vec(&record).ok()?,
-    })
+    serde_json::to_vec(&record).ok()
 }
 
 /// Handles one ingest request end to end.
@@ -275,16 +277,20 @@ pub(crate) async fn ingest(
         return Err(ApiError::ShuttingDown);
     }
     let gzip = check_headers(&headers)?;
-    let mut bytes = read_body(body).await?;
-    if gzip {
-        bytes = gunzip(&bytes)?;
-    }
+    let raw = read_body(body).await?;
+    let inflated;
+    let bytes: &[u8] = if gzip {
+        inflated = gunzip(&raw)?;
+        &inflated
+    } else {
+        &raw
+    };
     let now = OffsetDateTime::now_utc();
     let received_at = format_timestamp(now);
 
     let (items, sent_at, body_key): (Vec<Cow<'_, [u8]>>, Option<String>, Option<String>) =
         match endpoint {
-            Endpoint::Batch => match split_batch(&bytes) {
+            Endpoint::Batch => match split_batch(bytes) {
                 Ok(Some(batch)) => (batch.items, batch.sent_at, batch.write_key),
                 Ok(None) => {
                     return Err(ApiError::MalformedBody(
@@ -296,9 +302,9 @@ pub(crate) async fn ingest(
             Endpoint::Single(_) => {
                 let key = basic_auth_key(&headers)
                     .is_none()
-                    .then(|| body_write_key(&bytes))
+                    .then(|| body_write_key(bytes))
                     .flatten();
-                (vec![Cow::Borrowed(&bytes[..])], None, key)
+                (vec![Cow::Borrowed(bytes)], None, key)
             }
         };
     let write_key = basic_auth_key(&headers)
@@ -357,7 +363,13 @@ pub(crate) async fn ingest(
         rejections,
         ..
     } = filtered;
-    records.extend(audit);
+    if let Some(audit) = audit {
+        records.push_owned(
+            gateway.rejections_topic.clone(),
+            tenant.id.as_bytes(),
+            &audit,
+        );
+    }
 
     if !records.is_empty() {
         let metrics = &gateway.metrics;

@@ -15,7 +15,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use tokio::sync::Notify;
 use veil_config::KafkaConfig;
 
-use super::{PublishError, PublishFuture, Publisher, ReadyFuture, Record};
+use super::{PublishError, PublishFuture, Publisher, ReadyFuture, RecordBatch};
 
 /// librdkafka settings Veil's producer needs; `kafka.properties` may add to them.
 fn producer_config(kafka: &KafkaConfig, delivery_timeout: Duration) -> ClientConfig {
@@ -108,17 +108,17 @@ impl KafkaPublisher {
 }
 
 impl Publisher for KafkaPublisher {
-    fn publish(&self, records: Vec<Record>) -> PublishFuture {
+    fn publish(&self, records: RecordBatch) -> PublishFuture {
         let ack = Arc::new(RequestAck {
             remaining: AtomicUsize::new(records.len()),
             failure: Mutex::new(None),
             done: Notify::new(),
         });
         let mut refused = None;
-        for (sent, record) in records.iter().enumerate() {
-            let base_record = BaseRecord::with_opaque_to(&record.topic, ack.clone())
-                .key(&record.key)
-                .payload(&record.payload);
+        for (sent, (topic, key, payload)) in records.iter().enumerate() {
+            let base_record = BaseRecord::with_opaque_to(topic, ack.clone())
+                .key(key)
+                .payload(payload);
             if let Err((error, _)) = self.producer.send(base_record) {
                 // Records already queued may still be delivered: duplicates are fine, the
                 // processor deduplicates by messageId.

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::{PublishError, PublishFuture, Publisher, ReadyFuture, Record};
+use super::{PublishError, PublishFuture, Publisher, ReadyFuture, Record, RecordBatch};
 
 /// Keeps every acknowledged record.
 #[derive(Debug, Default, Clone)]
@@ -29,7 +29,7 @@ impl MemoryPublisher {
 }
 
 impl Publisher for MemoryPublisher {
-    fn publish(&self, records: Vec<Record>) -> PublishFuture {
+    fn publish(&self, records: RecordBatch) -> PublishFuture {
         let down = self.down.load(Ordering::SeqCst);
         let store = self.records.clone();
         Box::pin(async move {
@@ -39,7 +39,7 @@ impl Publisher for MemoryPublisher {
             let mut stored = store
                 .lock()
                 .map_err(|_| PublishError::Unavailable("poisoned".to_owned()))?;
-            stored.extend(records);
+            stored.extend(records.to_records());
             Ok(())
         })
     }
