@@ -2,11 +2,12 @@
 # Load test of the gateway: 100-message batches over keep-alive connections from wrk, against
 # a release build, with a tansu broker (or --embedded: the in-process mock broker) on loopback.
 #
-#   benches/load/run.sh [DURATION_SECONDS] [CONNECTIONS]
+#   benches/load/run.sh [DURATION_SECONDS] [CONNECTIONS]      (tansu on sqlite: durable)
+#   STORAGE=memory://tansu/ benches/load/run.sh 30 40         (tansu in memory)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 duration="${1:-30}"
-connections="${2:-32}"
+connections="${2:-40}"
 work="$(mktemp -d)"
 trap 'kill -9 $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$work"' EXIT
 

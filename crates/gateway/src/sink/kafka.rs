@@ -24,7 +24,7 @@ fn producer_config(kafka: &KafkaConfig, delivery_timeout: Duration) -> ClientCon
         .set("bootstrap.servers", &kafka.bootstrap_servers)
         .set("enable.idempotence", "true")
         .set("acks", "all")
-        .set("linger.ms", "5")
+        .set("linger.ms", "2")
         .set("batch.num.messages", "10000")
         .set("queue.buffering.max.messages", "500000")
         .set("queue.buffering.max.kbytes", "524288")
