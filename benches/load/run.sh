@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Load test of the gateway: 100-message batches over keep-alive connections from wrk, against
-# a release build, with a tansu broker (or --embedded: the in-process mock broker) on loopback.
+# a release build, with a tansu broker on loopback (needs wrk, tansu, curl, python3).
 #
 #   benches/load/run.sh [DURATION_SECONDS] [CONNECTIONS]      (tansu on sqlite: durable)
 #   STORAGE=memory://tansu/ benches/load/run.sh 30 40         (tansu in memory)
