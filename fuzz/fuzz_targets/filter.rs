@@ -20,7 +20,7 @@ fn filter() -> &'static TenantFilter {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let meta = MessageMeta { received_at: "2026-11-23T00:00:00.000Z", fallback_message_id: Some("fuzz") };
+    let meta = MessageMeta { received_at: "2026-11-23T00:00:00.000Z", fallback_message_id: Some("fuzz"), sent_at: Some("2026-11-23T00:00:01.000Z") };
     let mut cache = PseudonymCache::default();
     let items: Vec<Vec<u8>> = match split_batch(data) {
         Ok(Some(batch)) => batch.items.into_iter().map(|item| item.into_owned()).collect(),
