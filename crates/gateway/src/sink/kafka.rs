@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -83,27 +83,54 @@ impl ProducerContext for AckContext {
 /// Publishes to Kafka.
 #[derive(Clone)]
 pub struct KafkaPublisher {
-    producer: Arc<ThreadedProducer<AckContext>>,
+    /// Replaced whole when librdkafka reports a fatal error (an idempotent producer's sequence
+    /// broken beyond repair): the broken one fails its in-flight records, clients retry.
+    producer: Arc<RwLock<Arc<ThreadedProducer<AckContext>>>>,
+    config: ClientConfig,
     delivery_timeout: Duration,
 }
 
 impl std::fmt::Debug for KafkaPublisher {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter
-            .debug_struct("KafkaPublisher")
-            .finish_non_exhaustive()
+        formatter.debug_struct("KafkaPublisher").finish_non_exhaustive()
     }
 }
 
 impl KafkaPublisher {
     /// Connects a producer; records not acknowledged within `delivery_timeout` fail.
     pub fn new(kafka: &KafkaConfig, delivery_timeout: Duration) -> Result<Self, KafkaError> {
-        let producer: ThreadedProducer<AckContext> =
-            producer_config(kafka, delivery_timeout).create_with_context(AckContext)?;
+        let config = producer_config(kafka, delivery_timeout);
+        let producer: ThreadedProducer<AckContext> = config.create_with_context(AckContext)?;
         Ok(KafkaPublisher {
-            producer: Arc::new(producer),
+            producer: Arc::new(RwLock::new(Arc::new(producer))),
+            config,
             delivery_timeout,
         })
+    }
+
+    /// The current producer, replaced first if the last one hit a fatal error.
+    fn producer(&self) -> Arc<ThreadedProducer<AckContext>> {
+        let current = match self.producer.read() {
+            Ok(producer) => producer.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        let Some((code, _)) = current.client().fatal_error() else {
+            return current;
+        };
+        let Ok(mut slot) = self.producer.write() else {
+            return current;
+        };
+        if !Arc::ptr_eq(&slot, &current) {
+            return slot.clone();
+        }
+        match self.config.create_with_context(AckContext) {
+            Ok(fresh) => {
+                tracing::warn!(error = ?code, "producer hit a fatal error; replaced it");
+                *slot = Arc::new(fresh);
+            }
+            Err(error) => tracing::error!(%error, "cannot replace a failed producer"),
+        }
+        slot.clone()
     }
 }
 
@@ -115,11 +142,12 @@ impl Publisher for KafkaPublisher {
             done: Notify::new(),
         });
         let mut refused = None;
+        let producer = self.producer();
         for (sent, (topic, key, payload)) in records.iter().enumerate() {
             let base_record = BaseRecord::with_opaque_to(topic, ack.clone())
                 .key(key)
                 .payload(payload);
-            if let Err((error, _)) = self.producer.send(base_record) {
+            if let Err((error, _)) = producer.send(base_record) {
                 // Records already queued may still be delivered: duplicates are fine, the
                 // processor deduplicates by messageId.
                 refused = Some(match error {
@@ -157,7 +185,7 @@ impl Publisher for KafkaPublisher {
     }
 
     fn ready(&self) -> ReadyFuture {
-        let producer = self.producer.clone();
+        let producer = self.producer();
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
                 producer
@@ -171,7 +199,7 @@ impl Publisher for KafkaPublisher {
     }
 
     fn flush(&self, timeout: Duration) {
-        if let Err(error) = self.producer.flush(timeout) {
+        if let Err(error) = self.producer().flush(timeout) {
             tracing::warn!(%error, "producer flush did not finish");
         }
     }
