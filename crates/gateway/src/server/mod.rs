@@ -87,6 +87,7 @@ pub fn app(gateway: Arc<Gateway>) -> Router {
     let read_timeout = gateway.config.request_read_timeout();
     let cors = cors(&gateway.config.cors_origins);
     router
+        .route("/v1/projects/{write_key}/settings", get(browser_settings))
         // analytics.js reports its own telemetry here; Veil takes none of it.
         .route("/v1/m", post(|| async { StatusCode::OK }))
         .route("/healthz", get(|| async { "ok" }))
@@ -116,6 +117,53 @@ fn count_status(
         })
         .inc();
     response
+}
+
+/// What analytics.js (analytics-next) loads from its CDN before sending anything: pointing its
+/// `cdnURL` at the gateway is then the only change a web page needs. The settings send events
+/// back to this gateway and enable nothing else (no device-mode destinations, no metrics).
+async fn browser_settings(
+    State(gateway): State<Arc<Gateway>>,
+    axum::extract::Path(write_key): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if gateway.write_keys.lookup(write_key.as_bytes()).is_none() {
+        return ApiError::Unauthorized.into_response();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .filter(|host| {
+            host.bytes().all(|byte| {
+                byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'-' | b':' | b'[' | b']')
+            })
+        })
+        .unwrap_or("localhost");
+    let protocol = headers
+        .get("x-forwarded-proto")
+        .and_then(|proto| proto.to_str().ok())
+        .filter(|proto| *proto == "https")
+        .unwrap_or("http");
+    let settings = json!({
+        "integrations": {
+            "Segment.io": {
+                "apiKey": write_key,
+                "apiHost": format!("{host}/v1"),
+                "protocol": protocol,
+                "unbundledIntegrations": [],
+                "addBundledMetadata": false,
+            }
+        },
+        "plan": {"track": {"__default": {"enabled": true}}, "identify": {"__default": {"enabled": true}}, "group": {"__default": {"enabled": true}}},
+        "edgeFunction": {},
+        "analyticsNextEnabled": true,
+        "middlewareSettings": {},
+        "enabledMiddleware": {},
+        "metrics": {"sampleRate": 0},
+        "legacyVideoPluginsEnabled": false,
+        "remotePlugins": [],
+    });
+    axum::Json(settings).into_response()
 }
 
 async fn readyz(State(gateway): State<Arc<Gateway>>) -> Response {

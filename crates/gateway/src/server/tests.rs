@@ -518,3 +518,29 @@ async fn cors_preflight_is_answered_for_browsers() {
     assert!(response.status().is_success());
     assert_eq!(response.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
 }
+
+#[tokio::test]
+async fn analytics_js_loads_its_settings_from_the_gateway() {
+    let harness = harness();
+    let request = Request::get("/v1/projects/wk_test_baseline/settings")
+        .header(header::HOST, "veil.example:8088")
+        .body(Body::empty())
+        .expect("request");
+    let (status, settings, _) = send(&harness, request).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        settings["integrations"]["Segment.io"]["apiHost"],
+        "veil.example:8088/v1"
+    );
+    assert_eq!(settings["integrations"]["Segment.io"]["protocol"], "http");
+    assert_eq!(
+        settings["integrations"].as_object().map(|o| o.len()),
+        Some(1),
+        "no other destination"
+    );
+    let request = Request::get("/v1/projects/wk_unknown_key/settings")
+        .body(Body::empty())
+        .expect("request");
+    let (status, _, _) = send(&harness, request).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}

@@ -92,7 +92,9 @@ pub struct KafkaPublisher {
 
 impl std::fmt::Debug for KafkaPublisher {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.debug_struct("KafkaPublisher").finish_non_exhaustive()
+        formatter
+            .debug_struct("KafkaPublisher")
+            .finish_non_exhaustive()
     }
 }
 
