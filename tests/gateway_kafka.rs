@@ -193,12 +193,7 @@ fn official_python_sdk_traffic_arrives_sanitized_in_kafka() {
     let expected = dry_run_accepted(&input, keys.path());
     assert!(expected.len() > 1000, "most of the traffic is allowlisted");
     let topic = "veil.sanitized.us".to_owned();
-    let records = read_topics(
-        &broker.bootstrap(),
-        &[topic],
-        expected.len(),
-        Duration::from_secs(30),
-    );
+    let records = read_topics(&broker.bootstrap(), &[topic], Duration::from_secs(30));
     let mut arrived = BTreeSet::new();
     for (_, key, payload) in &records {
         let message: Value = serde_json::from_slice(payload).expect("sanitized JSON");
@@ -235,7 +230,6 @@ fn official_python_sdk_traffic_arrives_sanitized_in_kafka() {
     let audit = read_topics(
         &broker.bootstrap(),
         &["veil.rejections".to_owned()],
-        1,
         Duration::from_secs(10),
     );
     assert!(!audit.is_empty(), "audit records were written");
@@ -396,7 +390,6 @@ fn acknowledged_messages_survive_a_broker_crash() {
     let records = read_topics(
         &broker.bootstrap(),
         &["veil.sanitized.us".to_owned()],
-        unique.len(),
         Duration::from_secs(60),
     );
     let stored: HashSet<String> = records

@@ -138,11 +138,12 @@ impl Drop for Broker {
     }
 }
 
-/// Reads every message of `topics` from the beginning until `expected` arrived or `timeout` passed.
+/// Reads every message of `topics`, from the beginning to the end each partition has now (its
+/// high watermark), waiting at most `timeout`. Reading to the watermark, not to a count, matters:
+/// a retried produce can store a message twice.
 pub fn read_topics(
     bootstrap: &str,
     topics: &[String],
-    expected: usize,
     timeout: Duration,
 ) -> Vec<(String, Vec<u8>, Vec<u8>)> {
     let consumer: BaseConsumer = ClientConfig::new()
@@ -152,9 +153,11 @@ pub fn read_topics(
         .set("auto.offset.reset", "earliest")
         .create()
         .expect("consumer");
+    let deadline = Instant::now() + timeout;
     let mut assignment = TopicPartitionList::new();
+    let mut remaining: std::collections::HashMap<(String, i32), i64> =
+        std::collections::HashMap::new();
     for topic in topics {
-        let deadline = Instant::now() + Duration::from_secs(20);
         let metadata = loop {
             match consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
                 Ok(metadata) => break metadata,
@@ -163,6 +166,18 @@ pub fn read_topics(
             }
         };
         for partition in metadata.topics()[0].partitions() {
+            let (low, high) = loop {
+                match consumer.fetch_watermarks(topic, partition.id(), Duration::from_secs(5)) {
+                    Ok(marks) => break marks,
+                    Err(error) if Instant::now() > deadline => {
+                        panic!("watermarks of {topic}: {error}")
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(200)),
+                }
+            };
+            if high > low {
+                remaining.insert((topic.clone(), partition.id()), high);
+            }
             assignment
                 .add_partition_offset(topic, partition.id(), Offset::Beginning)
                 .expect("assignment");
@@ -170,14 +185,26 @@ pub fn read_topics(
     }
     consumer.assign(&assignment).expect("assign");
     let mut messages = Vec::new();
-    let deadline = Instant::now() + timeout;
-    while messages.len() < expected && Instant::now() < deadline {
+    while !remaining.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "topics not read to their end in time: {remaining:?}"
+        );
         match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(message)) => messages.push((
-                message.topic().to_owned(),
-                message.key().unwrap_or_default().to_vec(),
-                message.payload().unwrap_or_default().to_vec(),
-            )),
+            Some(Ok(message)) => {
+                let partition = (message.topic().to_owned(), message.partition());
+                if remaining
+                    .get(&partition)
+                    .is_some_and(|high| message.offset() + 1 >= *high)
+                {
+                    remaining.remove(&partition);
+                }
+                messages.push((
+                    message.topic().to_owned(),
+                    message.key().unwrap_or_default().to_vec(),
+                    message.payload().unwrap_or_default().to_vec(),
+                ));
+            }
             Some(Err(error)) => eprintln!("consumer: {error}"),
             None => {}
         }
