@@ -4,7 +4,8 @@
 //! Data flows client → [`server`] (HTTP) → [`filter`] (guided by [`allowlist::Policy`], pseudonyms from
 //! [`pseudonym::EpochKey`]) → sanitized messages ([`veil_sanitized::SanitizedMessage`]) → [`sink`] (Kafka).
 
-pub mod allowlist;
+/// The allowlist policy (its own crate, so the processor reads the same declared types).
+pub use veil_policy as allowlist;
 pub mod filter;
 pub mod message_id;
 pub mod pseudonym;

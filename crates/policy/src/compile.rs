@@ -337,7 +337,7 @@ impl Policy {
 /// Byte equality without a call into `memcmp` or a byte loop for short keys: two overlapping
 /// fixed-size loads cover any length up to 16.
 #[inline(always)]
-pub(crate) fn short_eq(left: &[u8], right: &[u8]) -> bool {
+pub fn short_eq(left: &[u8], right: &[u8]) -> bool {
     let length = left.len();
     if length != right.len() {
         return false;

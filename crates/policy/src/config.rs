@@ -58,7 +58,7 @@ struct RawField {
 }
 
 /// Top-level message keys the filter handles itself; an allowlist cannot name them as fields.
-pub(crate) const STRUCTURAL_KEYS: &[&str] = &[
+pub const STRUCTURAL_KEYS: &[&str] = &[
     "type",
     "event",
     "name",

@@ -13,12 +13,12 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 use veil_sanitized::{MessageKind, Tier};
 
-pub(crate) use compile::short_eq;
+pub use compile::short_eq;
 pub use compile::{LeafAction, LeafId, NodeId, Permission, Policy, RuleId, key_summary};
 pub use diff::{Widening, widenings};
 pub use forbidden::ForbiddenClass;
 
-pub(crate) use config::STRUCTURAL_KEYS;
+pub use config::STRUCTURAL_KEYS;
 
 /// Why an allowlist was refused. Messages name fields, classes and lines.
 #[derive(Debug, thiserror::Error)]
