@@ -280,6 +280,15 @@ impl Policy {
         &self.nodes[node as usize].path
     }
 
+    /// Every allowlisted leaf in declaration order: id, dotted path, action. The processor
+    /// derives its typed columns from these.
+    pub fn leaves(&self) -> impl Iterator<Item = (LeafId, &str, &LeafAction)> {
+        self.leaves
+            .iter()
+            .enumerate()
+            .map(|(index, leaf)| (index as LeafId, &*leaf.path, &leaf.action))
+    }
+
     /// Dotted path of a leaf.
     pub fn leaf_path(&self, leaf: LeafId) -> &str {
         &self.leaves[leaf as usize].path

@@ -1,0 +1,138 @@
+//! Deduplication by `messageId` within a window (24 h by default, as Segment does).
+//!
+//! The window is rebuilt at start from the Parquet files this partition wrote recently, so it
+//! survives restarts and always agrees with what is stored.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::hash::{Hash, Hasher};
+use std::path::Path;
+
+use arrow::array::{Array, StringArray, TimestampMillisecondArray};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::store::StoreError;
+
+/// Seen message ids of one partition, by a 64-bit fingerprint of (tenant, messageId).
+#[derive(Debug, Default)]
+pub struct DedupWindow {
+    seen: HashMap<u64, i64>,
+    window_ms: i64,
+}
+
+fn fingerprint(tenant: &str, message_id: &str) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    tenant.hash(&mut hasher);
+    message_id.hash(&mut hasher);
+    hasher.finish()
+}
+
+impl DedupWindow {
+    /// An empty window of `window_ms`.
+    pub fn new(window_ms: i64) -> DedupWindow {
+        DedupWindow {
+            seen: HashMap::new(),
+            window_ms,
+        }
+    }
+
+    /// Whether the message was seen within the window; remembers it if not.
+    pub fn first_sighting(&mut self, tenant: &str, message_id: &str, received_ms: i64) -> bool {
+        let key = fingerprint(tenant, message_id);
+        match self.seen.get(&key) {
+            Some(seen_at) if received_ms - seen_at < self.window_ms => false,
+            _ => {
+                self.seen.insert(key, received_ms);
+                true
+            }
+        }
+    }
+
+    /// Forgets a sighting (a buffered row that was dropped before it was stored).
+    pub fn forget(&mut self, tenant: &str, message_id: &str) {
+        self.seen.remove(&fingerprint(tenant, message_id));
+    }
+
+    /// Drops entries older than the window before `now_ms`.
+    pub fn expire(&mut self, now_ms: i64) {
+        let window = self.window_ms;
+        self.seen.retain(|_, seen_at| now_ms - *seen_at < window);
+    }
+
+    /// How many ids are remembered.
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Whether none are.
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+
+    /// Remembers the ids of one stored Parquet file.
+    pub fn load_file(&mut self, path: &Path) -> Result<(), StoreError> {
+        let file = File::open(path).map_err(|source| StoreError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
+        let schema = builder.parquet_schema();
+        let wanted: Vec<usize> = ["tenant", "message_id", "received_at"]
+            .iter()
+            .filter_map(|name| {
+                schema
+                    .columns()
+                    .iter()
+                    .position(|column| column.name() == *name)
+            })
+            .collect();
+        let mask = ProjectionMask::roots(schema, wanted);
+        for batch in builder.with_projection(mask).build()? {
+            let batch = batch.map_err(|error| StoreError::Parquet(error.into()))?;
+            let column = |name: &str| batch.column_by_name(name).cloned();
+            let (Some(tenants), Some(ids), Some(received)) = (
+                column("tenant"),
+                column("message_id"),
+                column("received_at"),
+            ) else {
+                continue;
+            };
+            let (Some(tenants), Some(ids), Some(received)) = (
+                tenants.as_any().downcast_ref::<StringArray>(),
+                ids.as_any().downcast_ref::<StringArray>(),
+                received
+                    .as_any()
+                    .downcast_ref::<TimestampMillisecondArray>(),
+            ) else {
+                continue;
+            };
+            for row in 0..batch.num_rows() {
+                let key = fingerprint(tenants.value(row), ids.value(row));
+                let at = received.value(row);
+                let entry = self.seen.entry(key).or_insert(at);
+                *entry = (*entry).max(at);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_repeat_only_within_the_window_and_per_tenant() {
+        let mut window = DedupWindow::new(1_000);
+        assert!(window.first_sighting("t-1", "m-1", 0));
+        assert!(!window.first_sighting("t-1", "m-1", 999));
+        assert!(window.first_sighting("t-2", "m-1", 999), "another tenant");
+        assert!(
+            window.first_sighting("t-1", "m-1", 1_000),
+            "outside the window"
+        );
+        window.expire(5_000);
+        assert!(window.is_empty());
+    }
+}
