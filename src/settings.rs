@@ -9,6 +9,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use veil_config::KafkaConfig;
 use veil_gateway::server::GatewayConfig;
+use veil_processor::ProcessorConfig;
 
 /// Everything `veil.toml` holds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -18,6 +19,8 @@ pub(crate) struct Settings {
     pub(crate) kafka: KafkaConfig,
     /// `[gateway]`: the HTTP ingest API.
     pub(crate) gateway: GatewayConfig,
+    /// `[processor]`: Kafka to Parquet.
+    pub(crate) processor: ProcessorConfig,
     /// `[log]`: log format and level.
     pub(crate) log: LogConfig,
 }

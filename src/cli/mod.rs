@@ -4,6 +4,7 @@ mod allowlist;
 mod filter;
 mod gateway;
 mod keys;
+mod processor;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,6 +28,8 @@ enum Command {
     Allowlist(allowlist::AllowlistCommand),
     /// Run the Segment-compatible ingest API that publishes sanitized events to Kafka.
     Gateway(gateway::GatewayArgs),
+    /// Consume sanitized events and store them as deduplicated, exactly-once Parquet.
+    Processor(processor::ProcessorArgs),
     /// Manage per-tenant pseudonymization keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -43,5 +46,6 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Allowlist(command) => allowlist::run(command),
         Command::Keys(command) => keys::run(command),
         Command::Gateway(args) => gateway::run(args),
+        Command::Processor(args) => processor::run(args),
     }
 }

@@ -65,6 +65,8 @@ pub struct TopicsConfig {
     pub sanitized: String,
     /// Compact records of rejected messages and dropped fields (names and counts, never values).
     pub rejections: String,
+    /// Sanitized messages the processor could not store (wrong contract or types).
+    pub dead_letter: String,
     /// Partitions given to topics Veil creates itself.
     pub partitions: i32,
     /// Replication factor of topics Veil creates itself.
@@ -76,6 +78,7 @@ impl Default for TopicsConfig {
         TopicsConfig {
             sanitized: "veil.sanitized.{region}".to_owned(),
             rejections: "veil.rejections".to_owned(),
+            dead_letter: "veil.dead-letter".to_owned(),
             partitions: 6,
             replication: 1,
         }
@@ -96,6 +99,7 @@ impl TopicsConfig {
             .collect();
         topics.dedup();
         topics.push(self.rejections.clone());
+        topics.push(self.dead_letter.clone());
         topics
     }
 }

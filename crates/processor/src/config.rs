@@ -20,8 +20,6 @@ pub struct ProcessorConfig {
     pub flush_interval_ms: u64,
     /// Deduplication window by `messageId`.
     pub dedup_window_hours: u64,
-    /// Where messages that do not match the contract go.
-    pub dead_letter_topic: String,
 }
 
 impl Default for ProcessorConfig {
@@ -33,7 +31,6 @@ impl Default for ProcessorConfig {
             flush_rows: 50_000,
             flush_interval_ms: 2_000,
             dedup_window_hours: 24,
-            dead_letter_topic: "veil.dead-letter".to_owned(),
         }
     }
 }

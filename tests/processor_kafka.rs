@@ -1,0 +1,228 @@
+//! The processor against a real broker (tansu): killed with SIGKILL at random points while it
+//! works through a topic holding duplicates and garbage, restarted each time; afterwards every
+//! valid message is in the Parquet set exactly once.
+
+mod support;
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, StringArray};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use rdkafka::ClientConfig;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::Value;
+use support::{Broker, repo_root};
+use veil_gateway::sink::create_topics;
+
+/// Sanitized messages as the gateway writes them: `veil filter` over reference traffic.
+fn sanitized_messages(count: usize, keys: &Path) -> Vec<Value> {
+    let input = Command::new("python3")
+        .arg(repo_root().join("../shared/workload/gen_events.py"))
+        .args(["--count", &count.to_string(), "--seed", "5"])
+        .output()
+        .expect("gen_events.py runs")
+        .stdout;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_veil"))
+        .current_dir(repo_root())
+        .args(["filter", "--tenant", "t-1000", "--keystore"])
+        .arg(keys)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("veil filter");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let output = child.wait_with_output().expect("veil filter runs");
+    writer.join().expect("writer").expect("write");
+    output
+        .stdout
+        .split(|byte| *byte == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(|line| serde_json::from_slice(line).expect("JSON"))
+        .collect()
+}
+
+/// When any partition state was last committed (changes with every flush).
+fn state_writes(root: &Path) -> Vec<std::time::SystemTime> {
+    let mut times: Vec<std::time::SystemTime> = std::fs::read_dir(root.join("_state"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|entry| entry.metadata().and_then(|meta| meta.modified()).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    times.sort();
+    times
+}
+
+fn stored_message_ids(root: &Path) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("dir").flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if path.is_dir() {
+                if !name.starts_with('_') {
+                    stack.push(path);
+                }
+                continue;
+            }
+            let file = std::fs::File::open(&path).expect("file");
+            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+                .expect("parquet")
+                .build()
+                .expect("reader");
+            for batch in reader {
+                let batch = batch.expect("batch");
+                let column = batch
+                    .column_by_name("message_id")
+                    .expect("message_id column");
+                let column = column
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .expect("strings");
+                ids.extend((0..column.len()).map(|row| column.value(row).to_owned()));
+            }
+        }
+    }
+    ids
+}
+
+#[test]
+fn sigkill_at_random_points_loses_and_repeats_nothing() {
+    let broker = Broker::start();
+    let kafka = broker.kafka_config();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(create_topics(&kafka)).expect("topics");
+    let keys = tempfile::tempdir().expect("tempdir");
+    let messages = sanitized_messages(4000, keys.path());
+    assert!(messages.len() > 3000);
+
+    // Every message once, 10% of them again (client retries), and a few records that are not
+    // sanitized messages at all.
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer");
+    runtime.block_on(async {
+        let mut deliveries = Vec::new();
+        let mut send = |message: &Value| {
+            let key = format!(
+                "t-1000/{}",
+                message["pseudonyms"]["userId"].as_str().unwrap_or("none")
+            );
+            let payload = message.to_string();
+            deliveries.push(
+                producer
+                    .send_result(
+                        FutureRecord::to("veil.sanitized.us")
+                            .key(&key)
+                            .payload(&payload),
+                    )
+                    .expect("queued"),
+            );
+        };
+        for message in &messages {
+            send(message);
+        }
+        for message in messages.iter().step_by(10) {
+            send(message);
+        }
+        for garbage in [
+            serde_json::json!({"not": "a sanitized message"}),
+            serde_json::json!({"schema": 1}),
+        ] {
+            send(&garbage);
+        }
+        for delivery in deliveries {
+            delivery.await.expect("delivered").expect("acknowledged");
+        }
+    });
+    let expected: HashSet<String> = messages
+        .iter()
+        .map(|message| message["messageId"].as_str().expect("id").to_owned())
+        .collect();
+
+    let data = tempfile::tempdir().expect("tempdir");
+    let processor = |log: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_veil"))
+            .current_dir(repo_root())
+            .args(["processor", "--kafka", &broker.bootstrap(), "--data-dir"])
+            .arg(data.path())
+            .env("VEIL_PROCESSOR__FLUSH_ROWS", "150")
+            .env("VEIL_PROCESSOR__FLUSH_INTERVAL_MS", "200")
+            .env("VEIL_KAFKA__TOPICS__PARTITIONS", "3")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).expect("log"))
+            .spawn()
+            .expect("veil processor starts")
+    };
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(7, |d| d.as_nanos() as u64);
+    eprintln!("kill schedule seed {seed}");
+    let mut state = seed | 1;
+    let mut next_random = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let logs = tempfile::tempdir().expect("tempdir");
+    for round in 0..5 {
+        let mut child = processor(&logs.path().join(format!("run-{round}.log")));
+        // Kill it at a random moment once it is working (after its first commit of this run).
+        let before = state_writes(data.path());
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while state_writes(data.path()) == before && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(next_random() % 700));
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaped");
+    }
+    // A last run to the end of the topic, then a clean stop.
+    let mut child = processor(&logs.path().join("final.log"));
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let stored: HashSet<String> = stored_message_ids(data.path()).into_iter().collect();
+        if stored.len() >= expected.len() || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(
+        child.wait().expect("exits").success(),
+        "clean exit on SIGTERM"
+    );
+
+    let ids = stored_message_ids(data.path());
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for id in &ids {
+        *counts.entry(id.as_str()).or_default() += 1;
+    }
+    let repeated = counts.values().filter(|count| **count > 1).count();
+    let stored: HashSet<String> = ids.iter().cloned().collect();
+    let missing = expected.difference(&stored).count();
+    let final_log = std::fs::read_to_string(logs.path().join("final.log")).unwrap_or_default();
+    assert_eq!(
+        (missing, repeated),
+        (0, 0),
+        "{} stored rows for {} messages; final log:\n{}",
+        ids.len(),
+        expected.len(),
+        &final_log[final_log.len().saturating_sub(3000)..]
+    );
+    assert_eq!(stored, expected);
+}
