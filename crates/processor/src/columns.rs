@@ -219,3 +219,109 @@ impl TableLayout {
         RecordBatch::try_new(self.schema.clone(), columns)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{Array, BooleanArray, Int64Array, StringArray};
+    use veil_policy::Allowlist;
+
+    use super::*;
+
+    const POLICY: &str = r#"
+version: 1
+common:
+  userId: { pseudonymize: user, reason: "r" }
+  context.app.name: { keep: string, reason: "r" }
+track:
+  fields:
+    properties.duration_ms: { keep: integer, reason: "r" }
+    properties.success: { keep: boolean, reason: "r" }
+  events:
+    Document Opened: { reason: "r" }
+"#;
+
+    fn row(json: &str) -> Row {
+        Row::decode(json.as_bytes()).expect("decodes")
+    }
+
+    const MESSAGE: &str = r#"{"schema":1,"tenant":"t-1","tier":"baseline","policy":"sha256:0000000000000000000000000000000000000000000000000000000000000000","keyEpoch":"2026-11","type":"track","messageId":"m-1","timestamp":"2026-11-22T23:59:59.500+01:00","receivedAt":"2026-11-23T10:00:00.000Z","event":"Document Opened","fields":{"context.app.name":"DMS Web","properties.duration_ms":12,"properties.success":true},"pseudonyms":{"userId":"AAAAAAAAAAAAAAAAAAAAAA"}}"#;
+
+    #[test]
+    fn columns_are_typed_as_the_allowlist_declares() {
+        let layout = TableLayout::from_policy(&Allowlist::parse(POLICY).expect("valid").compile());
+        let row = row(MESSAGE);
+        assert_eq!(row.date, "2026-11-22", "the UTC day of the event");
+        layout.check(&row.message).expect("fits");
+        let batch = layout.batch(&[&row]).expect("batch");
+        let schema = batch.schema();
+        let type_of = |name: &str| {
+            schema
+                .field_with_name(name)
+                .expect("column")
+                .data_type()
+                .clone()
+        };
+        assert_eq!(type_of("properties.duration_ms"), DataType::Int64);
+        assert_eq!(type_of("properties.success"), DataType::Boolean);
+        assert_eq!(type_of("userId"), DataType::Utf8);
+        let column = |name: &str| batch.column_by_name(name).expect("column").clone();
+        assert_eq!(
+            column("properties.duration_ms")
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .expect("ints")
+                .value(0),
+            12
+        );
+        assert!(
+            column("properties.success")
+                .as_any()
+                .downcast_ref::<BooleanArray>()
+                .expect("bools")
+                .value(0)
+        );
+        assert_eq!(
+            column("userId")
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .expect("strings")
+                .value(0),
+            "AAAAAAAAAAAAAAAAAAAAAA"
+        );
+        assert_eq!(
+            column("event")
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .expect("strings")
+                .value(0),
+            "Document Opened"
+        );
+    }
+
+    #[test]
+    fn messages_that_do_not_fit_are_refused_by_name() {
+        let layout = TableLayout::from_policy(&Allowlist::parse(POLICY).expect("valid").compile());
+        let unknown = row(&MESSAGE.replace("context.app.name", "context.app.build"));
+        assert_eq!(
+            layout.check(&unknown.message),
+            Err(LayoutError::UnknownField("context.app.build".to_owned()))
+        );
+        let wrong = row(&MESSAGE.replace(
+            "\"properties.duration_ms\":12",
+            "\"properties.duration_ms\":\"12\"",
+        ));
+        assert_eq!(
+            layout.check(&wrong.message),
+            Err(LayoutError::WrongType("properties.duration_ms".to_owned()))
+        );
+        assert!(Row::decode(b"{\"schema\":1}").is_err());
+        assert!(
+            Row::decode(
+                MESSAGE
+                    .replace("\"tenant\":\"t-1\"", "\"tenant\":\"../etc\"")
+                    .as_bytes()
+            )
+            .is_err()
+        );
+    }
+}

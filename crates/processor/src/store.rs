@@ -191,3 +191,106 @@ impl Store {
         self.finish_renames(&state.files)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::StringArray;
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+
+    fn group(tenant: &str, ids: &[&str]) -> Group {
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "message_id",
+            DataType::Utf8,
+            false,
+        )]));
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(ids.to_vec()))])
+            .expect("batch");
+        Group {
+            tenant: tenant.to_owned(),
+            date: "2026-11-23".to_owned(),
+            batch,
+        }
+    }
+
+    fn parquet_files(root: &Path) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for entry in fs::read_dir(&dir).expect("dir").flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|ext| ext == "parquet") {
+                    found.push(path);
+                }
+            }
+        }
+        found.sort();
+        found
+    }
+
+    #[test]
+    fn a_commit_lands_files_and_the_next_offset() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("store");
+        assert_eq!(store.recover("topic", 0).expect("recover"), None);
+        store
+            .commit(
+                "topic",
+                0,
+                10,
+                19,
+                &[group("t-1", &["a", "b"]), group("t-2", &["c"])],
+            )
+            .expect("commit");
+        assert_eq!(store.recover("topic", 0).expect("recover"), Some(20));
+        let files = parquet_files(dir.path());
+        assert_eq!(files.len(), 2);
+        assert!(files[0].ends_with("tenant=t-1/date=2026-11-23/part-topic-0-10-19.parquet"));
+    }
+
+    #[test]
+    fn recovery_finishes_a_committed_flush_and_drops_an_uncommitted_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("store");
+        store
+            .commit("topic", 0, 0, 9, &[group("t-1", &["a"])])
+            .expect("commit");
+        // Crash after the commit point, before the renames: put the file back in _tmp.
+        let landed = parquet_files(dir.path()).remove(0);
+        let temporary = dir.path().join("_tmp/topic-0-0-9-0.parquet");
+        fs::rename(&landed, &temporary).expect("simulate");
+        // And an uncommitted flush's leftovers of the same partition, plus another partition's.
+        fs::write(dir.path().join("_tmp/topic-0-10-19-0.parquet"), b"partial").expect("write");
+        fs::write(dir.path().join("_tmp/topic-1-0-5-0.parquet"), b"other").expect("write");
+
+        assert_eq!(store.recover("topic", 0).expect("recover"), Some(10));
+        assert!(landed.exists(), "rolled forward");
+        assert!(!temporary.exists());
+        assert!(
+            !dir.path().join("_tmp/topic-0-10-19-0.parquet").exists(),
+            "rolled back"
+        );
+        assert!(
+            dir.path().join("_tmp/topic-1-0-5-0.parquet").exists(),
+            "other partitions untouched"
+        );
+        // Recovery is repeatable.
+        assert_eq!(store.recover("topic", 0).expect("recover"), Some(10));
+    }
+
+    #[test]
+    fn a_damaged_state_file_stops_recovery_instead_of_guessing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("store");
+        fs::write(dir.path().join("_state/topic-0.json"), b"{\"next_off").expect("write");
+        assert!(matches!(
+            store.recover("topic", 0),
+            Err(StoreError::Damaged(_))
+        ));
+    }
+}
