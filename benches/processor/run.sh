@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Processor throughput: fill a topic through the gateway (wrk, 100-message batches), then time
+# `veil processor`, pinned to one core, from Kafka to committed Parquet.
+#
+#   benches/processor/run.sh [FILL_SECONDS]                       (tansu in memory)
+#   STORAGE=sqlite://tansu.db benches/processor/run.sh 10         (tansu on sqlite)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+seconds="${1:-10}"
+work="$(mktemp -d)"
+trap 'kill -9 $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$work"' EXIT
+command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)" >&2; exit 1; }
+cargo build --release --quiet
+python3 ../shared/workload/gen_events.py --count 100000 --seed 7 --batch 100 > "$work/batches.ndjson"
+(cd "$work" && exec tansu broker --storage-engine "${STORAGE:-memory://tansu/}" \
+    --listener-url tcp://127.0.0.1:29192 --advertised-listener-url tcp://127.0.0.1:29192 > tansu.log 2>&1) &
+sleep 1
+env VEIL_GATEWAY__KEYSTORE="$work/keys" VEIL_GATEWAY__RATE_LIMIT_PER_SECOND=0 VEIL_LOG__LEVEL=warn \
+    ./target/release/veil gateway --kafka 127.0.0.1:29192 --listen 127.0.0.1:28188 &
+until curl -sf http://127.0.0.1:28188/readyz >/dev/null; do sleep 0.2; done
+wrk -t1 -c40 -d"${seconds}s" -s benches/load/batches.lua http://127.0.0.1:28188 -- "$work/batches.ndjson" >/dev/null
+total=$(curl -s http://127.0.0.1:28188/metrics | awk '/^veil_gateway_messages_accepted_total/ {s+=$2} END {print s}')
+echo "the topic holds $total sanitized messages"
+
+stored() { python3 - "$work/parquet/_state" <<'PY'
+import json, os, sys
+d = sys.argv[1]
+total = 0
+if os.path.isdir(d):
+    for name in os.listdir(d):
+        if name.endswith(".json"):
+            try:
+                total += json.load(open(os.path.join(d, name)))["next_offset"]
+            except (ValueError, OSError):
+                pass
+print(total)
+PY
+}
+env VEIL_LOG__LEVEL=warn taskset -c 0 ./target/release/veil processor --kafka 127.0.0.1:29192 --data-dir "$work/parquet" &
+until [ "$(stored)" -gt 0 ]; do sleep 0.05; done
+start=$(date +%s.%N)
+first=$(stored)
+until [ "$(stored)" -ge "$total" ]; do sleep 0.1; done
+end=$(date +%s.%N)
+python3 -c "n=$total-$first; t=$end-$start; print(f'{n} messages to committed Parquet in {t:.2f} s (after the first commit): {n/t:,.0f} messages/s on one core')"
+du -sh "$work/parquet" | awk '{print "parquet size: " $1}'
