@@ -161,16 +161,23 @@ impl<'a> Scanner<'a> {
     }
 
     /// A string (the cursor is on its opening quote), borrowed when it has no escapes.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn string(&mut self) -> ScanResult<Cow<'a, str>> {
         debug_assert_eq!(self.bytes.get(self.position), Some(&b'"'));
         let start = self.position + 1;
         let end = self.find_special(start);
+        if self.bytes.get(end) == Some(&b'"') {
+            self.position = end + 1;
+            return Ok(Cow::Borrowed(&self.text[start..end]));
+        }
+        self.string_slow(start, end)
+    }
+
+    /// The rest of [`Scanner::string`] after an escape, a control character or the end.
+    #[cold]
+    #[inline(never)]
+    fn string_slow(&mut self, start: usize, end: usize) -> ScanResult<Cow<'a, str>> {
         match self.bytes.get(end) {
-            Some(b'"') => {
-                self.position = end + 1;
-                Ok(Cow::Borrowed(&self.text[start..end]))
-            }
             Some(b'\\') => {
                 let mut owned = String::with_capacity(end - start + 16);
                 owned.push_str(&self.text[start..end]);

@@ -118,7 +118,7 @@ impl KeyCursor {
     }
 
     /// The next key with its allowlisted child (if any), or `None` after the `}`.
-    #[inline]
+    #[inline(always)]
     fn next<'a>(&mut self, walk: &mut Walk<'_, 'a>) -> Result<Option<NextKey<'a>>, Rejection> {
         let Some(key) = walk.scanner.next_key(self.first).map_err(syntax)? else {
             walk.seen.truncate(self.base);
@@ -387,6 +387,7 @@ impl<'p, 'a> Walk<'p, 'a> {
     }
 
     /// A leaf's value: scalars are captured, composites skipped and marked.
+    #[inline(always)]
     fn scalar(&mut self, depth: usize) -> Result<Scalar<'a>, Rejection> {
         Ok(match self.scanner.peek_value().map_err(syntax)? {
             Start::String => Scalar::Str(self.scanner.string().map_err(syntax)?),

@@ -8,10 +8,9 @@
 mod cache;
 mod keystore;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::Sha256VarCore;
+use sha2::digest::core_api::{Buffer, UpdateCore, VariableOutputCore};
+use sha2::digest::generic_array::GenericArray;
 use time::OffsetDateTime;
 use veil_sanitized::Tier;
 
@@ -24,11 +23,22 @@ pub const PSEUDONYM_LEN: usize = 22;
 /// Length of a tenant key in bytes (256 bits).
 pub const KEY_LEN: usize = 32;
 
+/// SHA-256's block size in bytes (HMAC pads its key to one block).
+const BLOCK_LEN: usize = 64;
+
 /// A tenant's key for one epoch, keyed once so each pseudonym costs two SHA-256 blocks.
+///
+/// HMAC (RFC 2104) at the level of SHA-256's compression function: the key's inner
+/// (`key ^ 0x36..`) and outer (`key ^ 0x5c..`) blocks are compressed once here, and each
+/// pseudonym clones those two 40-byte states instead of a whole keyed `Hmac` (buffers and all).
+/// Tests check every input length against the `hmac` crate.
 #[derive(Clone)]
 pub struct EpochKey {
     epoch: String,
-    keyed_mac: Hmac<Sha256>,
+    /// SHA-256 state after the inner padded key block.
+    inner: Sha256VarCore,
+    /// SHA-256 state after the outer padded key block.
+    outer: Sha256VarCore,
 }
 
 impl std::fmt::Debug for EpochKey {
@@ -43,11 +53,20 @@ impl std::fmt::Debug for EpochKey {
 impl EpochKey {
     /// Makes a key for `epoch` from 32 secret bytes.
     pub fn new(epoch: impl Into<String>, secret: &[u8; KEY_LEN]) -> EpochKey {
-        let keyed_mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
-            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        let keyed_state = |pad: u8| {
+            let mut block = GenericArray::from([pad; BLOCK_LEN]);
+            for (byte, key_byte) in block.iter_mut().zip(secret) {
+                *byte ^= key_byte;
+            }
+            let mut state = Sha256VarCore::new(32)
+                .unwrap_or_else(|_| unreachable!("SHA-256 has 32-byte output"));
+            state.update_blocks(std::slice::from_ref(&block));
+            state
+        };
         EpochKey {
             epoch: epoch.into(),
-            keyed_mac,
+            inner: keyed_state(0x36),
+            outer: keyed_state(0x5c),
         }
     }
 
@@ -63,18 +82,48 @@ impl EpochKey {
             !domain.as_bytes().contains(&0),
             "domains never hold the separator"
         );
-        let mut mac = self.keyed_mac.clone();
-        mac.update(domain.as_bytes());
-        mac.update(&[0]);
-        mac.update(value);
-        let digest = mac.finalize().into_bytes();
-        let mut text = [0u8; PSEUDONYM_LEN];
-        let written = URL_SAFE_NO_PAD
-            .encode_slice(&digest[..16], &mut text)
-            .unwrap_or_else(|_| unreachable!("16 bytes are 22 base64 characters"));
-        debug_assert_eq!(written, PSEUDONYM_LEN);
-        text
+        let mut inner = self.inner.clone();
+        let mut buffer = Buffer::<Sha256VarCore>::default();
+        let mut absorb = |bytes: &[u8]| {
+            buffer.digest_blocks(bytes, |blocks| inner.update_blocks(blocks));
+        };
+        absorb(domain.as_bytes());
+        absorb(&[0]);
+        absorb(value);
+        let mut digest = GenericArray::default();
+        inner.finalize_variable_core(&mut buffer, &mut digest);
+        let mut outer = self.outer.clone();
+        let mut buffer = Buffer::<Sha256VarCore>::new(&digest);
+        outer.finalize_variable_core(&mut buffer, &mut digest);
+        let mut truncated = [0u8; 16];
+        truncated.copy_from_slice(&digest[..16]);
+        base64url_16(truncated)
     }
+}
+
+/// The unpadded base64url (RFC 4648 §5) text of 16 bytes: 22 characters.
+#[inline]
+fn base64url_16(bytes: [u8; 16]) -> [u8; PSEUDONYM_LEN] {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let high = u64::from_be_bytes([
+        bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
+    ]);
+    let low = u64::from_be_bytes([
+        bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15],
+    ]);
+    let mut text = [0u8; PSEUDONYM_LEN];
+    // 128 bits as 21 six-bit groups plus the last 2 bits, shifted left by 4 (the unpadded tail).
+    let value = (u128::from(high) << 64) | u128::from(low);
+    for (index, slot) in text.iter_mut().enumerate() {
+        let shift = 128 - 6 * (index as i32 + 1);
+        let group = if shift >= 0 {
+            (value >> shift) & 0x3f
+        } else {
+            (value << -shift) & 0x3f
+        };
+        *slot = ALPHABET[group as usize];
+    }
+    text
 }
 
 /// The epoch a tier's pseudonyms belong to at `now`: the calendar month (UTC) for baseline

@@ -1,6 +1,49 @@
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 use time::macros::datetime;
 
 use super::*;
+
+#[test]
+fn pseudonyms_equal_the_hmac_crate_at_every_input_length() {
+    // The block-level HMAC must agree with the reference construction on both sides of every
+    // SHA-256 block boundary (one, two and three blocks of input), for several keys.
+    for key_byte in [0u8, 7, 0x36, 0x5c, 0xff] {
+        let secret = [key_byte; KEY_LEN];
+        let epoch_key = EpochKey::new("e", &secret);
+        for domain in ["user", "document", ""] {
+            for length in 0..=200usize {
+                let value: Vec<u8> = (0..length).map(|index| (index * 31 + 7) as u8).collect();
+                let mut mac =
+                    <Hmac<Sha256> as Mac>::new_from_slice(&secret).expect("any key length");
+                mac.update(domain.as_bytes());
+                mac.update(&[0]);
+                mac.update(&value);
+                let expected = URL_SAFE_NO_PAD.encode(&mac.finalize().into_bytes()[..16]);
+                let got = epoch_key.pseudonymize(domain, &value);
+                assert_eq!(
+                    std::str::from_utf8(&got).expect("base64 is ascii"),
+                    expected,
+                    "key byte {key_byte}, domain {domain:?}, length {length}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn base64url_of_16_bytes_matches_the_base64_crate() {
+    for seed in 0u8..=255 {
+        let bytes: [u8; 16] =
+            std::array::from_fn(|index| seed.wrapping_mul(37).wrapping_add(index as u8 * 101));
+        assert_eq!(
+            std::str::from_utf8(&base64url_16(bytes)).expect("ascii"),
+            URL_SAFE_NO_PAD.encode(bytes)
+        );
+    }
+}
 
 fn key(epoch: &str, byte: u8) -> EpochKey {
     EpochKey::new(epoch, &[byte; KEY_LEN])
