@@ -9,7 +9,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use veil_config::KafkaConfig;
 use veil_gateway::server::GatewayConfig;
-use veil_processor::ProcessorConfig;
+use veil_processor::{ProcessorConfig, RetentionConfig};
 
 /// Everything `veil.toml` holds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -21,6 +21,8 @@ pub(crate) struct Settings {
     pub(crate) gateway: GatewayConfig,
     /// `[processor]`: Kafka to Parquet.
     pub(crate) processor: ProcessorConfig,
+    /// `[retention]`: how long tables and baseline keys live.
+    pub(crate) retention: RetentionConfig,
     /// `[log]`: log format and level.
     pub(crate) log: LogConfig,
 }

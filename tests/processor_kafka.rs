@@ -63,9 +63,12 @@ fn state_writes(root: &Path) -> Vec<std::time::SystemTime> {
 
 fn stored_message_ids(root: &Path) -> Vec<String> {
     let mut ids = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
+    let mut stack = vec![root.join(veil_processor::tables::EVENTS)];
     while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).expect("dir").flatten() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
             if path.is_dir() {

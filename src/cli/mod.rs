@@ -1,10 +1,12 @@
 //! Command-line interface: one subcommand per module.
 
 mod allowlist;
+mod erase;
 mod filter;
 mod gateway;
 mod keys;
 mod processor;
+mod retention;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,6 +32,11 @@ enum Command {
     Gateway(gateway::GatewayArgs),
     /// Consume sanitized events and store them as deduplicated, exactly-once Parquet.
     Processor(processor::ProcessorArgs),
+    /// Apply retention: delete expired table partitions, shred expired baseline keys.
+    #[command(subcommand)]
+    Retention(retention::RetentionCommand),
+    /// Remove an enhanced tenant's user from the stored tables (audited, without the id).
+    Erase(erase::EraseArgs),
     /// Manage per-tenant pseudonymization keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -47,5 +54,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys(command) => keys::run(command),
         Command::Gateway(args) => gateway::run(args),
         Command::Processor(args) => processor::run(args),
+        Command::Retention(command) => retention::run(command),
+        Command::Erase(args) => erase::run(args),
     }
 }

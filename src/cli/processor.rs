@@ -9,7 +9,8 @@ use anyhow::Context;
 use clap::Args;
 use veil_policy::Allowlist;
 use veil_processor::columns::TableLayout;
-use veil_processor::pipeline::{ProcessorStats, run as run_pipeline};
+use veil_processor::pipeline::{ProcessorStats, run as run_pipeline, run_stdin};
+use veil_processor::tables;
 
 use crate::settings::{Settings, init_logging};
 
@@ -24,6 +25,10 @@ pub(crate) struct ProcessorArgs {
     /// Parquet root, overriding `processor.data_dir`.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Store sanitized messages from stdin (`veil filter`'s output) instead of Kafka, then exit;
+    /// re-running the same input resumes after the last stored line.
+    #[arg(long)]
+    stdin: bool,
 }
 
 pub(crate) fn run(args: ProcessorArgs) -> anyhow::Result<ExitCode> {
@@ -36,13 +41,14 @@ pub(crate) fn run(args: ProcessorArgs) -> anyhow::Result<ExitCode> {
         settings.processor.data_dir = data_dir;
     }
     init_logging(&settings.log);
+    if args.stdin {
+        return run_stdin_import(&settings);
+    }
     if settings.kafka.bootstrap_servers.is_empty() {
         anyhow::bail!("kafka.bootstrap_servers is not set (use --kafka HOST:PORT)");
     }
     let config = settings.processor.clone();
-    let allowlist = Allowlist::load(&config.allowlist)
-        .with_context(|| format!("{} is refused", config.allowlist.display()))?;
-    let layout = TableLayout::from_policy(&allowlist.compile());
+    let layout = load_layout(&config)?;
     let stop = Arc::new(AtomicBool::new(false));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -52,20 +58,57 @@ pub(crate) fn run(args: ProcessorArgs) -> anyhow::Result<ExitCode> {
         runtime.block_on(super::gateway::shutdown_signal());
         signal_stop.store(true, Ordering::Relaxed);
     });
-    let stats = ProcessorStats::default();
+    let retention = super::retention::spawn_schedule(settings.clone(), stop.clone())?;
+    let stats = Arc::new(ProcessorStats::default());
+    if !config.metrics_listen.is_empty() {
+        let address = veil_processor::metrics::serve(&config.metrics_listen, stats.clone())
+            .with_context(|| format!("processor.metrics_listen {}", config.metrics_listen))?;
+        tracing::info!(%address, "metrics at /metrics");
+    }
     tracing::info!(
         kafka = %settings.kafka.bootstrap_servers,
         data_dir = %config.data_dir.display(),
         group = %config.group_id,
         "processor started"
     );
-    run_pipeline(&config, &settings.kafka, &layout, &stop, &stats)?;
+    let result = run_pipeline(&config, &settings.kafka, &layout, &stop, &stats);
+    stop.store(true, Ordering::Relaxed);
+    if let Some(retention) = retention {
+        let _ = retention.join();
+    }
+    result?;
     tracing::info!(
-        rows = stats.rows_written.load(Ordering::Relaxed),
-        files = stats.files_written.load(Ordering::Relaxed),
-        duplicates = stats.duplicates.load(Ordering::Relaxed),
-        dead_letters = stats.dead_letters.load(Ordering::Relaxed),
+        rows = stats.rows(tables::EVENTS),
+        rejection_rows = stats.rows(tables::REJECTIONS),
+        duplicates = stats.duplicates.get(),
+        dead_letters = stats.dead_letters.get(),
         "processor stopped"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn load_layout(config: &veil_processor::ProcessorConfig) -> anyhow::Result<TableLayout> {
+    let allowlist = Allowlist::load(&config.allowlist)
+        .with_context(|| format!("{} is refused", config.allowlist.display()))?;
+    Ok(TableLayout::from_policy(&allowlist.compile()))
+}
+
+/// `veil processor --stdin`: one import, then a summary on stderr.
+fn run_stdin_import(settings: &Settings) -> anyhow::Result<ExitCode> {
+    let layout = load_layout(&settings.processor)?;
+    let stats = ProcessorStats::default();
+    let skipped = run_stdin(
+        &settings.processor,
+        &layout,
+        std::io::stdin().lock(),
+        &stats,
+    )?;
+    eprintln!(
+        "stored {} events ({} daily_activity rows); {} duplicates, {} lines skipped",
+        stats.rows(tables::EVENTS),
+        stats.rows(tables::DAILY_ACTIVITY),
+        stats.duplicates.get(),
+        skipped
     );
     Ok(ExitCode::SUCCESS)
 }

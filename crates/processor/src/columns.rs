@@ -1,4 +1,4 @@
-//! The Parquet table layout: typed envelope columns, then one column per allowlisted field typed
+//! The events table's columns: typed envelope columns, then one column per allowlisted field typed
 //! as the allowlist declares it (pseudonyms are strings). Column names are the allowlist paths, so
 //! every stored value maps to exactly one reviewed entry.
 
@@ -38,9 +38,9 @@ pub enum LayoutError {
     WrongType(String),
 }
 
-/// The envelope columns, first in every file.
-const ENVELOPE: [(&str, bool); 10] = [
-    ("tenant", false),
+/// The envelope columns, first in every file (the tenant is the `tenant=` directory, see
+/// [`crate::tables`]).
+const ENVELOPE: [(&str, bool); 9] = [
     ("tier", false),
     ("policy", false),
     ("key_epoch", false),
@@ -143,7 +143,6 @@ impl TableLayout {
             Arc::new(builder.finish())
         };
         let mut columns: Vec<ArrayRef> = vec![
-            text(&|row| Some(&row.message.tenant)),
             text(&|row| Some(row.message.tier.as_str())),
             text(&|row| Some(&row.message.policy)),
             text(&|row| Some(&row.message.key_epoch)),

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProcessorConfig {
-    /// Root of the Parquet tree (`tenant=…/date=…/part-….parquet`).
+    /// Root of the Parquet tree (see [`crate::tables`]).
     pub data_dir: PathBuf,
     /// The allowlist whose declared types become columns (the gateway's).
     pub allowlist: PathBuf,
@@ -20,6 +20,11 @@ pub struct ProcessorConfig {
     pub flush_interval_ms: u64,
     /// Deduplication window by `messageId`.
     pub dedup_window_hours: u64,
+    /// A topic-partition's files in one table/tenant/day directory are merged when there are
+    /// more than this many (0: never).
+    pub compact_files: usize,
+    /// Address of the Prometheus `/metrics` endpoint (empty: none).
+    pub metrics_listen: String,
 }
 
 impl Default for ProcessorConfig {
@@ -31,6 +36,8 @@ impl Default for ProcessorConfig {
             flush_rows: 50_000,
             flush_interval_ms: 2_000,
             dedup_window_hours: 24,
+            compact_files: 16,
+            metrics_listen: "127.0.0.1:9102".to_owned(),
         }
     }
 }

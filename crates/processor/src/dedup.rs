@@ -70,15 +70,15 @@ impl DedupWindow {
         self.seen.is_empty()
     }
 
-    /// Remembers the ids of one stored Parquet file.
-    pub fn load_file(&mut self, path: &Path) -> Result<(), StoreError> {
+    /// Remembers the ids of one stored events file of `tenant` (the tenant is its directory).
+    pub fn load_file(&mut self, tenant: &str, path: &Path) -> Result<(), StoreError> {
         let file = File::open(path).map_err(|source| StoreError::Io {
             path: path.display().to_string(),
             source,
         })?;
         let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
         let schema = builder.parquet_schema();
-        let wanted: Vec<usize> = ["tenant", "message_id", "received_at"]
+        let wanted: Vec<usize> = ["message_id", "received_at"]
             .iter()
             .filter_map(|name| {
                 schema
@@ -91,15 +91,10 @@ impl DedupWindow {
         for batch in builder.with_projection(mask).build()? {
             let batch = batch.map_err(|error| StoreError::Parquet(error.into()))?;
             let column = |name: &str| batch.column_by_name(name).cloned();
-            let (Some(tenants), Some(ids), Some(received)) = (
-                column("tenant"),
-                column("message_id"),
-                column("received_at"),
-            ) else {
+            let (Some(ids), Some(received)) = (column("message_id"), column("received_at")) else {
                 continue;
             };
-            let (Some(tenants), Some(ids), Some(received)) = (
-                tenants.as_any().downcast_ref::<StringArray>(),
+            let (Some(ids), Some(received)) = (
                 ids.as_any().downcast_ref::<StringArray>(),
                 received
                     .as_any()
@@ -108,7 +103,7 @@ impl DedupWindow {
                 continue;
             };
             for row in 0..batch.num_rows() {
-                let key = fingerprint(tenants.value(row), ids.value(row));
+                let key = fingerprint(tenant, ids.value(row));
                 let at = received.value(row);
                 let entry = self.seen.entry(key).or_insert(at);
                 *entry = (*entry).max(at);

@@ -34,11 +34,20 @@ pub struct Row {
     pub date: String,
 }
 
-fn parse_ms(text: &str, field: &'static str) -> Result<(i64, OffsetDateTime), DecodeError> {
+/// Parses an RFC 3339 date-time into milliseconds since the Unix epoch and its UTC day
+/// (`YYYY-MM-DD`); `field` names it in the error.
+pub fn parse_time(text: &str, field: &'static str) -> Result<(i64, String), DecodeError> {
     let at = OffsetDateTime::parse(text, &Rfc3339).map_err(|_| DecodeError::Time(field))?;
     let ms = i64::try_from(at.unix_timestamp_nanos() / 1_000_000)
         .map_err(|_| DecodeError::Time(field))?;
-    Ok((ms, at))
+    let utc = at.to_offset(time::UtcOffset::UTC);
+    let date = format!(
+        "{:04}-{:02}-{:02}",
+        utc.year(),
+        u8::from(utc.month()),
+        utc.day()
+    );
+    Ok((ms, date))
 }
 
 impl Row {
@@ -58,15 +67,8 @@ impl Row {
         if !veil_sanitized::is_valid_tenant(&message.tenant) {
             return Err(DecodeError::Tenant);
         }
-        let (timestamp_ms, at) = parse_ms(&message.timestamp, "timestamp")?;
-        let (received_ms, _) = parse_ms(&message.received_at, "receivedAt")?;
-        let utc = at.to_offset(time::UtcOffset::UTC);
-        let date = format!(
-            "{:04}-{:02}-{:02}",
-            utc.year(),
-            u8::from(utc.month()),
-            utc.day()
-        );
+        let (timestamp_ms, date) = parse_time(&message.timestamp, "timestamp")?;
+        let (received_ms, _) = parse_time(&message.received_at, "receivedAt")?;
         Ok(Row {
             message,
             timestamp_ms,

@@ -3,7 +3,8 @@
 //! A flush of one partition's rows (offsets `first..=last`) writes each tenant/day group to a
 //! temporary file and fsyncs it, then atomically replaces the partition's state file
 //! (`_state/<topic>-<partition>.json`: the next offset and the files of this flush) — the commit
-//! point — then renames the temporary files into `tenant=…/date=…/`. Recovery rolls a committed
+//! point — then renames the temporary files into `<table>/tenant=…/date=…/` (see
+//! [`crate::tables`]). Recovery rolls a committed
 //! flush forward (finishes its renames), deletes uncommitted temporary files, and resumes at the
 //! state's next offset, whatever Kafka's committed offset says. So a crash at any point neither
 //! loses nor repeats a row.
@@ -18,6 +19,8 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
+
+use crate::tables;
 
 /// A failed store operation; messages name paths, never row values.
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +41,8 @@ pub enum StoreError {
     Damaged(String),
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+/// Wraps an I/O error with its path.
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     move |source| StoreError::Io {
         path: path.display().to_string(),
         source,
@@ -57,9 +61,11 @@ struct PartitionState {
     files: Vec<PendingFile>,
 }
 
-/// One tenant/day group of a flush.
+/// One table/tenant/day group of a flush.
 #[derive(Debug)]
 pub struct Group {
+    /// The table ([`crate::tables::EVENTS`], …).
+    pub table: &'static str,
     /// Tenant id (validated).
     pub tenant: String,
     /// `YYYY-MM-DD`.
@@ -74,22 +80,73 @@ pub struct Store {
     root: Arc<PathBuf>,
 }
 
-fn fsync_dir(dir: &Path) -> Result<(), StoreError> {
+/// Makes a directory's entries (renames, creations, deletions) durable.
+pub(crate) fn fsync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir)
         .and_then(|handle| handle.sync_all())
         .map_err(io(dir))
+}
+
+/// Writes `batches` as one zstd Parquet file at `path` and fsyncs it.
+pub(crate) fn write_parquet(
+    path: &Path,
+    schema: arrow::datatypes::SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<(), StoreError> {
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+        .build();
+    let file = File::create(path).map_err(io(path))?;
+    let mut writer = ArrowWriter::try_new(file, schema, Some(properties))?;
+    for batch in batches {
+        writer.write(batch)?;
+    }
+    let file = writer.into_inner()?;
+    file.sync_all().map_err(io(path))
+}
+
+/// Replaces `path` with `value` as JSON atomically and durably (write, fsync, rename, fsync dir).
+pub(crate) fn write_json_atomically(path: &Path, value: &impl Serialize) -> Result<(), StoreError> {
+    let staging = path.with_extension("json.new");
+    let encoded =
+        serde_json::to_vec(value).map_err(|error| io(&staging)(std::io::Error::other(error)))?;
+    let mut staged = File::create(&staging).map_err(io(&staging))?;
+    staged.write_all(&encoded).map_err(io(&staging))?;
+    staged.sync_all().map_err(io(&staging))?;
+    fs::rename(&staging, path).map_err(io(path))?;
+    fsync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
 impl Store {
     /// Opens (and creates) the store under `root`.
     pub fn open(root: impl Into<PathBuf>) -> Result<Store, StoreError> {
         let root = root.into();
-        for dir in [root.join("_tmp"), root.join("_state")] {
+        for dir in [root.join(tables::TMP_DIR), root.join(tables::STATE_DIR)] {
             fs::create_dir_all(&dir).map_err(io(&dir))?;
         }
         Ok(Store {
             root: Arc::new(root),
         })
+    }
+
+    /// Waits for the maintenance lock (`_state/maintenance.lock`), which keeps compaction,
+    /// erasure and retention of any process from touching the same files at once.
+    pub fn maintenance_lock(&self) -> Result<File, StoreError> {
+        let path = self.root.join(tables::STATE_DIR).join("maintenance.lock");
+        let file = File::create(&path).map_err(io(&path))?;
+        file.lock().map_err(io(&path))?;
+        Ok(file)
+    }
+
+    /// The maintenance lock if nobody holds it (`None`: try again later).
+    pub fn try_maintenance_lock(&self) -> Result<Option<File>, StoreError> {
+        let path = self.root.join(tables::STATE_DIR).join("maintenance.lock");
+        let file = File::create(&path).map_err(io(&path))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(file)),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(error)) => Err(io(&path)(error)),
+        }
     }
 
     /// The store's root directory.
@@ -118,6 +175,7 @@ impl Store {
         if let Some(state) = &state {
             self.finish_renames(&state.files)?;
         }
+        crate::compact::recover(self, topic, partition)?;
         let prefix = format!("{topic}-{partition}-");
         let tmp_dir = self.root.join("_tmp");
         for entry in fs::read_dir(&tmp_dir).map_err(io(&tmp_dir))? {
@@ -132,11 +190,12 @@ impl Store {
 
     fn finish_renames(&self, files: &[PendingFile]) -> Result<(), StoreError> {
         for file in files {
-            let path = self.root.join(&file.path);
-            if path.exists() {
+            let temporary = self.root.join(&file.temporary);
+            if !temporary.exists() {
+                // Already landed (and maybe compacted, erased or expired since).
                 continue;
             }
-            let temporary = self.root.join(&file.temporary);
+            let path = self.root.join(&file.path);
             let dir = path.parent().unwrap_or(&self.root).to_path_buf();
             fs::create_dir_all(&dir).map_err(io(&dir))?;
             fs::rename(&temporary, &path).map_err(io(&temporary))?;
@@ -155,38 +214,27 @@ impl Store {
         groups: &[Group],
     ) -> Result<(), StoreError> {
         debug_assert!(first <= last);
-        let properties = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
-            .build();
         let mut files = Vec::with_capacity(groups.len());
         for (index, group) in groups.iter().enumerate() {
-            let name = format!("{topic}-{partition}-{first}-{last}-{index}.parquet");
-            let temporary = PathBuf::from("_tmp").join(&name);
-            let path = PathBuf::from(format!("tenant={}", group.tenant))
-                .join(format!("date={}", group.date))
-                .join(format!("part-{topic}-{partition}-{first}-{last}.parquet"));
-            let full = self.root.join(&temporary);
-            let file = File::create(&full).map_err(io(&full))?;
-            let mut writer =
-                ArrowWriter::try_new(file, group.batch.schema(), Some(properties.clone()))?;
-            writer.write(&group.batch)?;
-            let file = writer.into_inner()?;
-            file.sync_all().map_err(io(&full))?;
+            let name = format!(
+                "{topic}-{partition}-{first}-{last}-{}-{index}.parquet",
+                group.table
+            );
+            let temporary = PathBuf::from(tables::TMP_DIR).join(&name);
+            let path = tables::partition_dir(group.table, &group.tenant, &group.date)
+                .join(tables::part_name(topic, partition, first, last));
+            write_parquet(
+                &self.root.join(&temporary),
+                group.batch.schema(),
+                std::slice::from_ref(&group.batch),
+            )?;
             files.push(PendingFile { temporary, path });
         }
         let state = PartitionState {
             next_offset: last + 1,
             files,
         };
-        let state_path = self.state_path(topic, partition);
-        let staging = state_path.with_extension("json.new");
-        let mut staged = File::create(&staging).map_err(io(&staging))?;
-        let encoded = serde_json::to_vec(&state)
-            .map_err(|error| io(&staging)(std::io::Error::other(error)))?;
-        staged.write_all(&encoded).map_err(io(&staging))?;
-        staged.sync_all().map_err(io(&staging))?;
-        fs::rename(&staging, &state_path).map_err(io(&state_path))?;
-        fsync_dir(&self.root.join("_state"))?;
+        write_json_atomically(&self.state_path(topic, partition), &state)?;
         // Committed: what follows is repeated by recovery if it does not finish.
         self.finish_renames(&state.files)
     }
@@ -210,6 +258,7 @@ mod tests {
         let batch = RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(ids.to_vec()))])
             .expect("batch");
         Group {
+            table: tables::EVENTS,
             tenant: tenant.to_owned(),
             date: "2026-11-23".to_owned(),
             batch,
@@ -250,7 +299,7 @@ mod tests {
         assert_eq!(store.recover("topic", 0).expect("recover"), Some(20));
         let files = parquet_files(dir.path());
         assert_eq!(files.len(), 2);
-        assert!(files[0].ends_with("tenant=t-1/date=2026-11-23/part-topic-0-10-19.parquet"));
+        assert!(files[0].ends_with("events/tenant=t-1/date=2026-11-23/part-topic-0-10-19.parquet"));
     }
 
     #[test]
@@ -262,7 +311,7 @@ mod tests {
             .expect("commit");
         // Crash after the commit point, before the renames: put the file back in _tmp.
         let landed = parquet_files(dir.path()).remove(0);
-        let temporary = dir.path().join("_tmp/topic-0-0-9-0.parquet");
+        let temporary = dir.path().join("_tmp/topic-0-0-9-events-0.parquet");
         fs::rename(&landed, &temporary).expect("simulate");
         // And an uncommitted flush's leftovers of the same partition, plus another partition's.
         fs::write(dir.path().join("_tmp/topic-0-10-19-0.parquet"), b"partial").expect("write");

@@ -1,24 +1,35 @@
 //! The consume loop: Kafka records → decode → deduplicate → per-partition buffers → Parquet
 //! commits (see [`crate::store`]) → Kafka offset commits (for lag; the store is authoritative).
+//!
+//! It reads the sanitized topics (events) and the gateway's audit topic (rejections) in one
+//! consumer group; each topic-partition is committed on its own.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+mod context;
+mod flush;
+mod stdin;
+
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::types::RDKafkaRespErr;
-use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use veil_config::KafkaConfig;
 
+use self::context::{Change, RecoveringContext};
+use self::flush::{FlushContext, flush, load_recent_ids};
+pub use self::stdin::{STDIN_TOPIC, run_stdin};
+use crate::audit::{AuditRow, decode_audit};
 use crate::columns::TableLayout;
 use crate::config::ProcessorConfig;
 use crate::dedup::DedupWindow;
+use crate::metrics::PartitionLabels;
+pub use crate::metrics::ProcessorStats;
 use crate::row::Row;
-use crate::store::{Group, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// Why the processor stopped.
 #[derive(Debug, thiserror::Error)]
@@ -34,89 +45,36 @@ pub enum ProcessorError {
     Arrow(#[from] arrow::error::ArrowError),
 }
 
-/// Counters the processor exports.
-#[derive(Debug, Default)]
-pub struct ProcessorStats {
-    /// Rows stored.
-    pub rows_written: std::sync::atomic::AtomicU64,
-    /// Files written.
-    pub files_written: std::sync::atomic::AtomicU64,
-    /// Messages dropped as duplicates.
-    pub duplicates: std::sync::atomic::AtomicU64,
-    /// Messages sent to the dead-letter topic.
-    pub dead_letters: std::sync::atomic::AtomicU64,
-}
-
-#[derive(Debug)]
-enum Change {
-    Assigned(Vec<(String, i32)>),
-    Revoked(Vec<(String, i32)>),
-}
-
-/// Seeks newly assigned partitions to where the store says they continue.
-struct RecoveringContext {
-    store: Store,
-    changes: Mutex<Vec<Change>>,
-    failure: Mutex<Option<StoreError>>,
-}
-
-impl ClientContext for RecoveringContext {}
-
-impl ConsumerContext for RecoveringContext {
-    fn rebalance(
-        &self,
-        consumer: &BaseConsumer<Self>,
-        err: RDKafkaRespErr,
-        partitions: &mut TopicPartitionList,
-    ) {
-        let list: Vec<(String, i32)> = partitions
-            .elements()
-            .iter()
-            .map(|element| (element.topic().to_owned(), element.partition()))
-            .collect();
-        match err {
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                for (topic, partition) in &list {
-                    match self.store.recover(topic, *partition) {
-                        Ok(Some(next)) => {
-                            let _ = partitions.set_partition_offset(
-                                topic,
-                                *partition,
-                                Offset::Offset(next),
-                            );
-                        }
-                        Ok(None) => {}
-                        Err(error) => {
-                            if let Ok(mut failure) = self.failure.lock() {
-                                failure.get_or_insert(error);
-                            }
-                        }
-                    }
-                }
-                if let Err(error) = consumer.assign(partitions) {
-                    tracing::error!(%error, "assignment failed");
-                }
-                if let Ok(mut changes) = self.changes.lock() {
-                    changes.push(Change::Assigned(list));
-                }
-            }
-            _ => {
-                if let Ok(mut changes) = self.changes.lock() {
-                    changes.push(Change::Revoked(list));
-                }
-                let _ = consumer.unassign();
-            }
-        }
-    }
-}
-
 /// One assigned partition's buffer.
-struct PartitionBuffer {
+pub(crate) struct PartitionBuffer {
     rows: Vec<Row>,
+    audits: Vec<AuditRow>,
     first_offset: Option<i64>,
     last_offset: i64,
     oldest: Option<Instant>,
     dedup: DedupWindow,
+    /// The next offset to read (for lag), once known.
+    position: Option<i64>,
+}
+
+fn consumer_config(config: &ProcessorConfig, kafka: &KafkaConfig) -> ClientConfig {
+    let mut client = ClientConfig::new();
+    client
+        .set("bootstrap.servers", &kafka.bootstrap_servers)
+        .set("group.id", &config.group_id)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set("partition.assignment.strategy", "range")
+        // High watermarks for the lag gauge.
+        .set("statistics.interval.ms", "5000")
+        // A crashed processor's partitions move on after 10 s rather than librdkafka's 45 s.
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "1000");
+    for (name, value) in &kafka.properties {
+        client.set(name, value);
+    }
+    client
 }
 
 /// Runs until `stop` is set; every row read is stored exactly once.
@@ -128,30 +86,13 @@ pub fn run(
     stats: &ProcessorStats,
 ) -> Result<(), ProcessorError> {
     let store = Store::open(&config.data_dir)?;
-    let mut client = ClientConfig::new();
-    client
-        .set("bootstrap.servers", &kafka.bootstrap_servers)
-        .set("group.id", &config.group_id)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "false")
-        .set("partition.assignment.strategy", "range")
-        // A crashed processor's partitions move on after 10 s rather than librdkafka's 45 s.
-        .set("session.timeout.ms", "10000")
-        .set("heartbeat.interval.ms", "1000");
-    for (name, value) in &kafka.properties {
-        client.set(name, value);
-    }
-    let context = RecoveringContext {
-        store: store.clone(),
-        changes: Mutex::new(Vec::new()),
-        failure: Mutex::new(None),
-    };
-    let consumer: BaseConsumer<RecoveringContext> = client.create_with_context(context)?;
-    let topics: Vec<String> = veil_config::Region::ALL
+    let consumer: BaseConsumer<RecoveringContext> = consumer_config(config, kafka)
+        .create_with_context(RecoveringContext::new(store.clone()))?;
+    let mut topics: Vec<String> = veil_config::Region::ALL
         .iter()
         .map(|region| kafka.topics.sanitized_topic(*region))
         .collect();
+    topics.push(kafka.topics.rejections.clone());
     let topic_names: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topic_names)?;
     let dead_letters: ThreadedProducer<DefaultProducerContext> = {
@@ -165,47 +106,38 @@ pub fn run(
     let window_ms = i64::try_from(config.dedup_window_hours * 3_600_000).unwrap_or(i64::MAX);
     let flush_interval = Duration::from_millis(config.flush_interval_ms);
     let mut buffers: HashMap<(String, i32), PartitionBuffer> = HashMap::new();
+    let flusher = FlushContext {
+        consumer: Some(&consumer),
+        store: &store,
+        layout,
+        stats,
+        compact_files: config.compact_files,
+    };
+    let mut lag_updated = Instant::now();
 
     while !stop.load(Ordering::Relaxed) {
         let message = consumer.poll(Duration::from_millis(100));
-        if let Some(error) = consumer
-            .context()
-            .failure
-            .lock()
-            .ok()
-            .and_then(|mut f| f.take())
-        {
+        if let Some(error) = consumer.context().take_failure() {
             return Err(error.into());
         }
-        let changes: Vec<Change> = consumer
-            .context()
-            .changes
-            .lock()
-            .map(|mut changes| std::mem::take(&mut *changes))
-            .unwrap_or_default();
-        for change in changes {
+        for change in consumer.context().take_changes() {
             match change {
                 Change::Assigned(partitions) => {
                     for (topic, partition) in partitions {
                         let mut dedup = DedupWindow::new(window_ms);
                         load_recent_ids(&store, &topic, partition, window_ms, &mut dedup)?;
                         tracing::info!(topic = %topic, partition, remembered_ids = dedup.len(), "partition assigned");
-                        buffers.insert(
-                            (topic, partition),
-                            PartitionBuffer {
-                                rows: Vec::new(),
-                                first_offset: None,
-                                last_offset: -1,
-                                oldest: None,
-                                dedup,
-                            },
-                        );
+                        buffers.insert((topic, partition), PartitionBuffer::new(dedup));
                     }
                 }
                 Change::Revoked(partitions) => {
                     // Unstored rows are dropped: the partition's next owner resumes from the store.
-                    for key in partitions {
-                        buffers.remove(&key);
+                    for (topic, partition) in partitions {
+                        stats.consumer_lag.remove(&PartitionLabels {
+                            topic: topic.clone(),
+                            partition,
+                        });
+                        buffers.remove(&(topic, partition));
                     }
                 }
             }
@@ -217,144 +149,114 @@ pub fn run(
                 continue;
             };
             let offset = message.offset();
-            buffer.first_offset.get_or_insert(offset);
-            buffer.last_offset = offset;
-            buffer.oldest.get_or_insert_with(Instant::now);
             let payload = message.payload().unwrap_or_default();
-            match Row::decode(payload)
-                .map_err(|error| error.to_string())
-                .and_then(|row| {
-                    layout
-                        .check(&row.message)
-                        .map_err(|error| error.to_string())?;
-                    Ok(row)
-                }) {
-                Ok(row) => {
-                    if buffer.dedup.first_sighting(
-                        &row.message.tenant,
-                        &row.message.message_id,
-                        row.received_ms,
-                    ) {
-                        buffer.rows.push(row);
-                    } else {
-                        stats.duplicates.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                Err(reason) => {
-                    tracing::warn!(topic = %key.0, partition = key.1, offset, %reason, "message sent to the dead-letter topic");
-                    let record = BaseRecord::to(&kafka.topics.dead_letter)
-                        .payload(payload)
-                        .key(message.key().unwrap_or_default());
-                    if let Err((error, _)) = dead_letters.send(record) {
-                        tracing::error!(%error, "dead-letter produce failed");
-                    }
-                    stats.dead_letters.fetch_add(1, Ordering::Relaxed);
+            let is_audit = key.0 == kafka.topics.rejections;
+            if let Err(reason) = accept(buffer, offset, payload, is_audit, layout, stats) {
+                tracing::warn!(topic = %key.0, partition = key.1, offset, %reason, "message sent to the dead-letter topic");
+                let record = BaseRecord::to(&kafka.topics.dead_letter)
+                    .payload(payload)
+                    .key(message.key().unwrap_or_default());
+                if let Err((error, _)) = dead_letters.send(record) {
+                    tracing::error!(%error, "dead-letter produce failed");
                 }
             }
         }
         for (key, buffer) in buffers.iter_mut() {
-            let due = buffer.rows.len() >= config.flush_rows
+            let due = buffer.rows.len() + buffer.audits.len() >= config.flush_rows
                 || buffer
                     .oldest
                     .is_some_and(|oldest| oldest.elapsed() >= flush_interval);
             if due {
-                flush(&consumer, &store, layout, key, buffer, stats)?;
+                flush(&flusher, key, buffer)?;
             }
+        }
+        if lag_updated.elapsed() >= Duration::from_secs(1) {
+            lag_updated = Instant::now();
+            update_lag(consumer.context(), &buffers, stats);
         }
     }
     for (key, buffer) in buffers.iter_mut() {
-        flush(&consumer, &store, layout, key, buffer, stats)?;
+        flush(&flusher, key, buffer)?;
     }
     let _ = dead_letters.flush(Duration::from_secs(5));
     Ok(())
 }
 
-fn load_recent_ids(
-    store: &Store,
-    topic: &str,
-    partition: i32,
-    window_ms: i64,
-    dedup: &mut DedupWindow,
-) -> Result<(), ProcessorError> {
-    let marker = format!("part-{topic}-{partition}-");
-    let horizon = std::time::SystemTime::now()
-        - Duration::from_millis(
-            u64::try_from(window_ms)
-                .unwrap_or(u64::MAX)
-                .min(u64::MAX / 2),
-        );
-    let mut stack = vec![store.root().to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if path.is_dir() && !name.starts_with('_') {
-                stack.push(path);
-            } else if name.starts_with(&marker)
-                && entry
-                    .metadata()
-                    .and_then(|meta| meta.modified())
-                    .is_ok_and(|modified| modified >= horizon)
-            {
-                dedup.load_file(&path)?;
-            }
+impl PartitionBuffer {
+    fn new(dedup: DedupWindow) -> PartitionBuffer {
+        PartitionBuffer {
+            rows: Vec::new(),
+            audits: Vec::new(),
+            first_offset: None,
+            last_offset: -1,
+            oldest: None,
+            dedup,
+            position: None,
         }
     }
-    Ok(())
 }
 
-fn flush(
-    consumer: &BaseConsumer<RecoveringContext>,
-    store: &Store,
-    layout: &TableLayout,
-    (topic, partition): &(String, i32),
+/// Buffers one record at `offset` (dropping a duplicate); `Err` names why it is a dead letter.
+fn accept(
     buffer: &mut PartitionBuffer,
+    offset: i64,
+    payload: &[u8],
+    is_audit: bool,
+    layout: &TableLayout,
     stats: &ProcessorStats,
-) -> Result<(), ProcessorError> {
-    let Some(first) = buffer.first_offset else {
-        return Ok(());
+) -> Result<(), String> {
+    buffer.first_offset.get_or_insert(offset);
+    buffer.last_offset = offset;
+    buffer.position = Some(offset + 1);
+    buffer.oldest.get_or_insert_with(Instant::now);
+    let decoded = if is_audit {
+        decode_audit(payload)
+            .map(|rows| buffer.audits.extend(rows))
+            .map_err(|error| error.to_string())
+    } else {
+        decode_event(layout, payload).map(|row| {
+            let first = buffer.dedup.first_sighting(
+                &row.message.tenant,
+                &row.message.message_id,
+                row.received_ms,
+            );
+            if first {
+                buffer.rows.push(row);
+            } else {
+                stats.duplicates.inc();
+            }
+        })
     };
-    let last = buffer.last_offset;
-    let mut groups: BTreeMap<(&str, &str), Vec<&Row>> = BTreeMap::new();
-    for row in &buffer.rows {
-        groups
-            .entry((row.message.tenant.as_str(), row.date.as_str()))
-            .or_default()
-            .push(row);
+    if decoded.is_err() {
+        stats.dead_letters.inc();
     }
-    let mut batches = Vec::with_capacity(groups.len());
-    for ((tenant, date), rows) in groups {
-        batches.push(Group {
-            tenant: tenant.to_owned(),
-            date: date.to_owned(),
-            batch: layout.batch(&rows)?,
-        });
+    decoded
+}
+
+fn decode_event(layout: &TableLayout, payload: &[u8]) -> Result<Row, String> {
+    let row = Row::decode(payload).map_err(|error| error.to_string())?;
+    layout
+        .check(&row.message)
+        .map_err(|error| error.to_string())?;
+    Ok(row)
+}
+
+fn update_lag(
+    context: &RecoveringContext,
+    buffers: &HashMap<(String, i32), PartitionBuffer>,
+    stats: &ProcessorStats,
+) {
+    for ((topic, partition), buffer) in buffers {
+        let Some(high) = context.high_watermark(topic, *partition) else {
+            continue;
+        };
+        let position = buffer.position.unwrap_or(high);
+        stats
+            .consumer_lag
+            .get_or_create(&PartitionLabels {
+                topic: topic.clone(),
+                partition: *partition,
+            })
+            .set((high - position).max(0));
     }
-    // Even a flush of only duplicates or dead letters commits, so the offsets move on.
-    store.commit(topic, *partition, first, last, &batches)?;
-    stats
-        .rows_written
-        .fetch_add(buffer.rows.len() as u64, Ordering::Relaxed);
-    stats
-        .files_written
-        .fetch_add(batches.len() as u64, Ordering::Relaxed);
-    let mut offsets = TopicPartitionList::new();
-    offsets.add_partition_offset(topic, *partition, Offset::Offset(last + 1))?;
-    if let Err(error) = consumer.commit(&offsets, CommitMode::Async) {
-        tracing::warn!(%error, "offset commit failed (the store stays authoritative)");
-    }
-    buffer.rows.clear();
-    buffer.first_offset = None;
-    buffer.oldest = None;
-    let now_ms = i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_millis()),
-    )
-    .unwrap_or(i64::MAX);
-    buffer.dedup.expire(now_ms);
-    Ok(())
 }

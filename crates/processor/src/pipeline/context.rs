@@ -1,0 +1,130 @@
+//! The consumer's context: seeks newly assigned partitions to where the store says they
+//! continue (the store, not Kafka's committed offset, is authoritative), queues assignment
+//! changes for the loop, and keeps the high watermarks librdkafka's statistics report (for lag).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use crate::store::{Store, StoreError};
+
+/// An assignment change, applied by the loop between polls.
+#[derive(Debug)]
+pub(super) enum Change {
+    /// Partitions now ours (already recovered and seeked).
+    Assigned(Vec<(String, i32)>),
+    /// Partitions taken away.
+    Revoked(Vec<(String, i32)>),
+}
+
+/// See the module documentation.
+pub(super) struct RecoveringContext {
+    pub(super) store: Store,
+    pub(super) changes: Mutex<Vec<Change>>,
+    pub(super) failure: Mutex<Option<StoreError>>,
+    pub(super) high_watermarks: Mutex<HashMap<(String, i32), i64>>,
+}
+
+impl RecoveringContext {
+    /// A context over `store`.
+    pub(super) fn new(store: Store) -> RecoveringContext {
+        RecoveringContext {
+            store,
+            changes: Mutex::new(Vec::new()),
+            failure: Mutex::new(None),
+            high_watermarks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The first recovery failure, if any (the loop stops on it).
+    pub(super) fn take_failure(&self) -> Option<StoreError> {
+        self.failure
+            .lock()
+            .ok()
+            .and_then(|mut failure| failure.take())
+    }
+
+    /// Assignment changes since the last call.
+    pub(super) fn take_changes(&self) -> Vec<Change> {
+        self.changes
+            .lock()
+            .map(|mut changes| std::mem::take(&mut *changes))
+            .unwrap_or_default()
+    }
+
+    /// The last reported high watermark of a partition.
+    pub(super) fn high_watermark(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.high_watermarks
+            .lock()
+            .ok()?
+            .get(&(topic.to_owned(), partition))
+            .copied()
+    }
+}
+
+impl ClientContext for RecoveringContext {
+    fn stats(&self, statistics: Statistics) {
+        let Ok(mut marks) = self.high_watermarks.lock() else {
+            return;
+        };
+        for (name, topic) in statistics.topics {
+            for (partition, state) in topic.partitions {
+                if partition >= 0 && state.hi_offset >= 0 {
+                    marks.insert((name.clone(), partition), state.hi_offset);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for RecoveringContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        partitions: &mut TopicPartitionList,
+    ) {
+        let list: Vec<(String, i32)> = partitions
+            .elements()
+            .iter()
+            .map(|element| (element.topic().to_owned(), element.partition()))
+            .collect();
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                for (topic, partition) in &list {
+                    match self.store.recover(topic, *partition) {
+                        Ok(Some(next)) => {
+                            let _ = partitions.set_partition_offset(
+                                topic,
+                                *partition,
+                                Offset::Offset(next),
+                            );
+                        }
+                        Ok(None) => {}
+                        Err(error) => {
+                            if let Ok(mut failure) = self.failure.lock() {
+                                failure.get_or_insert(error);
+                            }
+                        }
+                    }
+                }
+                if let Err(error) = consumer.assign(partitions) {
+                    tracing::error!(%error, "assignment failed");
+                }
+                if let Ok(mut changes) = self.changes.lock() {
+                    changes.push(Change::Assigned(list));
+                }
+            }
+            _ => {
+                if let Ok(mut changes) = self.changes.lock() {
+                    changes.push(Change::Revoked(list));
+                }
+                let _ = consumer.unassign();
+            }
+        }
+    }
+}

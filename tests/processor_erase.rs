@@ -1,0 +1,298 @@
+//! `veil erase` end to end through the CLI: reference traffic of an enhanced tenant filtered
+//! (with a key rotation half way), stored with `veil processor --stdin`, one user erased; their
+//! rows are gone from events and daily_activity under both key epochs, every other row is
+//! untouched, and the audit record holds neither the id nor a pseudonym.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use arrow::array::{Array, Int64Array, StringArray};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde_json::Value;
+use veil_processor::tables;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn veil(arguments: &[&str], input: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(arguments)
+        .current_dir(root())
+        .env("VEIL_LOG__LEVEL", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("veil starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let output = child.wait_with_output().expect("veil finishes");
+    writer.join().expect("writer").expect("stdin written");
+    output
+}
+
+fn ok(output: Output) -> Vec<u8> {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+fn filter(keys: &str, input: &[u8]) -> Vec<u8> {
+    ok(veil(
+        &[
+            "filter",
+            "--tenant",
+            "t-1001",
+            "--tier",
+            "enhanced",
+            "--keystore",
+            keys,
+        ],
+        input,
+    ))
+}
+
+/// The user pseudonym the current key gives `user`: `veil filter` over one identify message.
+fn probe(keys: &str, user: &str, id: &str) -> String {
+    let message = format!(r#"{{"type":"identify","userId":"{user}","messageId":"{id}"}}"#);
+    let out = filter(keys, message.as_bytes());
+    let sanitized: Value = serde_json::from_slice(&out).expect("one sanitized message");
+    sanitized["pseudonyms"]["userId"]
+        .as_str()
+        .expect("pseudonym")
+        .to_owned()
+}
+
+/// Every row of a table as (file, column → value) for the string columns asked for, plus the
+/// `events` count (daily_activity) when present.
+fn rows(data: &Path, table: &str, columns: &[&str]) -> Vec<(BTreeMap<String, String>, i64)> {
+    let mut found = Vec::new();
+    for (tenant, _, dir) in tables::partitions(data, table) {
+        assert_eq!(tenant, "t-1001");
+        for path in tables::parquet_files(&dir) {
+            let file = std::fs::File::open(&path).expect("file");
+            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+                .expect("parquet")
+                .build()
+                .expect("reader");
+            for batch in reader {
+                let batch = batch.expect("batch");
+                assert!(batch.column_by_name("tenant").is_none(), "hive layout");
+                for row in 0..batch.num_rows() {
+                    let mut values = BTreeMap::new();
+                    for name in columns {
+                        let column = batch.column_by_name(name).expect("column");
+                        let column = column.as_any().downcast_ref::<StringArray>().expect("text");
+                        if column.is_valid(row) {
+                            values.insert((*name).to_owned(), column.value(row).to_owned());
+                        }
+                    }
+                    let count = batch
+                        .column_by_name("events")
+                        .and_then(|c| {
+                            c.as_any()
+                                .downcast_ref::<Int64Array>()
+                                .map(|c| c.value(row))
+                        })
+                        .unwrap_or(1);
+                    found.push((values, count));
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn erase_removes_one_users_rows_under_every_epoch_and_nothing_else() {
+    let keys_dir = tempfile::tempdir().expect("tempdir");
+    let keys = keys_dir.path().to_str().expect("utf8");
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let data = data_dir.path().to_str().expect("utf8");
+    let traffic = Command::new("python3")
+        .arg(root().join("../shared/workload/gen_events.py"))
+        .args(["--count", "3000", "--seed", "11"])
+        .output()
+        .expect("gen_events.py")
+        .stdout;
+    let lines: Vec<&[u8]> = traffic
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    // The most active user.
+    let mut activity: BTreeMap<String, usize> = BTreeMap::new();
+    for line in &lines {
+        let message: Value = serde_json::from_slice(line).expect("json");
+        if let Some(user) = message["userId"].as_str() {
+            *activity.entry(user.to_owned()).or_default() += 1;
+        }
+    }
+    let (user, _) = activity
+        .iter()
+        .max_by_key(|(_, count)| **count)
+        .expect("users");
+    let user = user.clone();
+
+    let half = lines.len() / 2;
+    let mut sanitized = filter(keys, &lines[..half].join(&b'\n'));
+    let before_rotation = probe(keys, &user, "probe-1");
+    ok(veil(
+        &[
+            "keys",
+            "rotate",
+            "--tenant",
+            "t-1001",
+            "--tier",
+            "enhanced",
+            "--keystore",
+            keys,
+        ],
+        b"",
+    ));
+    sanitized.extend(filter(keys, &lines[half..].join(&b'\n')));
+    let after_rotation = probe(keys, &user, "probe-2");
+    assert_ne!(before_rotation, after_rotation, "a rotated key");
+    let targets: BTreeSet<String> = [before_rotation, after_rotation].into();
+
+    let stored = veil(&["processor", "--stdin", "--data-dir", data], &sanitized);
+    ok(stored);
+
+    let event_columns = ["message_id", "userId", "previousId"];
+    let is_target = |values: &BTreeMap<String, String>, columns: &[&str]| {
+        columns
+            .iter()
+            .any(|c| values.get(*c).is_some_and(|v| targets.contains(v)))
+    };
+    let events_before = rows(data_dir.path(), tables::EVENTS, &event_columns);
+    let (target_rows, other_rows): (Vec<_>, Vec<_>) = events_before
+        .iter()
+        .partition(|(values, _)| is_target(values, &["userId", "previousId"]));
+    for pseudonym in &targets {
+        assert!(
+            target_rows
+                .iter()
+                .any(|(values, _)| values.get("userId") == Some(pseudonym)),
+            "the user has rows under both epochs"
+        );
+    }
+    let rollup_before = rows(data_dir.path(), tables::DAILY_ACTIVITY, &["user"]);
+    let rollup_target_rows = rollup_before
+        .iter()
+        .filter(|(values, _)| is_target(values, &["user"]))
+        .count();
+    assert!(rollup_target_rows > 0);
+    let other_rollup_events: i64 = rollup_before
+        .iter()
+        .filter(|(values, _)| !is_target(values, &["user"]))
+        .map(|(_, count)| count)
+        .sum();
+
+    // A baseline tenant is refused, without echoing the id.
+    let refused = veil(
+        &[
+            "erase",
+            "--tenant",
+            "t-1000",
+            "--user",
+            &user,
+            "--data-dir",
+            data,
+        ],
+        b"",
+    );
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains("baseline tier"), "{message}");
+    assert!(!message.contains(&user));
+
+    let erased = ok(veil(
+        &[
+            "erase",
+            "--tenant",
+            "t-1001",
+            "--user",
+            &user,
+            "--data-dir",
+            data,
+            "--keystore",
+            keys,
+        ],
+        b"",
+    ));
+    let printed = String::from_utf8_lossy(&erased);
+    assert!(
+        printed.contains(&format!(
+            "{} rows removed",
+            target_rows.len() + rollup_target_rows
+        )),
+        "{printed}"
+    );
+    assert!(!printed.contains(&user));
+
+    let events_after = rows(data_dir.path(), tables::EVENTS, &event_columns);
+    let ids = |rows: &[&(BTreeMap<String, String>, i64)]| -> BTreeSet<String> {
+        rows.iter()
+            .map(|(values, _)| values["message_id"].clone())
+            .collect()
+    };
+    let after_refs: Vec<_> = events_after.iter().collect();
+    assert_eq!(
+        ids(&after_refs),
+        ids(&other_rows),
+        "exactly the others remain"
+    );
+    assert_eq!(events_after.len(), other_rows.len());
+    let rollup_after = rows(data_dir.path(), tables::DAILY_ACTIVITY, &["user"]);
+    assert!(
+        !rollup_after
+            .iter()
+            .any(|(values, _)| is_target(values, &["user"]))
+    );
+    assert_eq!(
+        rollup_after.iter().map(|(_, count)| count).sum::<i64>(),
+        other_rollup_events
+    );
+
+    let audit =
+        std::fs::read_to_string(data_dir.path().join("_audit/erasures.jsonl")).expect("audit log");
+    let records: Vec<Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["tenant"], "t-1001");
+    assert_eq!(
+        records[0]["rows_removed"].as_u64(),
+        Some((target_rows.len() + rollup_target_rows) as u64)
+    );
+    assert!(!audit.contains(&user));
+    assert!(
+        targets
+            .iter()
+            .all(|pseudonym| !audit.contains(pseudonym.as_str()))
+    );
+
+    // Erasing again finds nothing; the log says so too.
+    let again = ok(veil(
+        &[
+            "erase",
+            "--tenant",
+            "t-1001",
+            "--user",
+            &user,
+            "--data-dir",
+            data,
+            "--keystore",
+            keys,
+        ],
+        b"",
+    ));
+    assert!(String::from_utf8_lossy(&again).contains(": 0 rows removed"));
+}
