@@ -6,6 +6,7 @@
 //! message's type and event decides what of the captured values leaves (`emit`).
 
 mod batch;
+mod children;
 mod emit;
 mod reject;
 mod scan;
@@ -100,6 +101,8 @@ pub struct TenantFilter {
     /// Distinguishes this filter's key in a shared [`PseudonymCache`].
     id: u64,
     policy: Arc<Policy>,
+    /// The policy trie's children, indexed for lookups without probing.
+    children: children::ChildIndex,
     tenant: String,
     tier: Tier,
     key: EpochKey,
@@ -131,6 +134,7 @@ impl TenantFilter {
         let routing_leaves = [root_leaf("userId"), root_leaf("anonymousId")];
         TenantFilter {
             routing_leaves,
+            children: children::ChildIndex::new(&policy),
             id,
             policy,
             tenant: tenant.to_owned(),
@@ -181,7 +185,7 @@ impl TenantFilter {
         }
         let text =
             std::str::from_utf8(message).map_err(|_| Rejection::new(RejectReason::InvalidUtf8))?;
-        let mut walk = walk::Walk::new(&self.policy, text);
+        let mut walk = walk::Walk::new(&self.policy, &self.children, text);
         walk.run()?;
         emit::emit(&walk, self, meta, cache, out, sink).map_err(|mut rejection| {
             rejection.event = walk

@@ -9,6 +9,7 @@ use std::borrow::Cow;
 
 use smallvec::SmallVec;
 
+use super::children::ChildIndex;
 use super::reject::{DropReason, RejectReason, Rejection, push_reportable_key};
 use super::scan::{Scanner, Start, SyntaxError};
 use crate::allowlist::{LeafId, NodeId, Policy, STRUCTURAL_KEYS, key_summary, short_eq};
@@ -77,6 +78,7 @@ impl Envelope<'_> {
 /// Everything one pass found.
 pub(crate) struct Walk<'p, 'a> {
     pub(crate) policy: &'p Policy,
+    children: &'p ChildIndex,
     pub(crate) envelope: Envelope<'a>,
     pub(crate) captures: SmallVec<[Capture<'a>; 24]>,
     pub(crate) unlisted: SmallVec<[Unlisted<'a>; 16]>,
@@ -128,7 +130,7 @@ impl KeyCursor {
         let summary = key_summary(key.as_bytes());
         let listed = self
             .node
-            .and_then(|node| walk.policy.child_slot(node, summary, &key));
+            .and_then(|node| walk.children.child_slot(walk.policy, node, summary, &key));
         if !walk.first_time_in(
             self.base,
             &mut self.bloom,
@@ -168,9 +170,10 @@ fn syntax(error: SyntaxError) -> Rejection {
 
 impl<'p, 'a> Walk<'p, 'a> {
     /// A walk over `text`, not started yet.
-    pub(crate) fn new(policy: &'p Policy, text: &'a str) -> Self {
+    pub(crate) fn new(policy: &'p Policy, children: &'p ChildIndex, text: &'a str) -> Self {
         Walk {
             policy,
+            children,
             envelope: Envelope::default(),
             captures: SmallVec::new(),
             unlisted: SmallVec::new(),
