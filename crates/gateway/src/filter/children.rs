@@ -15,6 +15,9 @@ const MULTIPLIERS: [u64; 6] = [
     0xE703_7ED1_A0B4_28DB,
 ];
 
+/// A node's children as found on the leaves' paths: (summary, key, child, position).
+type Siblings = Vec<(u64, Box<str>, NodeId, u32)>;
+
 /// One slot: an allowlisted child, or empty (`child == NodeId::MAX`, a summary no key has).
 #[derive(Debug, Clone)]
 struct Entry {
@@ -56,7 +59,7 @@ impl ChildIndex {
     /// Indexes every node of `policy` (all nodes lie on some leaf's path).
     pub(crate) fn new(policy: &Policy) -> ChildIndex {
         // (summary, key, child, position) per node, found by walking each leaf's path.
-        let mut children: Vec<Vec<(u64, Box<str>, NodeId, u32)>> = vec![Vec::new()];
+        let mut children: Vec<Siblings> = vec![Vec::new()];
         for (_, path, _) in policy.leaves() {
             let mut node = policy.root();
             for segment in path.split('.') {
@@ -88,7 +91,7 @@ impl ChildIndex {
     }
 
     /// Appends a collision-free table for `siblings` and describes it.
-    fn table_for(&mut self, siblings: &[(u64, Box<str>, NodeId, u32)]) -> Table {
+    fn table_for(&mut self, siblings: &Siblings) -> Table {
         let offset = u32::try_from(self.entries.len()).unwrap_or(u32::MAX);
         let minimum_bits = (siblings.len().max(1) * 2)
             .next_power_of_two()
@@ -140,9 +143,7 @@ impl ChildIndex {
         summary: u64,
         key: &str,
     ) -> Option<(NodeId, usize)> {
-        let Some(table) = self.tables.get(node as usize) else {
-            return None;
-        };
+        let table = self.tables.get(node as usize)?;
         if table.fallback {
             return policy.child_slot(node, summary, key);
         }

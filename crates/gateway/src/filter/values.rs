@@ -147,14 +147,38 @@ fn is_ipv6_like(text: &str) -> bool {
         .any(|token| token.parse::<IpAddr>().is_ok())
 }
 
+/// Whether `bytes` holds a `"`, a `\\` or a control character, eight bytes at a time.
+#[inline]
+fn needs_escape(bytes: &[u8]) -> bool {
+    // The borrow-based byte test can flag bytes above a true match, never a word without one,
+    // which is all an "any" question needs.
+    let special = |word: u64| {
+        let has = |byte: u8| {
+            let probe = word ^ (ONES * u64::from(byte));
+            probe.wrapping_sub(ONES) & !probe
+        };
+        let control = word.wrapping_sub(ONES * 0x20) & !word;
+        (has(b'"') | has(b'\\') | control) & !LOWS != 0
+    };
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        if special(u64::from_le_bytes(word)) {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&byte| byte < 0x20 || byte == b'"' || byte == b'\\')
+}
+
 /// Appends `text` as a JSON string.
 #[inline]
 pub(crate) fn write_json_str(out: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
-    if !bytes
-        .iter()
-        .any(|&byte| byte < 0x20 || byte == b'"' || byte == b'\\')
-    {
+    if !needs_escape(bytes) {
         out.reserve(bytes.len() + 2);
         out.push(b'"');
         out.extend_from_slice(bytes);
@@ -266,6 +290,26 @@ mod tests {
                         count_markers(&bytes),
                         (expected(b'@'), expected(b':'), expected(b'.')),
                         "length {length}, at {at}, marker {marker}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn escapes_are_detected_at_every_length_and_position() {
+        for length in 0..40usize {
+            let clean: Vec<u8> = (0..length)
+                .map(|index| [b'a', 0x21, 0x7f, 0x80, 0xff, b'#', b']'][index % 7])
+                .collect();
+            assert!(!needs_escape(&clean), "length {length}");
+            for at in 0..length {
+                for special in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
+                    let mut bytes = clean.clone();
+                    bytes[at] = special;
+                    assert!(
+                        needs_escape(&bytes),
+                        "length {length}, at {at}, byte {special}"
                     );
                 }
             }
