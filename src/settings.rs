@@ -23,6 +23,8 @@ pub(crate) struct Settings {
     pub(crate) processor: ProcessorConfig,
     /// `[retention]`: how long tables and baseline keys live.
     pub(crate) retention: RetentionConfig,
+    /// `[reporting]`: the dashboards.
+    pub(crate) reporting: veil_reporting::ReportingConfig,
     /// `[log]`: log format and level.
     pub(crate) log: LogConfig,
 }

@@ -6,6 +6,7 @@ mod filter;
 mod gateway;
 mod keys;
 mod processor;
+mod reporting;
 mod retention;
 
 use std::path::PathBuf;
@@ -32,6 +33,8 @@ enum Command {
     Gateway(gateway::GatewayArgs),
     /// Consume sanitized events and store them as deduplicated, exactly-once Parquet.
     Processor(processor::ProcessorArgs),
+    /// Serve the adoption, license-compliance and allowlist-audit dashboards.
+    Reporting(reporting::ReportingArgs),
     /// Apply retention: delete expired table partitions, shred expired baseline keys.
     #[command(subcommand)]
     Retention(retention::RetentionCommand),
@@ -56,5 +59,6 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Processor(args) => processor::run(args),
         Command::Retention(command) => retention::run(command),
         Command::Erase(args) => erase::run(args),
+        Command::Reporting(args) => reporting::run(args),
     }
 }

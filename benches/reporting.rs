@@ -1,0 +1,346 @@
+//! Reporting benchmark: 10 million stored events in the processor's real Parquet layout
+//! (written with its own `TableLayout` and `Store`), shaped like `gen_events.py` traffic
+//! (8 tenants, 35 days over two months, the generator's apps, versions, platforms, events and
+//! features) with realistic user counts per tenant (25 to 300). Then every dashboard's queries,
+//! through the router as a browser would ask for them: cold (a fresh service: no cached
+//! footers or listings; the OS page cache may be warm) and warm (median of 5).
+//!
+//! `cargo bench --bench reporting` — the data set is written once to
+//! `$CARGO_TARGET_DIR/veil-reporting-bench` (about 10 minutes) and reused; `VEIL_BENCH_EVENTS`
+//! changes its size.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::Request;
+use tower::ServiceExt;
+use veil_config::TenantsFile;
+use veil_policy::Allowlist;
+use veil_processor::columns::TableLayout;
+use veil_processor::row::Row;
+use veil_processor::store::{Group, Store};
+use veil_processor::tables;
+use veil_reporting::auth::{Viewers, token_digest};
+use veil_reporting::{AppState, DataSources, ReportingConfig};
+use veil_sanitized::{FieldValue, MessageKind, Pseudonym, SanitizedMessage, Tier};
+
+const USERS: [usize; 8] = [40, 60, 120, 25, 150, 200, 80, 300];
+const APPS: [(&str, &[&str]); 3] = [
+    ("DMS Desktop", &["10.8.2", "10.9.0", "10.9.1"]),
+    ("DMS Web", &["2026.10", "2026.11"]),
+    ("DMS Drive", &["4.2.0", "4.3.1"]),
+];
+const OSES: [&str; 3] = ["Windows", "Mac OS X", "iOS"];
+const FEATURES: [&str; 10] = [
+    "search",
+    "checkin",
+    "checkout",
+    "share",
+    "email_filing",
+    "versioning",
+    "preview",
+    "workspace_browse",
+    "co_authoring",
+    "recent_items",
+];
+const EVENTS: [&str; 8] = [
+    "Document Opened",
+    "Document Saved",
+    "Search Performed",
+    "Email Filed",
+    "Document Shared",
+    "Version Checked In",
+    "Workspace Created",
+    "App Launched",
+];
+
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+fn days() -> Vec<time::Date> {
+    let first = time::Date::from_calendar_date(2026, time::Month::October, 27).expect("date");
+    (0..35)
+        .map(|offset| first + time::Duration::days(offset))
+        .collect()
+}
+
+fn pseudonym(tenant: usize, epoch: &str, user: usize) -> Pseudonym {
+    let text = format!("b{tenant}{}{user:010}", epoch.replace('-', ""));
+    Pseudonym(format!("{text:x>22}")[..22].to_owned())
+}
+
+fn generate(root: &Path, total: usize, layout: &TableLayout, policy: &str) {
+    let store = Store::open(root).expect("store");
+    let weight: usize = USERS.iter().sum();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut offset = 0i64;
+    let started = Instant::now();
+    for day in days() {
+        let date = format!(
+            "{:04}-{:02}-{:02}",
+            day.year(),
+            u8::from(day.month()),
+            day.day()
+        );
+        let epoch = date[..7].to_owned();
+        let midnight = day.midnight().assume_utc().unix_timestamp() * 1000;
+        let mut groups = Vec::new();
+        for (tenant, users) in USERS.iter().enumerate() {
+            let count = total * users / weight / 35;
+            let tenant_id = format!("t-{}", 1000 + tenant);
+            let (tier, key_epoch) = if tenant == 1 {
+                (Tier::Enhanced, "stable".to_owned())
+            } else {
+                (Tier::Baseline, epoch.clone())
+            };
+            // About 70% of users are active on a day; each sticks to one platform and mostly one app.
+            let active: Vec<usize> = (0..*users)
+                .filter(|u| (u * 31 + day.ordinal() as usize * 7) % 10 < 7)
+                .collect();
+            let mut rows = Vec::with_capacity(count);
+            for serial in 0..count {
+                let user = active[rng.below(active.len())];
+                let (app, versions) = APPS[if rng.below(4) == 0 {
+                    rng.below(3)
+                } else {
+                    user % 3
+                }];
+                let event = EVENTS[rng.below(EVENTS.len())];
+                let mut fields = BTreeMap::new();
+                fields.insert(
+                    "context.app.name".to_owned(),
+                    FieldValue::Str(app.to_owned()),
+                );
+                fields.insert(
+                    "context.app.version".to_owned(),
+                    FieldValue::Str(
+                        versions[(user + day.ordinal() as usize / 20) % versions.len()].to_owned(),
+                    ),
+                );
+                fields.insert(
+                    "context.os.name".to_owned(),
+                    FieldValue::Str(OSES[user % OSES.len()].to_owned()),
+                );
+                fields.insert(
+                    "context.library.name".to_owned(),
+                    FieldValue::Str("analytics-python".to_owned()),
+                );
+                fields.insert(
+                    "properties.feature".to_owned(),
+                    FieldValue::Str(FEATURES[rng.below(FEATURES.len())].to_owned()),
+                );
+                fields.insert(
+                    "properties.duration_ms".to_owned(),
+                    FieldValue::Int(5 + rng.below(20_000) as i64),
+                );
+                fields.insert(
+                    "properties.success".to_owned(),
+                    FieldValue::Bool(rng.below(33) != 0),
+                );
+                let mut pseudonyms = BTreeMap::new();
+                pseudonyms.insert("userId".to_owned(), pseudonym(tenant, &key_epoch, user));
+                pseudonyms.insert(
+                    "properties.document_id".to_owned(),
+                    pseudonym(tenant, &key_epoch, 1_000_000 + rng.below(1_000_000)),
+                );
+                let timestamp_ms = midnight + rng.below(86_400_000) as i64;
+                rows.push(Row {
+                    message: SanitizedMessage {
+                        schema: 1,
+                        tenant: tenant_id.clone(),
+                        tier,
+                        policy: policy.to_owned(),
+                        key_epoch: key_epoch.clone(),
+                        kind: MessageKind::Track,
+                        message_id: format!("{tenant}-{date}-{serial}"),
+                        timestamp: String::new(),
+                        received_at: String::new(),
+                        event: Some(event.to_owned()),
+                        name: None,
+                        fields,
+                        pseudonyms,
+                    },
+                    timestamp_ms,
+                    received_ms: timestamp_ms + 2_000,
+                    date: date.clone(),
+                });
+            }
+            let refs: Vec<&Row> = rows.iter().collect();
+            groups.push(Group {
+                table: tables::EVENTS,
+                tenant: tenant_id,
+                date: date.clone(),
+                batch: layout.batch(&refs).expect("batch"),
+            });
+        }
+        let rows: i64 = groups.iter().map(|g| g.batch.num_rows() as i64).sum();
+        store
+            .commit(
+                "veil.sanitized.bench",
+                0,
+                offset,
+                offset + rows - 1,
+                &groups,
+            )
+            .expect("commit");
+        offset += rows;
+        eprintln!(
+            "{date}: {offset} events stored ({:.0} s)",
+            started.elapsed().as_secs_f64()
+        );
+    }
+}
+
+async fn fetch(state: &AppState, path: &str, token: &str) -> Duration {
+    let request = Request::get(path)
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::empty())
+        .expect("request");
+    let started = Instant::now();
+    let response = veil_reporting::app(state.clone())
+        .oneshot(request)
+        .await
+        .expect("answer");
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), 64 << 20)
+        .await
+        .expect("body");
+    let elapsed = started.elapsed();
+    assert!(
+        status.is_success(),
+        "{path}: {status} {}",
+        String::from_utf8_lossy(&body)
+    );
+    elapsed
+}
+
+fn main() {
+    let total: usize = std::env::var("VEIL_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000_000);
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from("target"));
+    let root = target.join(format!("veil-reporting-bench-{total}"));
+    let repository = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let allowlist = Allowlist::load(&repository.join("allowlist.yaml")).expect("allowlist");
+    let layout = TableLayout::from_policy(&allowlist.compile());
+    let marker = root.join("complete");
+    if !marker.exists() {
+        let _ = std::fs::remove_dir_all(&root);
+        generate(&root, total, &layout, &allowlist.digest);
+        std::fs::write(&marker, total.to_string()).expect("marker");
+    }
+    let files = tables::partitions(&root, tables::EVENTS).len();
+    let bytes: u64 = tables::partitions(&root, tables::EVENTS)
+        .iter()
+        .flat_map(|(_, _, dir)| tables::parquet_files(dir))
+        .filter_map(|file| std::fs::metadata(file).ok())
+        .map(|m| m.len())
+        .sum();
+    println!(
+        "data: {total} events, {files} tenant-day partitions, {:.0} MB of Parquet under {}",
+        bytes as f64 / 1e6,
+        root.display()
+    );
+    let viewers = Viewers::parse(&format!(
+        "version: 1\nviewers:\n  - {{ name: v, role: vendor, token_sha256: {} }}\n  - {{ name: r, role: reviewer, token_sha256: {} }}\n",
+        token_digest("bench-vendor"),
+        token_digest("bench-reviewer")
+    ))
+    .expect("viewers");
+    let tenants = TenantsFile::load(&repository.join("tenants.yaml")).expect("tenants");
+    let sources = DataSources {
+        data_dir: root.clone(),
+        allowlist: repository.join("allowlist.yaml"),
+        tenants: repository.join("tenants.yaml"),
+        keystore: root.join("keys"),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dashboards: [(&str, Vec<(&str, String)>); 5] = [
+        (
+            "tenant page, largest tenant (t-1007, 300 users)",
+            vec![("bench-vendor", "/tenants/t-1007?month=2026-11".to_owned())],
+        ),
+        (
+            "tenant APIs (activity + breakdowns + comparison), t-1007",
+            vec![
+                (
+                    "bench-vendor",
+                    "/api/tenants/t-1007/activity?month=2026-11".to_owned(),
+                ),
+                (
+                    "bench-vendor",
+                    "/api/tenants/t-1007/breakdowns?month=2026-11".to_owned(),
+                ),
+                (
+                    "bench-vendor",
+                    "/api/tenants/t-1007/comparison?month=2026-11".to_owned(),
+                ),
+            ],
+        ),
+        (
+            "license page (all tenants, one month)",
+            vec![("bench-vendor", "/license?month=2026-11".to_owned())],
+        ),
+        (
+            "license CSV (all tenants, all months)",
+            vec![("bench-vendor", "/api/license.csv".to_owned())],
+        ),
+        (
+            "review page (digests over all events)",
+            vec![("bench-reviewer", "/review".to_owned())],
+        ),
+    ];
+    println!("| dashboard | cold | warm (median of 5) |\n|---|---|---|");
+    for (name, requests) in dashboards {
+        let fresh = || {
+            AppState::new(
+                ReportingConfig::default(),
+                viewers.clone(),
+                tenants.clone(),
+                allowlist.clone(),
+                &sources,
+            )
+            .expect("state")
+        };
+        let cold_state = fresh();
+        let cold: Duration = runtime.block_on(async {
+            let mut sum = Duration::ZERO;
+            for (token, path) in &requests {
+                sum += fetch(&cold_state, path, token).await;
+            }
+            sum
+        });
+        let mut warm: Vec<Duration> = (0..5)
+            .map(|_| {
+                runtime.block_on(async {
+                    let mut sum = Duration::ZERO;
+                    for (token, path) in &requests {
+                        sum += fetch(&cold_state, path, token).await;
+                    }
+                    sum
+                })
+            })
+            .collect();
+        warm.sort();
+        println!(
+            "| {name} | {:.0} ms | {:.0} ms |",
+            cold.as_secs_f64() * 1000.0,
+            warm[2].as_secs_f64() * 1000.0
+        );
+    }
+}

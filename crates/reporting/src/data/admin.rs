@@ -1,0 +1,350 @@
+//! The tenant administrator's reports: active users (daily, weekly, monthly and their trend),
+//! feature and event adoption, app/version/platform mix, and change against the previous month.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use datafusion::prelude::SessionContext;
+use serde::Serialize;
+
+use super::period::{Month, iso};
+use super::{
+    EVENTS, HAS_USER, Interner, USER_COLUMNS, Warehouse, integers, literal, query, strings,
+    user_keys,
+};
+use crate::ReportingError;
+use crate::privacy::{Breakdown, Cell, Group, Threshold, breakdown};
+
+/// The dimensions a month is broken down by, in the order the query's grouping sets name them.
+pub const DIMENSIONS: [&str; 5] = ["feature", "event", "product", "version", "platform"];
+
+/// Active users of one day.
+#[derive(Debug, Clone, Serialize)]
+pub struct DayPoint {
+    /// `YYYY-MM-DD`.
+    pub date: String,
+    /// Distinct active users.
+    pub users: Cell,
+}
+
+/// Active users of one ISO week, clipped to the month.
+#[derive(Debug, Clone, Serialize)]
+pub struct WeekPoint {
+    /// `W48`.
+    pub week: String,
+    /// First day (inside the month).
+    pub from: String,
+    /// Last day (inside the month).
+    pub to: String,
+    /// Distinct active users.
+    pub users: Cell,
+}
+
+/// Active users and events of one month.
+#[derive(Debug, Clone, Serialize)]
+pub struct MonthPoint {
+    /// `YYYY-MM`.
+    pub month: String,
+    /// Distinct active users.
+    pub users: Cell,
+    /// Events.
+    pub events: Cell,
+}
+
+/// DAU, WAU and MAU of a month, and MAU over the six months up to it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Activity {
+    /// The tenant.
+    pub tenant: String,
+    /// The month.
+    pub month: String,
+    /// One point per day of the month.
+    pub daily: Vec<DayPoint>,
+    /// One point per (clipped) ISO week.
+    pub weekly: Vec<WeekPoint>,
+    /// Six months, oldest first, ending with `month`.
+    pub monthly: Vec<MonthPoint>,
+}
+
+/// A month's breakdowns by feature, event, product, version and platform.
+#[derive(Debug, Clone, Serialize)]
+pub struct Breakdowns {
+    /// The tenant.
+    pub tenant: String,
+    /// The month.
+    pub month: String,
+    /// By dimension name ([`DIMENSIONS`]).
+    pub by: BTreeMap<String, Breakdown>,
+}
+
+/// One adoption row compared with the previous month.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdoptionChange {
+    /// Feature or event.
+    pub label: String,
+    /// Share of active users this month (when shown).
+    pub share: Option<f64>,
+    /// Share the month before (when shown).
+    pub previous_share: Option<f64>,
+    /// Difference in percentage points (when both are shown).
+    pub change_points: Option<f64>,
+}
+
+/// The month against the month before.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    /// The tenant.
+    pub tenant: String,
+    /// The month.
+    pub month: String,
+    /// The month before.
+    pub previous: String,
+    /// Active users this month.
+    pub users: Cell,
+    /// Active users the month before.
+    pub previous_users: Cell,
+    /// Relative change of active users (0.1 = +10%), when both are shown.
+    pub users_change: Option<f64>,
+    /// Events this month.
+    pub events: Cell,
+    /// Events the month before.
+    pub previous_events: Cell,
+    /// Relative change of events, when both are shown.
+    pub events_change: Option<f64>,
+    /// Feature adoption, this month against the month before.
+    pub features: Vec<AdoptionChange>,
+}
+
+fn column(warehouse: &Warehouse, name: &str) -> String {
+    if warehouse.events_schema.field_with_name(name).is_ok() {
+        format!("\"{name}\"")
+    } else {
+        "CAST(NULL AS VARCHAR)".to_owned()
+    }
+}
+
+fn month_filter(tenant: &str, first: &str, last: &str) -> String {
+    format!(
+        "tenant = {} AND date >= {} AND date <= {} AND {HAS_USER}",
+        literal(tenant),
+        literal(first),
+        literal(last)
+    )
+}
+
+/// DAU, WAU, MAU and the MAU trend.
+pub async fn activity(
+    warehouse: &Warehouse,
+    context: &SessionContext,
+    tenant: &str,
+    month: Month,
+    k: Threshold,
+) -> Result<Activity, ReportingError> {
+    let mut months = vec![month];
+    for _ in 0..5 {
+        let before = months[months.len() - 1].previous();
+        months.push(before);
+    }
+    months.reverse();
+    // One scan of six months: (day, user) pairs with their events; sets are built here.
+    let pairs = query(
+        context,
+        &format!(
+            "SELECT date, {USER_COLUMNS}, count(*) FROM {EVENTS} WHERE {} GROUP BY date, {USER_COLUMNS}",
+            month_filter(tenant, &iso(months[0].first_day()), &iso(month.last_day()))
+        ),
+    )
+    .await?;
+    let dates = strings(&pairs, 0)?;
+    let users = user_keys(&pairs, 1)?;
+    let counts = integers(&pairs, 4)?;
+    let mut interner = Interner::default();
+    let mut by_day: HashMap<String, HashSet<u32>> = HashMap::new();
+    let mut by_month: HashMap<String, (HashSet<u32>, u64)> = HashMap::new();
+    for ((date, user), count) in dates.into_iter().zip(users).zip(counts) {
+        let (Some(date), Some(user)) = (date, user) else {
+            continue;
+        };
+        let id = interner.id(user);
+        let entry = by_month
+            .entry(date[..7.min(date.len())].to_owned())
+            .or_default();
+        entry.0.insert(id);
+        entry.1 += count.max(0) as u64;
+        by_day.entry(date).or_default().insert(id);
+    }
+    let daily = month
+        .days()
+        .into_iter()
+        .map(|day| {
+            let date = iso(day);
+            let users = by_day.get(&date).map_or(0, |set| set.len() as u64);
+            DayPoint {
+                date,
+                users: k.users(users),
+            }
+        })
+        .collect();
+    let weekly = month
+        .weeks()
+        .into_iter()
+        .map(|(week, from, to)| {
+            let mut union = HashSet::new();
+            let mut day = from;
+            while day <= to {
+                if let Some(set) = by_day.get(&iso(day)) {
+                    union.extend(set.iter().copied());
+                }
+                day += time::Duration::days(1);
+            }
+            WeekPoint {
+                week,
+                from: iso(from),
+                to: iso(to),
+                users: k.users(union.len() as u64),
+            }
+        })
+        .collect();
+    let _ = warehouse;
+    let monthly = months
+        .iter()
+        .map(|m| {
+            let (users, events) = by_month
+                .get(&m.to_string())
+                .map_or((0, 0), |(set, events)| (set.len() as u64, *events));
+            MonthPoint {
+                month: m.to_string(),
+                users: k.users(users),
+                events: k.of_group(users, events),
+            }
+        })
+        .collect();
+    Ok(Activity {
+        tenant: tenant.to_owned(),
+        month: month.to_string(),
+        daily,
+        weekly,
+        monthly,
+    })
+}
+
+/// The month broken down by every dimension in one scan (grouping sets).
+pub async fn breakdowns(
+    warehouse: &Warehouse,
+    context: &SessionContext,
+    tenant: &str,
+    month: Month,
+    k: Threshold,
+) -> Result<Breakdowns, ReportingError> {
+    let (first, last) = (iso(month.first_day()), iso(month.last_day()));
+    // One scan: events per distinct combination of the dimensions' columns and user; the
+    // five breakdowns are built from that here (no string is built per stored row).
+    let sql = format!(
+        "SELECT {feature}, event, type, name, {app}, {version}, {os}, {USER_COLUMNS}, count(*) \
+         FROM {EVENTS} WHERE {filter} \
+         GROUP BY {feature}, event, type, name, {app}, {version}, {os}, {USER_COLUMNS}",
+        feature = column(warehouse, "properties.feature"),
+        app = column(warehouse, "context.app.name"),
+        version = column(warehouse, "context.app.version"),
+        os = column(warehouse, "context.os.name"),
+        filter = month_filter(tenant, &first, &last),
+    );
+    let batches = query(context, &sql).await?;
+    let columns: Vec<Vec<Option<String>>> = (0..7)
+        .map(|index| strings(&batches, index))
+        .collect::<Result<_, _>>()?;
+    let users = user_keys(&batches, 7)?;
+    let counts = integers(&batches, 10)?;
+    let not_set = || "(not set)".to_owned();
+    let mut interner = Interner::default();
+    let mut groups: Vec<BTreeMap<String, Group>> = vec![BTreeMap::new(); DIMENSIONS.len()];
+    for (row, (user, count)) in users.into_iter().zip(counts).enumerate() {
+        let Some(user) = user else { continue };
+        let id = interner.id(user);
+        let value = |index: usize| columns[index][row].clone();
+        let event = match (value(1), value(2), value(3)) {
+            (Some(event), _, _) => event,
+            (None, Some(kind), Some(name)) => format!("{kind}: {name}"),
+            (None, Some(kind), None) => kind,
+            (None, None, _) => not_set(),
+        };
+        let app = value(4).unwrap_or_else(not_set);
+        let labels = [
+            value(0).unwrap_or_else(not_set),
+            event,
+            app.clone(),
+            format!("{app} {}", value(5).unwrap_or_else(not_set)),
+            value(6).unwrap_or_else(not_set),
+        ];
+        for (dim, label) in labels.into_iter().enumerate() {
+            let group = groups[dim].entry(label).or_insert_with_key(|label| Group {
+                label: label.clone(),
+                ..Group::default()
+            });
+            group.users.insert(id);
+            group.events += count.max(0) as u64;
+        }
+    }
+    let by = DIMENSIONS
+        .iter()
+        .zip(groups)
+        .map(|(name, groups)| {
+            (
+                (*name).to_owned(),
+                breakdown(groups.into_values().collect(), k),
+            )
+        })
+        .collect();
+    Ok(Breakdowns {
+        tenant: tenant.to_owned(),
+        month: month.to_string(),
+        by,
+    })
+}
+
+fn relative(now: Cell, before: Cell) -> Option<f64> {
+    match (now, before) {
+        (Cell::Shown(now), Cell::Shown(before)) if before > 0 => {
+            Some(now as f64 / before as f64 - 1.0)
+        }
+        _ => None,
+    }
+}
+
+/// The month against the month before: active users, events and feature adoption.
+pub fn compare(current: &Breakdowns, previous: &Breakdowns) -> Comparison {
+    let now = &current.by["feature"];
+    let before = &previous.by["feature"];
+    let previous_shares: HashMap<&str, Option<f64>> = before
+        .rows
+        .iter()
+        .map(|row| (row.label.as_str(), row.share))
+        .collect();
+    let features = now
+        .rows
+        .iter()
+        .map(|row| {
+            let previous_share = previous_shares.get(row.label.as_str()).copied().flatten();
+            AdoptionChange {
+                label: row.label.clone(),
+                share: row.share,
+                previous_share,
+                change_points: match (row.share, previous_share) {
+                    (Some(now), Some(before)) => Some((now - before) * 100.0),
+                    _ => None,
+                },
+            }
+        })
+        .collect();
+    Comparison {
+        tenant: current.tenant.clone(),
+        month: current.month.clone(),
+        previous: previous.month.clone(),
+        users: now.total_users,
+        previous_users: before.total_users,
+        users_change: relative(now.total_users, before.total_users),
+        events: now.total_events,
+        previous_events: before.total_events,
+        events_change: relative(now.total_events, before.total_events),
+        features,
+    }
+}

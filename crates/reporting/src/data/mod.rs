@@ -1,0 +1,268 @@
+//! Reading the processor's Parquet tables with DataFusion, and the reports built from them.
+//!
+//! Each request gets a fresh [`SessionContext`] over one shared [`RuntimeEnv`] (so Parquet
+//! footers stay cached between requests) in which every table that exists on disk is registered
+//! as a hive-partitioned listing table (`tenant`, `date`). A table the processor has not written
+//! yet is simply absent (`events` is then an empty table of its declared schema).
+
+pub mod admin;
+pub mod keys;
+pub mod license;
+pub mod period;
+pub mod review;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use arrow::array::{Array, ArrayRef, Int64Array, StringArray};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use datafusion::catalog::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use veil_processor::tables;
+
+use crate::ReportingError;
+
+/// SQL name of the raw events table.
+pub const EVENTS: &str = tables::EVENTS;
+/// SQL name of the gateway's audit records.
+pub const REJECTIONS: &str = tables::REJECTIONS;
+/// SQL name of the processor's activity rollup.
+pub const DAILY_ACTIVITY: &str = tables::DAILY_ACTIVITY;
+
+/// The columns that identify "one active user": the user pseudonym, else the anonymous one,
+/// scoped by key epoch (a pseudonym means nothing outside its epoch). Queries group by them and
+/// [`user_key`] combines them, so no string is built per stored row.
+pub const USER_COLUMNS: &str = r#""key_epoch", "userId", "anonymousId""#;
+
+/// Rows that identify somebody.
+pub const HAS_USER: &str = r#"("userId" IS NOT NULL OR "anonymousId" IS NOT NULL)"#;
+
+/// One active user's key from the [`USER_COLUMNS`] of a result row.
+pub fn user_key(
+    epoch: Option<&str>,
+    user: Option<&str>,
+    anonymous: Option<&str>,
+) -> Option<String> {
+    let epoch = epoch.unwrap_or_default();
+    match (user, anonymous) {
+        (Some(user), _) => Some(format!("{epoch}/u/{user}")),
+        (None, Some(anonymous)) => Some(format!("{epoch}/a/{anonymous}")),
+        (None, None) => None,
+    }
+}
+
+/// The user keys of result columns `first..first + 3` (see [`USER_COLUMNS`]).
+pub fn user_keys(
+    batches: &[RecordBatch],
+    first: usize,
+) -> Result<Vec<Option<String>>, ReportingError> {
+    let epochs = strings(batches, first)?;
+    let users = strings(batches, first + 1)?;
+    let anonymous = strings(batches, first + 2)?;
+    Ok((0..epochs.len())
+        .map(|i| {
+            user_key(
+                epochs[i].as_deref(),
+                users[i].as_deref(),
+                anonymous[i].as_deref(),
+            )
+        })
+        .collect())
+}
+
+/// The Parquet tables under `processor.data_dir`.
+#[derive(Debug, Clone)]
+pub struct Warehouse {
+    root: PathBuf,
+    runtime: Arc<RuntimeEnv>,
+    events_schema: SchemaRef,
+    /// Schemas inferred once from the files of the tables other than `events`.
+    inferred: Arc<Mutex<HashMap<&'static str, SchemaRef>>>,
+}
+
+/// A SQL string literal (tenant ids and dates are validated before; this is belt and braces).
+pub fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+impl Warehouse {
+    /// The tables under `root`; `events_schema` is the processor's layout for the active allowlist.
+    pub fn new(
+        root: impl Into<PathBuf>,
+        events_schema: SchemaRef,
+    ) -> Result<Warehouse, ReportingError> {
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(1 << 30, 1.0)
+            .build_arc()
+            .map_err(|error| ReportingError::Server(error.strip_backtrace()))?;
+        // The tenant and date are partition directories, never file columns.
+        let fields: Vec<_> = events_schema
+            .fields()
+            .iter()
+            .filter(|f| f.name() != tables::TENANT_PARTITION && f.name() != tables::DATE_PARTITION)
+            .cloned()
+            .collect();
+        Ok(Warehouse {
+            root: root.into(),
+            runtime,
+            events_schema: Arc::new(Schema::new(fields)),
+            inferred: Arc::default(),
+        })
+    }
+
+    /// The Parquet root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// A query context with every existing table registered.
+    pub async fn context(&self) -> Result<SessionContext, ReportingError> {
+        let config = SessionConfig::new()
+            .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .with_information_schema(true);
+        let context = SessionContext::new_with_config_rt(config, self.runtime.clone());
+        for table in tables::ALL {
+            let dir = self.root.join(table);
+            let has_files = !tables::partitions(&self.root, table).is_empty();
+            let schema = if table == EVENTS {
+                Some(self.events_schema.clone())
+            } else {
+                None
+            };
+            if !has_files {
+                if let Some(schema) = schema {
+                    let mut fields: Vec<_> = schema.fields().iter().cloned().collect();
+                    for name in [tables::TENANT_PARTITION, tables::DATE_PARTITION] {
+                        fields.push(Arc::new(arrow::datatypes::Field::new(
+                            name,
+                            DataType::Utf8,
+                            false,
+                        )));
+                    }
+                    let empty = MemTable::try_new(Arc::new(Schema::new(fields)), vec![vec![]])?;
+                    context.register_table(table, Arc::new(empty))?;
+                }
+                continue;
+            }
+            let url = ListingTableUrl::parse(format!(
+                "{}/",
+                dir.canonicalize()
+                    .map_err(|_| ReportingError::Source(table.to_owned()))?
+                    .display()
+            ))?;
+            let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+                .with_file_extension(".parquet")
+                .with_table_partition_cols(vec![
+                    (tables::TENANT_PARTITION.to_owned(), DataType::Utf8),
+                    (tables::DATE_PARTITION.to_owned(), DataType::Utf8),
+                ]);
+            let known = self
+                .inferred
+                .lock()
+                .ok()
+                .and_then(|cache| cache.get(table).cloned());
+            let schema = match (schema, known) {
+                (Some(schema), _) | (None, Some(schema)) => schema,
+                (None, None) => {
+                    let inferred = options.infer_schema(&context.state(), &url).await?;
+                    if let Ok(mut cache) = self.inferred.lock() {
+                        cache.insert(table, inferred.clone());
+                    }
+                    inferred
+                }
+            };
+            let config = ListingTableConfig::new(url)
+                .with_listing_options(options)
+                .with_schema(schema);
+            let provider = ListingTable::try_new(config)?
+                .with_cache(self.runtime.cache_manager.get_file_statistic_cache());
+            context.register_table(table, Arc::new(provider))?;
+        }
+        Ok(context)
+    }
+
+    /// Whether the processor has written any file of `table`.
+    pub fn has_table(&self, table: &str) -> bool {
+        !tables::partitions(&self.root, table).is_empty()
+    }
+
+    /// The days with stored events, per tenant (from the directory names; no file is opened).
+    pub fn event_days(&self) -> Vec<(String, String)> {
+        tables::partitions(&self.root, EVENTS)
+            .into_iter()
+            .filter(|(_, _, dir)| !tables::parquet_files(dir).is_empty())
+            .map(|(tenant, date, _)| (tenant, date))
+            .collect()
+    }
+}
+
+/// Runs `sql` and collects its batches.
+pub async fn query(
+    context: &SessionContext,
+    sql: &str,
+) -> Result<Vec<RecordBatch>, ReportingError> {
+    tracing::debug!(sql, "report query");
+    Ok(context.sql(sql).await?.collect().await?)
+}
+
+fn cast(column: &ArrayRef, to: &DataType) -> Result<ArrayRef, ReportingError> {
+    arrow::compute::cast(column, to).map_err(|error| ReportingError::Query(error.to_string()))
+}
+
+/// Column `index` of every batch as optional strings.
+pub fn strings(
+    batches: &[RecordBatch],
+    index: usize,
+) -> Result<Vec<Option<String>>, ReportingError> {
+    let mut out = Vec::new();
+    for batch in batches {
+        let column = cast(batch.column(index), &DataType::Utf8)?;
+        let Some(column) = column.as_any().downcast_ref::<StringArray>() else {
+            return Err(ReportingError::Query("column is not text".to_owned()));
+        };
+        out.extend(
+            (0..column.len()).map(|row| column.is_valid(row).then(|| column.value(row).to_owned())),
+        );
+    }
+    Ok(out)
+}
+
+/// Column `index` of every batch as integers (nulls read 0).
+pub fn integers(batches: &[RecordBatch], index: usize) -> Result<Vec<i64>, ReportingError> {
+    let mut out = Vec::new();
+    for batch in batches {
+        let column = cast(batch.column(index), &DataType::Int64)?;
+        let Some(column) = column.as_any().downcast_ref::<Int64Array>() else {
+            return Err(ReportingError::Query("column is not an integer".to_owned()));
+        };
+        out.extend((0..column.len()).map(|row| {
+            if column.is_valid(row) {
+                column.value(row)
+            } else {
+                0
+            }
+        }));
+    }
+    Ok(out)
+}
+
+/// Interns user pseudonyms as small integers for set arithmetic (values stay in memory only).
+#[derive(Debug, Default)]
+pub struct Interner {
+    ids: HashMap<String, u32>,
+}
+
+impl Interner {
+    /// The id of `user`.
+    pub fn id(&mut self, user: String) -> u32 {
+        let next = self.ids.len() as u32;
+        *self.ids.entry(user).or_insert(next)
+    }
+}
