@@ -1,6 +1,7 @@
 //! `veil`: the one command-line entry point to Veil's pipeline.
 
 mod cli;
+mod demo;
 mod settings;
 
 use std::process::ExitCode;

@@ -10,83 +10,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::traffic::{forbidden_values, gen_events, send_with_python_sdk};
 use support::{Broker, free_port, read_topics, repo_root};
 use veil_config::TenantsFile;
 use veil_gateway::allowlist::Allowlist;
 use veil_gateway::pseudonym::KeyStore;
 use veil_gateway::server::{Gateway, GatewayConfig, serve};
 use veil_gateway::sink::{KafkaPublisher, create_topics};
-
-fn gen_events(count: usize, seed: u64) -> Vec<u8> {
-    let output = Command::new("python3")
-        .arg(repo_root().join("../shared/workload/gen_events.py"))
-        .args(["--count", &count.to_string(), "--seed", &seed.to_string()])
-        .output()
-        .expect("gen_events.py runs");
-    assert!(output.status.success());
-    output.stdout
-}
-
-/// Strings under keys that must never leave the gateway, gathered from the input itself.
-fn forbidden_values(input: &[u8]) -> BTreeSet<String> {
-    fn walk(value: &Value, key: &str, found: &mut BTreeSet<String>) {
-        match value {
-            Value::Object(map) => map.iter().for_each(|(k, v)| walk(v, k, found)),
-            Value::Array(items) => items.iter().for_each(|v| walk(v, key, found)),
-            Value::String(text) => {
-                let sensitive = [
-                    "email",
-                    "name",
-                    "document_name",
-                    "workspace_name",
-                    "folder_name",
-                    "query",
-                    "recipients",
-                    "path",
-                    "url",
-                    "title",
-                    "ip",
-                    "userId",
-                    "anonymousId",
-                    "id",
-                    "document_id",
-                    "workspace_id",
-                    "userAgent",
-                    "referrer",
-                ];
-                // Product and event names are allowed to leave; everything named above is not.
-                let allowed_names = [
-                    "DMS Desktop",
-                    "DMS Web",
-                    "DMS Drive",
-                    "Document Viewer",
-                    "analytics-python",
-                    "Windows",
-                    "Mac OS X",
-                    "iOS",
-                ];
-                let tenant_id = text.starts_with("t-10");
-                if sensitive.contains(&key)
-                    && !allowed_names.contains(&text.as_str())
-                    && !tenant_id
-                    && text.len() > 3
-                {
-                    found.insert(text.clone());
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut found = BTreeSet::new();
-    for line in input
-        .split(|byte| *byte == b'\n')
-        .filter(|line| !line.is_empty())
-    {
-        let value: Value = serde_json::from_slice(line).expect("JSON");
-        walk(&value, "", &mut found);
-    }
-    found
-}
 
 /// The message ids `veil filter` (the same policy, as a dry run) accepts from `input`.
 fn dry_run_accepted(input: &[u8], keystore: &std::path::Path) -> BTreeSet<String> {
@@ -168,26 +98,8 @@ fn official_python_sdk_traffic_arrives_sanitized_in_kafka() {
     wait_ready(port);
 
     let input = gen_events(1500, 11);
-    let mut sender = Command::new("python3")
-        .arg(repo_root().join("tests/sdk/python_send.py"))
-        .args([
-            format!("http://127.0.0.1:{port}"),
-            "wk_demo_t1000".to_owned(),
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    let mut stdin = sender.stdin.take().expect("stdin");
-    let to_send = input.clone();
-    let writer = std::thread::spawn(move || stdin.write_all(&to_send));
-    let sent = sender.wait_with_output().expect("the SDK script runs");
-    writer.join().expect("writer").expect("write");
-    assert!(
-        sent.status.success(),
-        "the SDK script failed (is `segment-analytics-python` installed? .ci/run installs it)"
-    );
-    let summary: Value = serde_json::from_slice(&sent.stdout).expect("summary");
+    let summary =
+        send_with_python_sdk(&format!("http://127.0.0.1:{port}"), "wk_demo_t1000", &input);
     assert_eq!(summary, json!({"calls": 1500, "failed_batches": 0}));
 
     let expected = dry_run_accepted(&input, keys.path());

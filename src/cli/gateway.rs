@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
+use tokio::net::TcpListener;
 use veil_config::TenantsFile;
 use veil_gateway::allowlist::Allowlist;
 use veil_gateway::pseudonym::KeyStore;
@@ -64,39 +65,46 @@ pub(crate) fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
             "kafka.bootstrap_servers is not set (use --kafka HOST:PORT; `veil up` runs an embedded broker)"
         );
     }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let (listener, gateway) = start(&settings).await?;
+        serve(listener, gateway, shutdown_signal()).await?;
+        anyhow::Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Loads the policy, tenants and keys, creates Veil's topics, connects the Kafka publisher and
+/// binds the listener: everything `veil gateway` and `veil up` do before serving.
+pub(crate) async fn start(settings: &Settings) -> anyhow::Result<(TcpListener, Arc<Gateway>)> {
     let config = settings.gateway.clone();
     let allowlist = Allowlist::load(&config.allowlist)
         .with_context(|| format!("{} is refused", config.allowlist.display()))?;
     let tenants = TenantsFile::load(&config.tenants)?;
     let keystore = KeyStore::open(&config.keystore)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
-        create_topics(&settings.kafka)
-            .await
-            .context("cannot create Veil's topics")?;
-        let publisher = KafkaPublisher::new(&settings.kafka, config.delivery_timeout())?;
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.listen))?;
-        let address = listener.local_addr()?;
-        let gateway = Arc::new(Gateway::new(
-            config,
-            Arc::new(allowlist.compile()),
-            tenants.write_key_index(),
-            keystore,
-            &settings.kafka.topics,
-            Arc::new(publisher),
-        ));
-        tracing::info!(
-            listen = %address,
-            kafka = %settings.kafka.bootstrap_servers,
-            policy = %gateway.policy_digest(),
-            tenants = tenants.tenants.len(),
-            "gateway listening"
-        );
-        serve(listener, gateway, shutdown_signal()).await?;
-        anyhow::Ok(ExitCode::SUCCESS)
-    })
+    create_topics(&settings.kafka)
+        .await
+        .context("cannot create Veil's topics")?;
+    let publisher = KafkaPublisher::new(&settings.kafka, config.delivery_timeout())?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    let gateway = Arc::new(Gateway::new(
+        config,
+        Arc::new(allowlist.compile()),
+        tenants.write_key_index(),
+        keystore,
+        &settings.kafka.topics,
+        Arc::new(publisher),
+    ));
+    tracing::info!(
+        listen = %address,
+        kafka = %settings.kafka.bootstrap_servers,
+        policy = %gateway.policy_digest(),
+        tenants = tenants.tenants.len(),
+        "gateway listening"
+    );
+    Ok((listener, gateway))
 }

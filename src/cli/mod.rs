@@ -2,12 +2,14 @@
 
 mod allowlist;
 mod erase;
+mod config;
 mod filter;
 mod gateway;
 mod keys;
 mod processor;
-mod reporting;
 mod retention;
+mod reporting;
+mod up;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,6 +37,11 @@ enum Command {
     Processor(processor::ProcessorArgs),
     /// Serve the adoption, license-compliance and allowlist-audit dashboards.
     Reporting(reporting::ReportingArgs),
+    /// Show the effective settings (`veil.toml` plus `VEIL_*` overrides).
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
+    /// Run gateway, processor and reporting in one process (embedded broker unless Kafka is set).
+    Up(up::UpArgs),
     /// Apply retention: delete expired table partitions, shred expired baseline keys.
     #[command(subcommand)]
     Retention(retention::RetentionCommand),
@@ -60,5 +67,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Retention(command) => retention::run(command),
         Command::Erase(args) => erase::run(args),
         Command::Reporting(args) => reporting::run(args),
+        Command::Up(args) => up::run(args),
+        Command::Config(command) => config::run(command),
     }
 }

@@ -216,7 +216,24 @@ pub async fn create_topics(kafka: &KafkaConfig) -> Result<(), KafkaError> {
     }
     let admin: AdminClient<DefaultClientContext> = config.create()?;
     let names = kafka.topics.all_topics();
-    let topics: Vec<NewTopic<'_>> = names
+    // Topics that already exist need no admin request (some brokers and clusters, librdkafka's
+    // mock cluster among them, refuse or restrict CreateTopics; provisioned topics are fine).
+    let existing: std::collections::BTreeSet<String> = admin
+        .inner()
+        .fetch_metadata(None, Duration::from_secs(10))?
+        .topics()
+        .iter()
+        .filter(|topic| topic.error().is_none() && !topic.partitions().is_empty())
+        .map(|topic| topic.name().to_owned())
+        .collect();
+    let missing: Vec<&String> = names
+        .iter()
+        .filter(|name| !existing.contains(*name))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let topics: Vec<NewTopic<'_>> = missing
         .iter()
         .map(|name| {
             NewTopic::new(

@@ -1,0 +1,83 @@
+//! Waiting for the processor to catch up: every partition's committed offset (the processor
+//! commits after each durable Parquet flush) reaches the partition's high watermark.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use veil_config::KafkaConfig;
+
+/// Messages the consumer group has not committed yet, over the topics the processor reads.
+pub(crate) fn lag(consumer: &BaseConsumer, kafka: &KafkaConfig) -> anyhow::Result<i64> {
+    let timeout = Duration::from_secs(5);
+    let mut topics: Vec<String> = veil_config::Region::ALL
+        .iter()
+        .map(|region| kafka.topics.sanitized_topic(*region))
+        .collect();
+    topics.dedup();
+    topics.push(kafka.topics.rejections.clone());
+    let mut wanted = TopicPartitionList::new();
+    let mut ends = Vec::new();
+    for topic in &topics {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), timeout)
+            .context("metadata")?;
+        for partition in metadata
+            .topics()
+            .iter()
+            .flat_map(|topic| topic.partitions())
+        {
+            let (low, high) = consumer
+                .fetch_watermarks(topic, partition.id(), timeout)
+                .context("watermarks")?;
+            if high > low {
+                wanted.add_partition(topic, partition.id());
+                ends.push(high);
+            }
+        }
+    }
+    if ends.is_empty() {
+        return Ok(0);
+    }
+    let committed = consumer
+        .committed_offsets(wanted, timeout)
+        .context("committed offsets")?;
+    let mut lag = 0;
+    for (element, high) in committed.elements().iter().zip(ends) {
+        let position = match element.offset() {
+            Offset::Offset(offset) => offset,
+            _ => 0,
+        };
+        lag += (high - position).max(0);
+    }
+    Ok(lag)
+}
+
+/// Returns once the processor's group has committed everything, or fails after `deadline`.
+pub(crate) fn wait_until_consumed(
+    kafka: &KafkaConfig,
+    group: &str,
+    deadline: Duration,
+) -> anyhow::Result<()> {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &kafka.bootstrap_servers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false");
+    for (name, value) in &kafka.properties {
+        config.set(name, value);
+    }
+    let consumer: BaseConsumer = config.create()?;
+    let started = Instant::now();
+    loop {
+        let remaining = lag(&consumer, kafka)?;
+        if remaining == 0 {
+            return Ok(());
+        }
+        if started.elapsed() > deadline {
+            anyhow::bail!("{remaining} messages not stored after {deadline:?}");
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
