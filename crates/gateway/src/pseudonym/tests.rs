@@ -36,8 +36,10 @@ fn pseudonyms_equal_the_hmac_crate_at_every_input_length() {
 #[test]
 fn base64url_of_16_bytes_matches_the_base64_crate() {
     for seed in 0u8..=255 {
-        let bytes: [u8; 16] =
-            std::array::from_fn(|index| seed.wrapping_mul(37).wrapping_add(index as u8 * 101));
+        let bytes: [u8; 16] = std::array::from_fn(|index| {
+            seed.wrapping_mul(37)
+                .wrapping_add((index as u8).wrapping_mul(101))
+        });
         assert_eq!(
             std::str::from_utf8(&base64url_16(bytes)).expect("ascii"),
             URL_SAFE_NO_PAD.encode(bytes)
