@@ -194,10 +194,10 @@ mod tests {
                     expected,
                     "node {node}, key {probe:?}"
                 );
-                if let Some((child, _)) = expected {
-                    if !nodes.contains(&child) {
-                        nodes.push(child);
-                    }
+                if let Some((child, _)) = expected
+                    && !nodes.contains(&child)
+                {
+                    nodes.push(child);
                 }
                 checked += 1;
             }

@@ -76,11 +76,12 @@ impl DropSink for DropCounts {
                 let front =
                     ((summary ^ (summary >> 29) ^ u64::from(parent)) as usize) & (RECENT_SLOTS - 1);
                 let cached = self.recent[front];
-                if let Some((known_parent, known, counts)) = self.keys.get_mut(cached) {
-                    if *known_parent == parent && short_eq(known.as_bytes(), key.as_bytes()) {
-                        counts[reason_index(reason)] += 1;
-                        return;
-                    }
+                if let Some((known_parent, known, counts)) = self.keys.get_mut(cached)
+                    && *known_parent == parent
+                    && short_eq(known.as_bytes(), key.as_bytes())
+                {
+                    counts[reason_index(reason)] += 1;
+                    return;
                 }
                 let at = self.position_of(parent, key, summary);
                 self.recent[front] = at;
