@@ -1,6 +1,8 @@
 //! The processor against a real broker (tansu): killed with SIGKILL at random points while it
-//! works through a topic holding duplicates and garbage, restarted each time; afterwards every
-//! valid message is in the Parquet set exactly once.
+//! works through a topic holding duplicates and garbage (and the gateway's audit topic),
+//! restarted each time; afterwards every valid message is in the Parquet set exactly once, every
+//! audit count in the rejections table exactly once, and `/metrics` agrees with what the last
+//! run stored.
 
 mod support;
 
@@ -15,7 +17,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Value;
-use support::{Broker, repo_root};
+use support::{Broker, free_port, repo_root};
 use veil_gateway::sink::create_topics;
 
 /// Sanitized messages as the gateway writes them: `veil filter` over reference traffic.
@@ -53,6 +55,7 @@ fn state_writes(root: &Path) -> Vec<std::time::SystemTime> {
         .map(|entries| {
             entries
                 .flatten()
+                .filter(|entry| entry.file_name().to_string_lossy().ends_with(".json"))
                 .filter_map(|entry| entry.metadata().and_then(|meta| meta.modified()).ok())
                 .collect()
         })
@@ -117,7 +120,7 @@ fn sigkill_at_random_points_loses_and_repeats_nothing() {
         .expect("producer");
     runtime.block_on(async {
         let mut deliveries = Vec::new();
-        let mut send = |message: &Value| {
+        let send = |message: &Value, deliveries: &mut Vec<_>| {
             let key = format!(
                 "t-1000/{}",
                 message["pseudonyms"]["userId"].as_str().unwrap_or("none")
@@ -134,16 +137,19 @@ fn sigkill_at_random_points_loses_and_repeats_nothing() {
             );
         };
         for message in &messages {
-            send(message);
+            send(message, &mut deliveries);
         }
         for message in messages.iter().step_by(10) {
-            send(message);
+            send(message, &mut deliveries);
+        }
+        for index in 0..AUDIT_RECORDS {
+            send_audit(&producer, index, &mut deliveries);
         }
         for garbage in [
             serde_json::json!({"not": "a sanitized message"}),
             serde_json::json!({"schema": 1}),
         ] {
-            send(&garbage);
+            send(&garbage, &mut deliveries);
         }
         for delivery in deliveries {
             delivery.await.expect("delivered").expect("acknowledged");
@@ -155,6 +161,7 @@ fn sigkill_at_random_points_loses_and_repeats_nothing() {
         .collect();
 
     let data = tempfile::tempdir().expect("tempdir");
+    let metrics_port = free_port();
     let processor = |log: &Path| {
         Command::new(env!("CARGO_BIN_EXE_veil"))
             .current_dir(repo_root())
@@ -163,6 +170,10 @@ fn sigkill_at_random_points_loses_and_repeats_nothing() {
             .env("VEIL_PROCESSOR__FLUSH_ROWS", "150")
             .env("VEIL_PROCESSOR__FLUSH_INTERVAL_MS", "200")
             .env("VEIL_KAFKA__TOPICS__PARTITIONS", "3")
+            .env(
+                "VEIL_PROCESSOR__METRICS_LISTEN",
+                format!("127.0.0.1:{metrics_port}"),
+            )
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log).expect("log"))
             .spawn()
@@ -193,11 +204,24 @@ fn sigkill_at_random_points_loses_and_repeats_nothing() {
         child.wait().expect("reaped");
     }
     // A last run to the end of the topic, then a clean stop.
+    let stored_before_final = stored_message_ids(data.path()).len();
     let mut child = processor(&logs.path().join("final.log"));
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let stored: HashSet<String> = stored_message_ids(data.path()).into_iter().collect();
         if stored.len() >= expected.len() || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // The last run's counters: what it stored, and no lag left once librdkafka reports the
+    // high watermarks (every 5 s).
+    let lag_line = "veil_processor_consumer_lag{topic=\"veil.sanitized.us\",partition=\"0\"} 0";
+    let mut metrics = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        metrics = scrape(metrics_port);
+        if metrics.contains(lag_line) {
             break;
         }
         std::thread::sleep(Duration::from_millis(500));
@@ -228,4 +252,107 @@ fn sigkill_at_random_points_loses_and_repeats_nothing() {
         &final_log[final_log.len().saturating_sub(3000)..]
     );
     assert_eq!(stored, expected);
+
+    assert!(metrics.contains(lag_line), "{metrics}");
+    let written = metric(
+        &metrics,
+        "veil_processor_rows_written_total{table=\"events\"}",
+    );
+    assert_eq!(
+        written,
+        (expected.len() - stored_before_final) as f64,
+        "{metrics}"
+    );
+    for name in [
+        "veil_processor_files_written_total{table=\"daily_activity\"}",
+        "veil_processor_flush_latency_seconds_count",
+        "veil_processor_dead_letters_total",
+        "veil_processor_duplicates_total",
+    ] {
+        assert!(metrics.contains(name), "{name} in {metrics}");
+    }
+
+    // Every audit record's counts are in the rejections table exactly once.
+    let (rows, counts) = rejection_rows(data.path());
+    assert_eq!(rows, AUDIT_RECORDS * 2);
+    let expected_rejected: i64 = (0..AUDIT_RECORDS).map(|index| index as i64 % 5 + 1).sum();
+    assert_eq!(counts.get("rejected"), Some(&expected_rejected));
+    assert_eq!(counts.get("dropped"), Some(&(AUDIT_RECORDS as i64 * 2)));
+}
+
+/// Audit records the test puts on the gateway's audit topic.
+const AUDIT_RECORDS: usize = 120;
+
+fn send_audit(
+    producer: &FutureProducer,
+    index: usize,
+    deliveries: &mut Vec<rdkafka::producer::DeliveryFuture>,
+) {
+    let record = serde_json::json!({
+        "schema": 1, "tenant": "t-1000", "region": "us", "policy": "sha256:00",
+        "receivedAt": "2026-11-23T10:00:00.000Z", "messages": 10, "accepted": 9,
+        "rejected": [{"reason": "event_not_allowlisted", "field": null, "event": "Secret Thing", "count": index % 5 + 1}],
+        "dropped": [{"field": "properties.note", "reason": "not_allowlisted", "count": 2}],
+    })
+    .to_string();
+    deliveries.push(
+        producer
+            .send_result(
+                FutureRecord::to("veil.rejections")
+                    .key("t-1000")
+                    .payload(&record),
+            )
+            .expect("queued"),
+    );
+}
+
+/// Rows of the rejections table and the sum of `count` by `kind`.
+fn rejection_rows(root: &Path) -> (usize, BTreeMap<String, i64>) {
+    use veil_processor::tables;
+    let mut rows = 0;
+    let mut sums = BTreeMap::new();
+    for (tenant, _, dir) in tables::partitions(root, tables::REJECTIONS) {
+        assert_eq!(tenant, "t-1000");
+        for path in tables::parquet_files(&dir) {
+            let file = std::fs::File::open(&path).expect("file");
+            for batch in ParquetRecordBatchReaderBuilder::try_new(file)
+                .expect("parquet")
+                .build()
+                .expect("reader")
+            {
+                let batch = batch.expect("batch");
+                let kinds = batch.column_by_name("kind").expect("kind");
+                let kinds = kinds.as_any().downcast_ref::<StringArray>().expect("text");
+                let counts = batch.column_by_name("count").expect("count");
+                let counts = counts
+                    .as_any()
+                    .downcast_ref::<arrow::array::Int64Array>()
+                    .expect("ints");
+                for row in 0..batch.num_rows() {
+                    rows += 1;
+                    *sums.entry(kinds.value(row).to_owned()).or_default() += counts.value(row);
+                }
+            }
+        }
+    }
+    (rows, sums)
+}
+
+/// `GET /metrics` over a plain socket.
+fn scrape(port: u16) -> String {
+    use std::io::Read;
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\nhost: localhost\r\n\r\n");
+    let mut text = String::new();
+    let _ = stream.read_to_string(&mut text);
+    text
+}
+
+/// The value of one sample line.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(-1.0)
 }

@@ -105,6 +105,18 @@ impl Default for ProcessorStats {
             "High watermark minus the next offset to read, per partition",
             stats.consumer_lag.clone(),
         );
+        // Every table's counters exist from the start (a scrape shows 0, not nothing).
+        for table in crate::tables::ALL {
+            let labels = TableLabels { table };
+            for family in [
+                &stats.rows_written,
+                &stats.files_written,
+                &stats.compactions,
+                &stats.compacted_files,
+            ] {
+                let _ = family.get_or_create(&labels);
+            }
+        }
         ProcessorStats { registry, ..stats }
     }
 }
