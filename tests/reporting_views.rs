@@ -508,3 +508,37 @@ async fn an_empty_store_answers_with_empty_reports() {
         assert_eq!(get(&state, path, Some(token)).await.0, 200, "{path}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_flush_is_reported_at_once_despite_the_result_cache() {
+    let fixture = Fixture::new();
+    let events = dataset();
+    fixture.store_events(&events);
+    let state = fixture.state();
+    let path = "/api/tenants/t-1000/activity?month=2026-11";
+    let before = json(&state, path, T1000).await;
+    assert_eq!(before["monthly"][5]["users"], 12);
+    assert_eq!(
+        json(&state, path, T1000).await,
+        before,
+        "a repeat answers the same"
+    );
+    let newcomer = Event {
+        tenant: "t-1000",
+        epoch: NOV.to_owned(),
+        user: 50,
+        date: format!("{NOV}-30"),
+        event: "App Launched",
+        feature: None,
+        app: "DMS Web",
+        version: "2026.11",
+        os: "Windows",
+    };
+    let lines: Vec<String> = [newcomer].iter().map(|e| e.json(1_000_000)).collect();
+    store_messages(&fixture.data_dir(), &fixture.layout(), &lines);
+    let after = json(&state, path, T1000).await;
+    assert_eq!(
+        after["monthly"][5]["users"], 13,
+        "the new partition file invalidates the cached result"
+    );
+}

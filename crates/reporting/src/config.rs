@@ -22,6 +22,8 @@ pub struct ReportingConfig {
     pub sql_timeout_ms: u64,
     /// Mark the login cookie `Secure` (set it when the service is behind HTTPS).
     pub secure_cookies: bool,
+    /// Keep query results in memory until a file in their partitions changes.
+    pub result_cache: bool,
 }
 
 impl Default for ReportingConfig {
@@ -33,6 +35,7 @@ impl Default for ReportingConfig {
             sql_row_limit: 10_000,
             sql_timeout_ms: 10_000,
             secure_cookies: false,
+            result_cache: true,
         }
     }
 }

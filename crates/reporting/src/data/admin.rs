@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::period::{Month, iso};
 use super::{
-    EVENTS, HAS_USER, Interner, USER_COLUMNS, Warehouse, integers, literal, query, strings,
+    EVENTS, HAS_USER, Interner, Scope, USER_COLUMNS, Warehouse, integers, literal, strings,
     user_keys,
 };
 use crate::ReportingError;
@@ -146,14 +146,17 @@ pub async fn activity(
     }
     months.reverse();
     // One scan of six months: (day, user) pairs with their events; sets are built here.
-    let pairs = query(
-        context,
-        &format!(
-            "SELECT date, {USER_COLUMNS}, count(*) FROM {EVENTS} WHERE {} GROUP BY date, {USER_COLUMNS}",
-            month_filter(tenant, &iso(months[0].first_day()), &iso(month.last_day()))
-        ),
-    )
-    .await?;
+    let (from, to) = (iso(months[0].first_day()), iso(month.last_day()));
+    let pairs = warehouse
+        .cached_query(
+            context,
+            &format!(
+                "SELECT date, {USER_COLUMNS}, count(*) FROM {EVENTS} WHERE {} GROUP BY date, {USER_COLUMNS}",
+                month_filter(tenant, &from, &to)
+            ),
+            Scope { tenant: Some(tenant), from: &from, to: &to },
+        )
+        .await?;
     let dates = strings(&pairs, 0)?;
     let users = user_keys(&pairs, 1)?;
     let counts = integers(&pairs, 4)?;
@@ -204,7 +207,6 @@ pub async fn activity(
             }
         })
         .collect();
-    let _ = warehouse;
     let monthly = months
         .iter()
         .map(|m| {
@@ -227,73 +229,103 @@ pub async fn activity(
     })
 }
 
-/// The month broken down by every dimension in one scan (grouping sets).
+/// The columns a dimension's label is made of.
+fn label_columns(warehouse: &Warehouse, dimension: &str) -> Vec<String> {
+    match dimension {
+        "feature" => vec![column(warehouse, "properties.feature")],
+        "event" => vec!["event".to_owned(), "type".to_owned(), "name".to_owned()],
+        "product" => vec![column(warehouse, "context.app.name")],
+        "version" => vec![
+            column(warehouse, "context.app.name"),
+            column(warehouse, "context.app.version"),
+        ],
+        _ => vec![column(warehouse, "context.os.name")],
+    }
+}
+
+/// A group's label from its label columns (missing values are the group `(not set)`).
+fn label(dimension: &str, values: &[Option<String>]) -> String {
+    let not_set = || "(not set)".to_owned();
+    match (dimension, values) {
+        ("event", [Some(event), _, _]) => event.clone(),
+        ("event", [None, Some(kind), Some(name)]) => format!("{kind}: {name}"),
+        ("event", [None, Some(kind), None]) => kind.clone(),
+        ("version", [app, version]) => format!(
+            "{} {}",
+            app.clone().unwrap_or_else(not_set),
+            version.clone().unwrap_or_else(not_set)
+        ),
+        (_, [value, ..]) => value.clone().unwrap_or_else(not_set),
+        _ => not_set(),
+    }
+}
+
+/// The month broken down by `dimensions` (of [`DIMENSIONS`]): one query per dimension grouping
+/// by its label columns and the user, run concurrently (no string is built per stored row).
 pub async fn breakdowns(
     warehouse: &Warehouse,
     context: &SessionContext,
     tenant: &str,
     month: Month,
+    dimensions: &[&'static str],
     k: Threshold,
 ) -> Result<Breakdowns, ReportingError> {
     let (first, last) = (iso(month.first_day()), iso(month.last_day()));
-    // One scan: events per distinct combination of the dimensions' columns and user; the
-    // five breakdowns are built from that here (no string is built per stored row).
-    let sql = format!(
-        "SELECT {feature}, event, type, name, {app}, {version}, {os}, {USER_COLUMNS}, count(*) \
-         FROM {EVENTS} WHERE {filter} \
-         GROUP BY {feature}, event, type, name, {app}, {version}, {os}, {USER_COLUMNS}",
-        feature = column(warehouse, "properties.feature"),
-        app = column(warehouse, "context.app.name"),
-        version = column(warehouse, "context.app.version"),
-        os = column(warehouse, "context.os.name"),
-        filter = month_filter(tenant, &first, &last),
-    );
-    let batches = query(context, &sql).await?;
-    let columns: Vec<Vec<Option<String>>> = (0..7)
-        .map(|index| strings(&batches, index))
-        .collect::<Result<_, _>>()?;
-    let users = user_keys(&batches, 7)?;
-    let counts = integers(&batches, 10)?;
-    let not_set = || "(not set)".to_owned();
-    let mut interner = Interner::default();
-    let mut groups: Vec<BTreeMap<String, Group>> = vec![BTreeMap::new(); DIMENSIONS.len()];
-    for (row, (user, count)) in users.into_iter().zip(counts).enumerate() {
-        let Some(user) = user else { continue };
-        let id = interner.id(user);
-        let value = |index: usize| columns[index][row].clone();
-        let event = match (value(1), value(2), value(3)) {
-            (Some(event), _, _) => event,
-            (None, Some(kind), Some(name)) => format!("{kind}: {name}"),
-            (None, Some(kind), None) => kind,
-            (None, None, _) => not_set(),
-        };
-        let app = value(4).unwrap_or_else(not_set);
-        let labels = [
-            value(0).unwrap_or_else(not_set),
-            event,
-            app.clone(),
-            format!("{app} {}", value(5).unwrap_or_else(not_set)),
-            value(6).unwrap_or_else(not_set),
-        ];
-        for (dim, label) in labels.into_iter().enumerate() {
-            let group = groups[dim].entry(label).or_insert_with_key(|label| Group {
-                label: label.clone(),
-                ..Group::default()
-            });
-            group.users.insert(id);
+    let filter = month_filter(tenant, &first, &last);
+    let mut running = tokio::task::JoinSet::new();
+    for (position, dimension) in dimensions.iter().enumerate() {
+        let columns = label_columns(warehouse, dimension).join(", ");
+        let sql = format!(
+            "SELECT {columns}, {USER_COLUMNS}, count(*) FROM {EVENTS} WHERE {filter} \
+             GROUP BY {columns}, {USER_COLUMNS}"
+        );
+        let (warehouse, context) = (warehouse.clone(), context.clone());
+        let (tenant, first, last) = (tenant.to_owned(), first.clone(), last.clone());
+        running.spawn(async move {
+            let scope = Scope {
+                tenant: Some(&tenant),
+                from: &first,
+                to: &last,
+            };
+            let batches = warehouse.cached_query(&context, &sql, scope).await?;
+            Ok::<_, ReportingError>((position, batches))
+        });
+    }
+    let mut results = vec![None; dimensions.len()];
+    while let Some(done) = running.join_next().await {
+        let (position, batches) =
+            done.map_err(|error| ReportingError::Query(error.to_string()))??;
+        results[position] = Some(batches);
+    }
+    let mut by = BTreeMap::new();
+    for (dimension, batches) in dimensions.iter().zip(results) {
+        let batches = batches.unwrap_or_default();
+        let width = label_columns(warehouse, dimension).len();
+        let values: Vec<Vec<Option<String>>> = (0..width)
+            .map(|index| strings(&batches, index))
+            .collect::<Result<_, _>>()?;
+        let users = user_keys(&batches, width)?;
+        let counts = integers(&batches, width + 3)?;
+        let mut interner = Interner::default();
+        let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+        for (row, (user, count)) in users.into_iter().zip(counts).enumerate() {
+            let Some(user) = user else { continue };
+            let row_values: Vec<Option<String>> =
+                values.iter().map(|column| column[row].clone()).collect();
+            let group = groups
+                .entry(label(dimension, &row_values))
+                .or_insert_with_key(|label| Group {
+                    label: label.clone(),
+                    ..Group::default()
+                });
+            group.users.insert(interner.id(user));
             group.events += count.max(0) as u64;
         }
+        by.insert(
+            (*dimension).to_owned(),
+            breakdown(groups.into_values().collect(), k),
+        );
     }
-    let by = DIMENSIONS
-        .iter()
-        .zip(groups)
-        .map(|(name, groups)| {
-            (
-                (*name).to_owned(),
-                breakdown(groups.into_values().collect(), k),
-            )
-        })
-        .collect();
     Ok(Breakdowns {
         tenant: tenant.to_owned(),
         month: month.to_string(),

@@ -13,7 +13,8 @@ use veil_config::TenantsFile;
 
 use super::period::{Month, iso};
 use super::{
-    EVENTS, HAS_USER, Interner, USER_COLUMNS, integers, literal, query, strings, user_keys,
+    EVENTS, HAS_USER, Interner, Scope, USER_COLUMNS, Warehouse, integers, literal, strings,
+    user_keys,
 };
 use crate::ReportingError;
 use crate::privacy::{Cell, Group, Threshold, breakdown};
@@ -87,6 +88,7 @@ fn row(tenant: &str, month: &str, product: &str, seats: u64, active_users: Cell)
 /// Seats against active users for `months` (ascending), every tenant of the tenants file (and
 /// any tenant found in the data).
 pub async fn license(
+    warehouse: &Warehouse,
     context: &SessionContext,
     tenants: &TenantsFile,
     months: &[Month],
@@ -106,7 +108,18 @@ pub async fn license(
         literal(&iso(first.first_day())),
         literal(&iso(last.last_day()))
     );
-    let batches = query(context, &sql).await?;
+    let (from, to) = (iso(first.first_day()), iso(last.last_day()));
+    let batches = warehouse
+        .cached_query(
+            context,
+            &sql,
+            Scope {
+                tenant: None,
+                from: &from,
+                to: &to,
+            },
+        )
+        .await?;
     let tenant_col = strings(&batches, 0)?;
     let date_col = strings(&batches, 1)?;
     let product_col = strings(&batches, 2)?;

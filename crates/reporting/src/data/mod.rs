@@ -85,7 +85,25 @@ pub struct Warehouse {
     events_schema: SchemaRef,
     /// Schemas inferred once from the files of the tables other than `events`.
     inferred: Arc<Mutex<HashMap<&'static str, SchemaRef>>>,
+    /// Query results by SQL text, valid while the fingerprint of the files in scope is unchanged.
+    results: Arc<Mutex<HashMap<String, (u64, Arc<Vec<RecordBatch>>)>>>,
+    /// Whether [`Warehouse::cached_query`] may answer from `results`.
+    cache_results: bool,
 }
+
+/// Which partitions of the events table a query reads (for the result cache's fingerprint).
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    /// One tenant, or all.
+    pub tenant: Option<&'a str>,
+    /// First day (`YYYY-MM-DD`), inclusive.
+    pub from: &'a str,
+    /// Last day, inclusive.
+    pub to: &'a str,
+}
+
+/// Most cached results kept (the cache is cleared when it grows past this).
+const CACHED_RESULTS: usize = 512;
 
 /// A SQL string literal (tenant ids and dates are validated before; this is belt and braces).
 pub fn literal(text: &str) -> String {
@@ -100,6 +118,8 @@ impl Warehouse {
     ) -> Result<Warehouse, ReportingError> {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_limit(1 << 30, 1.0)
+            // Listings are not cached: every query sees the files flushed since the last one.
+            .with_object_list_cache_limit(0)
             .build_arc()
             .map_err(|error| ReportingError::Server(error.strip_backtrace()))?;
         // The tenant and date are partition directories, never file columns.
@@ -114,7 +134,15 @@ impl Warehouse {
             runtime,
             events_schema: Arc::new(Schema::new(fields)),
             inferred: Arc::default(),
+            results: Arc::default(),
+            cache_results: true,
         })
+    }
+
+    /// Turns the result cache off (every query runs; for measurements).
+    pub fn without_result_cache(mut self) -> Warehouse {
+        self.cache_results = false;
+        self
     }
 
     /// The Parquet root.
@@ -186,6 +214,60 @@ impl Warehouse {
             context.register_table(table, Arc::new(provider))?;
         }
         Ok(context)
+    }
+
+    /// A fingerprint of the events files in `scope`: names, sizes and modification times. Any
+    /// flush, compaction, erasure or retention run in the scope changes it.
+    fn fingerprint(&self, scope: Scope<'_>) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        for (tenant, date, dir) in tables::partitions(&self.root, EVENTS) {
+            if scope.tenant.is_some_and(|wanted| wanted != tenant)
+                || date.as_str() < scope.from
+                || date.as_str() > scope.to
+            {
+                continue;
+            }
+            for file in tables::parquet_files(&dir) {
+                file.hash(&mut hasher);
+                if let Ok(meta) = std::fs::metadata(&file) {
+                    meta.len().hash(&mut hasher);
+                    meta.modified().ok().hash(&mut hasher);
+                }
+            }
+        }
+        hasher.finish()
+    }
+
+    /// Runs `sql` over the events in `scope`, or answers from the result cache when no file in
+    /// the scope changed since the same query last ran.
+    pub async fn cached_query(
+        &self,
+        context: &SessionContext,
+        sql: &str,
+        scope: Scope<'_>,
+    ) -> Result<Arc<Vec<RecordBatch>>, ReportingError> {
+        if !self.cache_results {
+            return Ok(Arc::new(query(context, sql).await?));
+        }
+        let fingerprint = self.fingerprint(scope);
+        if let Some((known, batches)) = self
+            .results
+            .lock()
+            .ok()
+            .and_then(|cache| cache.get(sql).cloned())
+            && known == fingerprint
+        {
+            return Ok(batches);
+        }
+        let batches = Arc::new(query(context, sql).await?);
+        if let Ok(mut cache) = self.results.lock() {
+            if cache.len() >= CACHED_RESULTS {
+                cache.clear();
+            }
+            cache.insert(sql.to_owned(), (fingerprint, batches.clone()));
+        }
+        Ok(batches)
     }
 
     /// Whether the processor has written any file of `table`.

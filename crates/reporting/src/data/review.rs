@@ -9,7 +9,7 @@ use time::format_description::well_known::Rfc3339;
 use veil_config::TenantsFile;
 use veil_policy::{Allowlist, Scope};
 
-use super::{EVENTS, REJECTIONS, Warehouse, integers, query, strings};
+use super::{EVENTS, REJECTIONS, Scope as Partitions, Warehouse, integers, query, strings};
 use crate::ReportingError;
 
 /// One allowlisted field as reviewed.
@@ -115,17 +115,24 @@ pub struct DigestUse {
 
 /// Which digests appear in stored data, over which dates.
 pub async fn digests(
+    warehouse: &Warehouse,
     context: &SessionContext,
     active: &str,
 ) -> Result<Vec<DigestUse>, ReportingError> {
     // Grouped by partition (cheap: the tenant and date are directory values), folded here.
-    let batches = query(
-        context,
-        &format!(
-            "SELECT policy, tenant, date, count(*) FROM {EVENTS} GROUP BY policy, tenant, date"
-        ),
-    )
-    .await?;
+    let batches = warehouse
+        .cached_query(
+            context,
+            &format!(
+                "SELECT policy, tenant, date, count(*) FROM {EVENTS} GROUP BY policy, tenant, date"
+            ),
+            Partitions {
+                tenant: None,
+                from: "0000-00-00",
+                to: "9999-99-99",
+            },
+        )
+        .await?;
     let policy = strings(&batches, 0)?;
     let tenant = strings(&batches, 1)?;
     let date = strings(&batches, 2)?;

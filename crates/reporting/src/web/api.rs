@@ -59,10 +59,11 @@ pub(super) async fn breakdowns_of(
     state: &AppState,
     tenant: &str,
     month: Month,
+    dimensions: &[&'static str],
 ) -> Result<admin::Breakdowns, ReportingError> {
     let warehouse = &state.inner.warehouse;
     let context = warehouse.context().await?;
-    admin::breakdowns(warehouse, &context, tenant, month, state.k()).await
+    admin::breakdowns(warehouse, &context, tenant, month, dimensions, state.k()).await
 }
 
 /// DAU per day, WAU per week, MAU trend.
@@ -86,7 +87,9 @@ pub(super) async fn breakdowns(
 ) -> Result<Json<admin::Breakdowns>, ReportingError> {
     tenant_access(&state, &session, &tenant)?;
     let month = state.month_param(&params, Some(&tenant))?;
-    Ok(Json(breakdowns_of(&state, &tenant, month).await?))
+    Ok(Json(
+        breakdowns_of(&state, &tenant, month, &admin::DIMENSIONS).await?,
+    ))
 }
 
 /// The month against the month before.
@@ -99,8 +102,8 @@ pub(super) async fn comparison(
     tenant_access(&state, &session, &tenant)?;
     let month = state.month_param(&params, Some(&tenant))?;
     let (current, previous) = tokio::try_join!(
-        breakdowns_of(&state, &tenant, month),
-        breakdowns_of(&state, &tenant, month.previous())
+        breakdowns_of(&state, &tenant, month, &["feature"]),
+        breakdowns_of(&state, &tenant, month.previous(), &["feature"])
     )?;
     Ok(Json(admin::compare(&current, &previous)))
 }
@@ -110,7 +113,14 @@ pub(super) async fn license_of(
     months: &[Month],
 ) -> Result<license_data::LicenseReport, ReportingError> {
     let context = state.inner.warehouse.context().await?;
-    license_data::license(&context, &state.inner.tenants, months, state.k()).await
+    license_data::license(
+        &state.inner.warehouse,
+        &context,
+        &state.inner.tenants,
+        months,
+        state.k(),
+    )
+    .await
 }
 
 /// Seats against active users for one month.
@@ -163,7 +173,12 @@ pub(super) async fn review_digests(
     session.require_reviewer()?;
     let context = state.inner.warehouse.context().await?;
     Ok(Json(
-        review::digests(&context, &state.inner.allowlist.digest).await?,
+        review::digests(
+            &state.inner.warehouse,
+            &context,
+            &state.inner.allowlist.digest,
+        )
+        .await?,
     ))
 }
 

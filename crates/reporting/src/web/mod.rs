@@ -69,7 +69,10 @@ impl AppState {
         sources: &DataSources,
     ) -> Result<AppState, ReportingError> {
         let schema = TableLayout::from_policy(&allowlist.compile()).schema();
-        let warehouse = Warehouse::new(&sources.data_dir, schema)?;
+        let mut warehouse = Warehouse::new(&sources.data_dir, schema)?;
+        if !config.result_cache {
+            warehouse = warehouse.without_result_cache();
+        }
         if viewers.is_empty() {
             tracing::warn!("the viewers file names nobody: every request will be refused");
         }

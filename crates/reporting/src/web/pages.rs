@@ -219,8 +219,8 @@ pub(super) async fn tenant_page(
     let month = state.month_param(&params, Some(&tenant))?;
     let (activity, current, previous) = tokio::try_join!(
         activity_of(&state, &tenant, month),
-        breakdowns_of(&state, &tenant, month),
-        breakdowns_of(&state, &tenant, month.previous())
+        breakdowns_of(&state, &tenant, month, &admin::DIMENSIONS),
+        breakdowns_of(&state, &tenant, month.previous(), &["feature"])
     )?;
     let comparison = admin::compare(&current, &previous);
     let k = state.k().0;
@@ -417,7 +417,7 @@ pub(super) async fn review_page(
     check_params(&params, &[])?;
     let view = review::allowlist_view(&state.inner.allowlist);
     let context = state.inner.warehouse.context().await?;
-    let digests = review::digests(&context, &view.digest).await?;
+    let digests = review::digests(&state.inner.warehouse, &context, &view.digest).await?;
     let rejections = review::rejections(&state.inner.warehouse, &context).await?;
     let enhanced = review::enhanced_tenants(&state.inner.tenants);
     let epochs = keys::epochs(&state.inner.keystore);
