@@ -167,8 +167,16 @@ impl<'a> Scanner<'a> {
         let start = self.position + 1;
         let end = self.find_special(start);
         if self.bytes.get(end) == Some(&b'"') {
-            self.position = end + 1;
-            return Ok(Cow::Borrowed(&self.text[start..end]));
+            // Both ends sit next to an ASCII quote, so both are character boundaries; splitting
+            // (inlined) instead of indexing keeps the slice check out of a separate call.
+            if let Some((text, _)) = self
+                .text
+                .split_at_checked(start)
+                .and_then(|(_, rest)| rest.split_at_checked(end - start))
+            {
+                self.position = end + 1;
+                return Ok(Cow::Borrowed(text));
+            }
         }
         self.string_slow(start, end)
     }
