@@ -6,11 +6,11 @@
 //! footers or listings; the OS page cache may be warm) and warm (median of 5).
 //!
 //! `cargo bench --bench reporting` — the data set is written once to
-//! `$CARGO_TARGET_DIR/veil-reporting-bench` (about 10 minutes) and reused; `VEIL_BENCH_EVENTS`
+//! the target directory's `tmp/veil-reporting-bench-*` (about 10 minutes) and reused; `VEIL_BENCH_EVENTS`
 //! changes its size.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -228,10 +228,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000_000);
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from("target"));
-    let root = target.join(format!("veil-reporting-bench-{total}"));
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("veil-reporting-bench-{total}"));
     let repository = Path::new(env!("CARGO_MANIFEST_DIR"));
     let allowlist = Allowlist::load(&repository.join("allowlist.yaml")).expect("allowlist");
     let layout = TableLayout::from_policy(&allowlist.compile());
@@ -305,11 +302,17 @@ fn main() {
             vec![("bench-reviewer", "/review".to_owned())],
         ),
     ];
-    println!("| dashboard | cold | warm (median of 5) |\n|---|---|---|");
+    println!(
+        "| dashboard | cold | warm, result cache off (median of 5) | warm, result cache on (median of 5) |\n|---|---|---|---|"
+    );
     for (name, requests) in dashboards {
-        let fresh = || {
+        let fresh = |result_cache| {
+            let config = ReportingConfig {
+                result_cache,
+                ..ReportingConfig::default()
+            };
             AppState::new(
-                ReportingConfig::default(),
+                config,
                 viewers.clone(),
                 tenants.clone(),
                 allowlist.clone(),
@@ -317,30 +320,30 @@ fn main() {
             )
             .expect("state")
         };
-        let cold_state = fresh();
-        let cold: Duration = runtime.block_on(async {
-            let mut sum = Duration::ZERO;
-            for (token, path) in &requests {
-                sum += fetch(&cold_state, path, token).await;
-            }
-            sum
-        });
-        let mut warm: Vec<Duration> = (0..5)
-            .map(|_| {
-                runtime.block_on(async {
-                    let mut sum = Duration::ZERO;
-                    for (token, path) in &requests {
-                        sum += fetch(&cold_state, path, token).await;
-                    }
-                    sum
-                })
+        let run = |state: &AppState| {
+            runtime.block_on(async {
+                let mut sum = Duration::ZERO;
+                for (token, path) in &requests {
+                    sum += fetch(state, path, token).await;
+                }
+                sum
             })
-            .collect();
-        warm.sort();
+        };
+        let median = |state: &AppState| {
+            let mut runs: Vec<Duration> = (0..5).map(|_| run(state)).collect();
+            runs.sort();
+            runs[2]
+        };
+        let cached_state = fresh(true);
+        let cold = run(&cached_state);
+        let cached = median(&cached_state);
+        let uncached_state = fresh(false);
+        let uncached = median(&uncached_state);
         println!(
-            "| {name} | {:.0} ms | {:.0} ms |",
+            "| {name} | {:.0} ms | {:.0} ms | {:.0} ms |",
             cold.as_secs_f64() * 1000.0,
-            warm[2].as_secs_f64() * 1000.0
+            uncached.as_secs_f64() * 1000.0,
+            cached.as_secs_f64() * 1000.0
         );
     }
 }
