@@ -196,6 +196,13 @@ impl Viewers {
     }
 }
 
+/// A new random viewer token (256 bits, hex): hand it to the viewer, store only its digest.
+pub fn new_token() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,11 +266,4 @@ mod tests {
             assert!(!error.contains(&digest), "never quotes a digest: {error}");
         }
     }
-}
-
-/// A new random viewer token (256 bits, hex): hand it to the viewer, store only its digest.
-pub fn new_token() -> Result<String, getrandom::Error> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)?;
-    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
 }

@@ -86,10 +86,13 @@ pub struct Warehouse {
     /// Schemas inferred once from the files of the tables other than `events`.
     inferred: Arc<Mutex<HashMap<&'static str, SchemaRef>>>,
     /// Query results by SQL text, valid while the fingerprint of the files in scope is unchanged.
-    results: Arc<Mutex<HashMap<String, (u64, Arc<Vec<RecordBatch>>)>>>,
+    results: Arc<Mutex<HashMap<String, CachedResult>>>,
     /// Whether [`Warehouse::cached_query`] may answer from `results`.
     cache_results: bool,
 }
+
+/// A cached query result with the fingerprint of the files it was computed from.
+type CachedResult = (u64, Arc<Vec<RecordBatch>>);
 
 /// Which partitions of the events table a query reads (for the result cache's fingerprint).
 #[derive(Debug, Clone, Copy)]

@@ -471,7 +471,7 @@ pub(super) async fn review_page(
                 *by_reason.entry(label).or_default() += row.count;
             }
             let mut sorted: Vec<(String, u64)> = by_reason.into_iter().collect();
-            sorted.sort_by(|a, b| b.1.cmp(&a.1));
+            sorted.sort_by_key(|entry| std::cmp::Reverse(entry.1));
             let bars_rows: Vec<Bar> = sorted
                 .iter()
                 .take(20)
