@@ -48,7 +48,7 @@ pub fn cell_bar(label: &str, cell: Cell, text: String) -> Bar {
 pub fn bars(title: &str, rows: &[Bar]) -> String {
     let width = 640.0;
     let label_width = 190.0;
-    let text_width = 120.0;
+    let text_width = 175.0;
     let row_height = 26.0;
     let top = 8.0;
     let height = top + row_height * rows.len().max(1) as f64 + 8.0;
