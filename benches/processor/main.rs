@@ -82,8 +82,14 @@ fn main() {
         .expect("producer");
     let retries = messages.iter().step_by(10);
     let mut produced = 0_u64;
-    for (index, message) in messages.iter().chain(retries).enumerate() {
-        let key = (index % 4096).to_string();
+    for message in messages.iter().chain(retries) {
+        // Keyed by the user pseudonym, as the gateway does (a retry lands on the same partition).
+        let parsed: serde_json::Value = serde_json::from_slice(message).expect("json");
+        let key = parsed["pseudonyms"]["userId"]
+            .as_str()
+            .or(parsed["pseudonyms"]["anonymousId"].as_str())
+            .unwrap_or_default()
+            .to_owned();
         let mut record = BaseRecord::to(&topic).payload(message).key(&key);
         loop {
             match producer.send(record) {
@@ -119,6 +125,7 @@ fn main() {
             ..ProcessorConfig::default()
         };
         let stats = ProcessorStats::default();
+        println!("  consuming (round {round})");
         let stop = AtomicBool::new(false);
         let mut first_commit: Option<(Instant, u64)> = None;
         let mut finished: Option<Instant> = None;
@@ -130,7 +137,10 @@ fn main() {
                     if first_commit.is_none() && done > 0 {
                         first_commit = Some((Instant::now(), done));
                     }
-                    if done >= produced || started.elapsed() > Duration::from_secs(600) {
+                    if done >= produced
+                        || started.elapsed() > Duration::from_secs(120)
+                        || done + stats.dead_letters.get() >= produced
+                    {
                         finished = Some(Instant::now());
                         stop.store(true, Ordering::Relaxed);
                         return;

@@ -28,7 +28,7 @@ d = sys.argv[1]
 total = 0
 if os.path.isdir(d):
     for name in os.listdir(d):
-        if name.endswith(".json"):
+        if name.startswith("veil.sanitized.") and name.endswith(".json"):
             try:
                 total += json.load(open(os.path.join(d, name)))["next_offset"]
             except (ValueError, OSError):
