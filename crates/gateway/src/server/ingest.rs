@@ -130,19 +130,16 @@ fn filter_one(
         out.truncate(start);
         let rejection = match filter.filter(&message, &meta, cache, out, drops) {
             Ok(accepted) => {
-                if let Endpoint::Single(kind) = endpoint {
-                    if accepted.kind != kind {
-                        out.truncate(start);
-                        return Err(Rejection {
-                            reason: RejectReason::WrongType,
-                            field: Some("type".to_owned()),
-                            detail: Some(format!(
-                                "does not match the endpoint /v1/{}",
-                                kind.as_str()
-                            )),
-                            event: None,
-                        });
-                    }
+                if let Endpoint::Single(kind) = endpoint
+                    && accepted.kind != kind
+                {
+                    out.truncate(start);
+                    return Err(Rejection {
+                        reason: RejectReason::WrongType,
+                        field: Some("type".to_owned()),
+                        detail: Some(format!("does not match the endpoint /v1/{}", kind.as_str())),
+                        event: None,
+                    });
                 }
                 return Ok(accepted);
             }
@@ -327,17 +324,17 @@ pub(crate) async fn ingest(
         sent_at.as_deref(),
         &received_at,
     );
-    if let (Endpoint::Single(_), Some((_, rejection))) = (endpoint, filtered.rejections.first()) {
-        if !is_policy_rejection(rejection.reason) {
-            gateway
-                .metrics
-                .rejected
-                .get_or_create(&RejectLabels {
-                    reason: rejection.reason.as_str(),
-                })
-                .inc();
-            return Err(ApiError::InvalidMessage(rejection.clone()));
-        }
+    if let (Endpoint::Single(_), Some((_, rejection))) = (endpoint, filtered.rejections.first())
+        && !is_policy_rejection(rejection.reason)
+    {
+        gateway
+            .metrics
+            .rejected
+            .get_or_create(&RejectLabels {
+                reason: rejection.reason.as_str(),
+            })
+            .inc();
+        return Err(ApiError::InvalidMessage(rejection.clone()));
     }
     let dropped = filtered.drops.by_field(&gateway.policy);
     let audit = audit_record(

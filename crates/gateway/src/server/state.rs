@@ -113,12 +113,12 @@ impl Gateway {
         now: OffsetDateTime,
     ) -> Result<Arc<TenantFilter>, ApiError> {
         let period = period_for(tenant.tier, now);
-        if let Ok(filters) = self.filters.read() {
-            if let Some(cached) = filters.get(&tenant.id) {
-                if cached.period == period && cached.checked.elapsed() < KEY_RECHECK {
-                    return Ok(cached.filter.clone());
-                }
-            }
+        if let Ok(filters) = self.filters.read()
+            && let Some(cached) = filters.get(&tenant.id)
+            && cached.period == period
+            && cached.checked.elapsed() < KEY_RECHECK
+        {
+            return Ok(cached.filter.clone());
         }
         let key = self
             .keystore

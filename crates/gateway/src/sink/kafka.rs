@@ -247,10 +247,10 @@ pub async fn create_topics(kafka: &KafkaConfig) -> Result<(), KafkaError> {
     let results = admin.create_topics(&topics, &options).await?;
     let mut failures = BTreeMap::new();
     for result in results {
-        if let Err((topic, code)) = result {
-            if code != RDKafkaErrorCode::TopicAlreadyExists {
-                failures.insert(topic, code);
-            }
+        if let Err((topic, code)) = result
+            && code != RDKafkaErrorCode::TopicAlreadyExists
+        {
+            failures.insert(topic, code);
         }
     }
     match failures.into_iter().next() {
