@@ -1,9 +1,13 @@
 //! Reporting benchmark: 10 million stored events in the processor's real Parquet layout
-//! (written with its own `TableLayout` and `Store`), shaped like `gen_events.py` traffic
+//! (written with its own `TableLayout`, `rollup::batch` and `Store`: each commit holds the raw
+//! events and their `daily_activity` rollup, as a processor flush does), shaped like
+//! `gen_events.py` traffic
 //! (8 tenants, 35 days over two months, the generator's apps, versions, platforms, events and
 //! features) with realistic user counts per tenant (25 to 300). Then every dashboard's queries,
 //! through the router as a browser would ask for them: cold (a fresh service: no cached
-//! footers or listings; the OS page cache may be warm) and warm (median of 5).
+//! footers or listings; the OS page cache may be warm) and warm (median of 5). Last, one
+//! breakdown query over the raw events against the same over the rollup, through the vendor's
+//! SQL endpoint (the reason the dashboards read the rollup), with their totals checked equal.
 //!
 //! `cargo bench --bench reporting` — the data set is written once to
 //! the target directory's `tmp/veil-reporting-bench-*` (about 10 minutes) and reused; `VEIL_BENCH_EVENTS`
@@ -21,7 +25,7 @@ use veil_policy::Allowlist;
 use veil_processor::columns::TableLayout;
 use veil_processor::row::Row;
 use veil_processor::store::{Group, Store};
-use veil_processor::tables;
+use veil_processor::{rollup, tables};
 use veil_reporting::auth::{Viewers, token_digest};
 use veil_reporting::{AppState, DataSources, ReportingConfig};
 use veil_sanitized::{FieldValue, MessageKind, Pseudonym, SanitizedMessage, Tier};
@@ -177,12 +181,22 @@ fn generate(root: &Path, total: usize, layout: &TableLayout, policy: &str) {
             let refs: Vec<&Row> = rows.iter().collect();
             groups.push(Group {
                 table: tables::EVENTS,
-                tenant: tenant_id,
+                tenant: tenant_id.clone(),
                 date: date.clone(),
                 batch: layout.batch(&refs).expect("batch"),
             });
+            groups.push(Group {
+                table: tables::DAILY_ACTIVITY,
+                tenant: tenant_id,
+                date: date.clone(),
+                batch: rollup::batch(&refs).expect("rollup"),
+            });
         }
-        let rows: i64 = groups.iter().map(|g| g.batch.num_rows() as i64).sum();
+        let rows: i64 = groups
+            .iter()
+            .filter(|g| g.table == tables::EVENTS)
+            .map(|g| g.batch.num_rows() as i64)
+            .sum();
         store
             .commit(
                 "veil.sanitized.bench",
@@ -223,6 +237,57 @@ async fn fetch(state: &AppState, path: &str, token: &str) -> Duration {
     elapsed
 }
 
+/// A vendor SQL query through the router: (time, the answer's rows).
+async fn sql(state: &AppState, query: &str) -> (Duration, Vec<serde_json::Value>) {
+    let request = Request::post("/api/sql")
+        .header("authorization", "Bearer bench-vendor")
+        .header("content-type", "application/json")
+        .body(Body::from(
+            serde_json::json!({ "query": query }).to_string(),
+        ))
+        .expect("request");
+    let started = Instant::now();
+    let response = veil_reporting::app(state.clone())
+        .oneshot(request)
+        .await
+        .expect("answer");
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), 64 << 20)
+        .await
+        .expect("body");
+    let elapsed = started.elapsed();
+    assert!(status.is_success(), "{query}: {status}");
+    let answer: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    let rows = answer["rows"].as_array().cloned().unwrap_or_default();
+    (elapsed, rows)
+}
+
+/// Bytes and rows of a table's Parquet files (rows from the footers).
+fn table_size(root: &Path, table: &str) -> (usize, u64, i64) {
+    let files: Vec<_> = tables::partitions(root, table)
+        .iter()
+        .flat_map(|(_, _, dir)| tables::parquet_files(dir))
+        .collect();
+    let bytes = files
+        .iter()
+        .filter_map(|file| std::fs::metadata(file).ok())
+        .map(|m| m.len())
+        .sum();
+    let rows = files
+        .iter()
+        .filter_map(|file| std::fs::File::open(file).ok())
+        .filter_map(|file| {
+            parquet::file::reader::SerializedFileReader::new(file)
+                .ok()
+                .map(|reader| {
+                    use parquet::file::reader::FileReader;
+                    reader.metadata().file_metadata().num_rows()
+                })
+        })
+        .sum();
+    (files.len(), bytes, rows)
+}
+
 fn main() {
     let total: usize = std::env::var("VEIL_BENCH_EVENTS")
         .ok()
@@ -232,24 +297,21 @@ fn main() {
     let repository = Path::new(env!("CARGO_MANIFEST_DIR"));
     let allowlist = Allowlist::load(&repository.join("allowlist.yaml")).expect("allowlist");
     let layout = TableLayout::from_policy(&allowlist.compile());
-    let marker = root.join("complete");
+    // "complete-rollup": data sets written before the rollup was are written again.
+    let marker = root.join("complete-rollup");
     if !marker.exists() {
         let _ = std::fs::remove_dir_all(&root);
         generate(&root, total, &layout, &allowlist.digest);
         std::fs::write(&marker, total.to_string()).expect("marker");
     }
-    let files = tables::partitions(&root, tables::EVENTS).len();
-    let bytes: u64 = tables::partitions(&root, tables::EVENTS)
-        .iter()
-        .flat_map(|(_, _, dir)| tables::parquet_files(dir))
-        .filter_map(|file| std::fs::metadata(file).ok())
-        .map(|m| m.len())
-        .sum();
-    println!(
-        "data: {total} events, {files} tenant-day partitions, {:.0} MB of Parquet under {}",
-        bytes as f64 / 1e6,
-        root.display()
-    );
+    for table in [tables::EVENTS, tables::DAILY_ACTIVITY] {
+        let (files, bytes, rows) = table_size(&root, table);
+        println!(
+            "{table}: {rows} rows in {files} files, {:.1} MB of Parquet under {}",
+            bytes as f64 / 1e6,
+            root.display()
+        );
+    }
     let viewers = Viewers::parse(&format!(
         "version: 1\nviewers:\n  - {{ name: v, role: vendor, token_sha256: {} }}\n  - {{ name: r, role: reviewer, token_sha256: {} }}\n",
         token_digest("bench-vendor"),
@@ -346,4 +408,61 @@ fn main() {
             cached.as_secs_f64() * 1000.0
         );
     }
+    raw_against_rollup(&runtime, &sources, &viewers, &tenants, &allowlist);
+}
+
+/// The feature breakdown of t-1007's November (what the tenant page groups, per dimension) over
+/// the raw events and over the rollup: warm medians of 5, and the totals of both checked equal.
+fn raw_against_rollup(
+    runtime: &tokio::runtime::Runtime,
+    sources: &DataSources,
+    viewers: &Viewers,
+    tenants: &TenantsFile,
+    allowlist: &Allowlist,
+) {
+    let state = AppState::new(
+        ReportingConfig::default(),
+        viewers.clone(),
+        tenants.clone(),
+        allowlist.clone(),
+        sources,
+    )
+    .expect("state");
+    let month = "tenant = 't-1007' AND date >= '2026-11-01' AND date <= '2026-11-30'";
+    let raw = format!(
+        r#"SELECT "properties.feature", key_epoch, "userId", "anonymousId", count(*) FROM events WHERE {month} AND ("userId" IS NOT NULL OR "anonymousId" IS NOT NULL) GROUP BY "properties.feature", key_epoch, "userId", "anonymousId""#
+    );
+    let summarized = format!(
+        r#"SELECT feature, key_epoch, identified, "user", sum(events) FROM daily_activity WHERE {month} AND "user" IS NOT NULL GROUP BY feature, key_epoch, identified, "user""#
+    );
+    runtime.block_on(async {
+        let mut medians = Vec::new();
+        for query in [&raw, &summarized] {
+            let mut runs = Vec::new();
+            let mut groups = 0;
+            for _ in 0..6 {
+                let (elapsed, rows) = sql(&state, query).await;
+                groups = rows.len();
+                runs.push(elapsed);
+            }
+            runs.remove(0);
+            runs.sort();
+            medians.push((runs[2], groups));
+        }
+        let (_, raw_total) = sql(&state, &format!("SELECT count(*) FROM events WHERE {month}")).await;
+        let (_, rollup_total) = sql(
+            &state,
+            &format!("SELECT CAST(sum(events) AS BIGINT) FROM daily_activity WHERE {month}"),
+        )
+        .await;
+        assert_eq!(raw_total, rollup_total, "the rollup counts every event");
+        assert_eq!(medians[0].1, medians[1].1, "the same (feature, user) groups");
+        println!(
+            "feature breakdown of t-1007's November, warm (median of 5), {} groups, {} events: raw events {:.0} ms, daily_activity {:.0} ms",
+            medians[0].1,
+            raw_total.first().map(|row| row.to_string()).unwrap_or_default(),
+            medians[0].0.as_secs_f64() * 1000.0,
+            medians[1].0.as_secs_f64() * 1000.0
+        );
+    });
 }

@@ -273,6 +273,56 @@ async fn the_login_cookie_is_http_only_and_scoped_like_the_token() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_without_a_valid_token_is_sent_to_sign_in() {
+    let fixture = Fixture::new();
+    fixture.store_events(&small_dataset());
+    let state = fixture.state();
+    let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    let request = |path: &str, accept: Option<&str>, cookie: Option<&str>| {
+        let mut request = Request::get(path);
+        if let Some(accept) = accept {
+            request = request.header("accept", accept);
+        }
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", format!("veil_report_token={cookie}"));
+        }
+        request.body(Body::empty()).expect("request")
+    };
+    for path in ["/tenants/t-1000", "/license", "/review", "/sql"] {
+        for cookie in [None, Some("expired-or-wrong")] {
+            let answer = tower::ServiceExt::oneshot(
+                veil_reporting::app(state.clone()),
+                request(path, Some(browser), cookie),
+            )
+            .await
+            .expect("answer");
+            assert_eq!(answer.status(), StatusCode::SEE_OTHER, "{path}");
+            assert_eq!(
+                answer
+                    .headers()
+                    .get("location")
+                    .and_then(|v| v.to_str().ok()),
+                Some("/login"),
+                "{path}"
+            );
+        }
+        // Not a browser: the 401 with its JSON error, as before.
+        let (status, body) = send(&state, request(path, None, None)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+        let error: Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(error["error"]["code"], "unauthorized");
+        let (status, _) = send(&state, request(path, Some("application/json"), None)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+    }
+    // The API stays an API, whatever the client accepts; a signed-in browser that may not see
+    // a page still gets its 403.
+    let (status, _) = send(&state, request("/api/license", Some(browser), None)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = send(&state, request("/license", Some(browser), Some(T1000))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_describes_every_route() {
     let fixture = Fixture::new();
     fixture.store_events(&small_dataset());

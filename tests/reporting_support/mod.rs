@@ -11,10 +11,11 @@ use axum::http::{Request, StatusCode};
 use tower::ServiceExt;
 use veil_config::TenantsFile;
 use veil_policy::Allowlist;
+use veil_processor::audit::{self, AuditRow};
 use veil_processor::columns::TableLayout;
 use veil_processor::row::Row;
 use veil_processor::store::{Group, Store};
-use veil_processor::tables;
+use veil_processor::{rollup, tables};
 use veil_reporting::auth::{Viewers, token_digest};
 use veil_reporting::{AppState, DataSources, ReportingConfig};
 
@@ -95,8 +96,9 @@ impl Event {
     }
 }
 
-/// Stores sanitized messages (JSON lines) the way the processor does: decoded, typed by the
-/// allowlist's layout, grouped by tenant and day, committed through the store.
+/// Stores sanitized messages (JSON lines) the way the processor's flush does: decoded, typed by
+/// the allowlist's layout, grouped by tenant and day, each group's events and its
+/// `daily_activity` rollup (the processor's own `rollup::batch`) committed through the store.
 pub fn store_messages(data_dir: &Path, layout: &TableLayout, lines: &[String]) {
     let store = Store::open(data_dir).expect("store");
     let rows: Vec<Row> = lines
@@ -113,17 +115,60 @@ pub fn store_messages(data_dir: &Path, layout: &TableLayout, lines: &[String]) {
     }
     let groups: Vec<Group> = groups
         .into_iter()
-        .map(|((tenant, date), rows)| Group {
-            table: tables::EVENTS,
-            tenant,
-            date,
-            batch: layout.batch(&rows).expect("batch"),
+        .flat_map(|((tenant, date), rows)| {
+            [
+                Group {
+                    table: tables::EVENTS,
+                    tenant: tenant.clone(),
+                    date: date.clone(),
+                    batch: layout.batch(&rows).expect("batch"),
+                },
+                Group {
+                    table: tables::DAILY_ACTIVITY,
+                    tenant,
+                    date,
+                    batch: rollup::batch(&rows).expect("rollup"),
+                },
+            ]
         })
         .collect();
     let first = next_offset(data_dir);
     let last = first + lines.len().max(1) as i64 - 1;
     store
         .commit("veil.sanitized.test", 0, first, last, &groups)
+        .expect("commit");
+}
+
+/// Stores the gateway's audit records (JSON, as on `veil.rejections`) the way the processor
+/// does: decoded by its `audit::decode_audit`, grouped by tenant and day, written by
+/// `audit::batch` and committed through the store as one flush of the rejections topic.
+pub fn store_audit_records(data_dir: &Path, records: &[String]) {
+    let store = Store::open(data_dir).expect("store");
+    let rows: Vec<AuditRow> = records
+        .iter()
+        .flat_map(|record| audit::decode_audit(record.as_bytes()).expect("an audit record"))
+        .collect();
+    let mut groups: BTreeMap<(String, String), Vec<&AuditRow>> = BTreeMap::new();
+    for row in &rows {
+        groups
+            .entry((row.tenant.clone(), row.date.clone()))
+            .or_default()
+            .push(row);
+    }
+    let groups: Vec<Group> = groups
+        .into_iter()
+        .map(|((tenant, date), rows)| Group {
+            table: tables::REJECTIONS,
+            tenant,
+            date,
+            batch: audit::batch(&rows).expect("rejections batch"),
+        })
+        .collect();
+    let topic = "veil.rejections.test";
+    let first = store.recover(topic, 0).expect("recover").unwrap_or(0);
+    let last = first + records.len().max(1) as i64 - 1;
+    store
+        .commit(topic, 0, first, last, &groups)
         .expect("commit");
 }
 

@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use super::period::{Month, iso};
 use super::{
-    EVENTS, HAS_USER, Interner, Scope, USER_COLUMNS, Warehouse, integers, literal, strings,
-    user_keys,
+    DAILY_ACTIVITY, Interner, ROLLUP_HAS_USER, ROLLUP_USER_COLUMNS, Scope, Warehouse, integers,
+    literal, rollup_user_keys, strings,
 };
 use crate::ReportingError;
 use crate::privacy::{Breakdown, Cell, Group, Threshold, breakdown};
@@ -114,17 +114,9 @@ pub struct Comparison {
     pub features: Vec<AdoptionChange>,
 }
 
-fn column(warehouse: &Warehouse, name: &str) -> String {
-    if warehouse.events_schema.field_with_name(name).is_ok() {
-        format!("\"{name}\"")
-    } else {
-        "CAST(NULL AS VARCHAR)".to_owned()
-    }
-}
-
 fn month_filter(tenant: &str, first: &str, last: &str) -> String {
     format!(
-        "tenant = {} AND date >= {} AND date <= {} AND {HAS_USER}",
+        "tenant = {} AND date >= {} AND date <= {} AND {ROLLUP_HAS_USER}",
         literal(tenant),
         literal(first),
         literal(last)
@@ -145,20 +137,27 @@ pub async fn activity(
         months.push(before);
     }
     months.reverse();
-    // One scan of six months: (day, user) pairs with their events; sets are built here.
+    // One scan of six months of the rollup: (day, user) pairs with their events; sets are
+    // built here.
     let (from, to) = (iso(months[0].first_day()), iso(month.last_day()));
     let pairs = warehouse
         .cached_query(
             context,
             &format!(
-                "SELECT date, {USER_COLUMNS}, count(*) FROM {EVENTS} WHERE {} GROUP BY date, {USER_COLUMNS}",
+                "SELECT date, {ROLLUP_USER_COLUMNS}, sum(events) FROM {DAILY_ACTIVITY} WHERE {} \
+                 GROUP BY date, {ROLLUP_USER_COLUMNS}",
                 month_filter(tenant, &from, &to)
             ),
-            Scope { tenant: Some(tenant), from: &from, to: &to },
+            Scope {
+                table: DAILY_ACTIVITY,
+                tenant: Some(tenant),
+                from: &from,
+                to: &to,
+            },
         )
         .await?;
     let dates = strings(&pairs, 0)?;
-    let users = user_keys(&pairs, 1)?;
+    let users = rollup_user_keys(&pairs, 1)?;
     let counts = integers(&pairs, 4)?;
     let mut interner = Interner::default();
     let mut by_day: HashMap<String, HashSet<u32>> = HashMap::new();
@@ -229,17 +228,15 @@ pub async fn activity(
     })
 }
 
-/// The columns a dimension's label is made of.
-fn label_columns(warehouse: &Warehouse, dimension: &str) -> Vec<String> {
+/// The rollup columns a dimension's label is made of (the raw events' `properties.feature`,
+/// `context.app.name`, `context.app.version`, `context.os.name`, `event`, `type`, `name`).
+fn label_columns(dimension: &str) -> &'static [&'static str] {
     match dimension {
-        "feature" => vec![column(warehouse, "properties.feature")],
-        "event" => vec!["event".to_owned(), "type".to_owned(), "name".to_owned()],
-        "product" => vec![column(warehouse, "context.app.name")],
-        "version" => vec![
-            column(warehouse, "context.app.name"),
-            column(warehouse, "context.app.version"),
-        ],
-        _ => vec![column(warehouse, "context.os.name")],
+        "feature" => &["feature"],
+        "event" => &["event", "type", "name"],
+        "product" => &["product"],
+        "version" => &["product", "app_version"],
+        _ => &["os_name"],
     }
 }
 
@@ -260,8 +257,9 @@ fn label(dimension: &str, values: &[Option<String>]) -> String {
     }
 }
 
-/// The month broken down by `dimensions` (of [`DIMENSIONS`]): one query per dimension grouping
-/// by its label columns and the user, run concurrently (no string is built per stored row).
+/// The month broken down by `dimensions` (of [`DIMENSIONS`]): one query over the rollup per
+/// dimension grouping by its label columns and the user, run concurrently (no string is built
+/// per stored row).
 pub async fn breakdowns(
     warehouse: &Warehouse,
     context: &SessionContext,
@@ -274,15 +272,20 @@ pub async fn breakdowns(
     let filter = month_filter(tenant, &first, &last);
     let mut running = tokio::task::JoinSet::new();
     for (position, dimension) in dimensions.iter().enumerate() {
-        let columns = label_columns(warehouse, dimension).join(", ");
+        let columns = label_columns(dimension)
+            .iter()
+            .map(|name| format!("\"{name}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
         let sql = format!(
-            "SELECT {columns}, {USER_COLUMNS}, count(*) FROM {EVENTS} WHERE {filter} \
-             GROUP BY {columns}, {USER_COLUMNS}"
+            "SELECT {columns}, {ROLLUP_USER_COLUMNS}, sum(events) FROM {DAILY_ACTIVITY} \
+             WHERE {filter} GROUP BY {columns}, {ROLLUP_USER_COLUMNS}"
         );
         let (warehouse, context) = (warehouse.clone(), context.clone());
         let (tenant, first, last) = (tenant.to_owned(), first.clone(), last.clone());
         running.spawn(async move {
             let scope = Scope {
+                table: DAILY_ACTIVITY,
                 tenant: Some(&tenant),
                 from: &first,
                 to: &last,
@@ -300,11 +303,11 @@ pub async fn breakdowns(
     let mut by = BTreeMap::new();
     for (dimension, batches) in dimensions.iter().zip(results) {
         let batches = batches.unwrap_or_default();
-        let width = label_columns(warehouse, dimension).len();
+        let width = label_columns(dimension).len();
         let values: Vec<Vec<Option<String>>> = (0..width)
             .map(|index| strings(&batches, index))
             .collect::<Result<_, _>>()?;
-        let users = user_keys(&batches, width)?;
+        let users = rollup_user_keys(&batches, width)?;
         let counts = integers(&batches, width + 3)?;
         let mut interner = Interner::default();
         let mut groups: BTreeMap<String, Group> = BTreeMap::new();

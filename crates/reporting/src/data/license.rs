@@ -13,8 +13,8 @@ use veil_config::TenantsFile;
 
 use super::period::{Month, iso};
 use super::{
-    EVENTS, HAS_USER, Interner, Scope, USER_COLUMNS, Warehouse, integers, literal, strings,
-    user_keys,
+    DAILY_ACTIVITY, Interner, ROLLUP_HAS_USER, ROLLUP_USER_COLUMNS, Scope, Warehouse, integers,
+    literal, rollup_user_keys, strings,
 };
 use crate::ReportingError;
 use crate::privacy::{Cell, Group, Threshold, breakdown};
@@ -102,9 +102,9 @@ pub async fn license(
         });
     };
     let sql = format!(
-        "SELECT tenant, date, \"context.app.name\", {USER_COLUMNS}, count(*) FROM {EVENTS} \
-         WHERE date >= {} AND date <= {} AND {HAS_USER} \
-         GROUP BY tenant, date, \"context.app.name\", {USER_COLUMNS}",
+        "SELECT tenant, date, product, {ROLLUP_USER_COLUMNS}, sum(events) FROM {DAILY_ACTIVITY} \
+         WHERE date >= {} AND date <= {} AND {ROLLUP_HAS_USER} \
+         GROUP BY tenant, date, product, {ROLLUP_USER_COLUMNS}",
         literal(&iso(first.first_day())),
         literal(&iso(last.last_day()))
     );
@@ -114,6 +114,7 @@ pub async fn license(
             context,
             &sql,
             Scope {
+                table: DAILY_ACTIVITY,
                 tenant: None,
                 from: &from,
                 to: &to,
@@ -123,7 +124,7 @@ pub async fn license(
     let tenant_col = strings(&batches, 0)?;
     let date_col = strings(&batches, 1)?;
     let product_col = strings(&batches, 2)?;
-    let user_col = user_keys(&batches, 3)?;
+    let user_col = rollup_user_keys(&batches, 3)?;
     let count_col = integers(&batches, 6)?;
     let mut interner = Interner::default();
     // (tenant, month) → product → group

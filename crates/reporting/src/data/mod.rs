@@ -3,7 +3,15 @@
 //! Each request gets a fresh [`SessionContext`] over one shared [`RuntimeEnv`] (so Parquet
 //! footers stay cached between requests) in which every table that exists on disk is registered
 //! as a hive-partitioned listing table (`tenant`, `date`). A table the processor has not written
-//! yet is simply absent (`events` is then an empty table of its declared schema).
+//! yet is simply absent (`events` and `daily_activity` are then empty tables of their declared
+//! schemas).
+//!
+//! User counts (adoption, license) read the processor's `daily_activity` rollup, written in the
+//! same commit as the raw events it summarizes: one row per distinct (user, type, event, name,
+//! feature, product, version, OS, key epoch) of a flush with its `events` count, so
+//! `COUNT(DISTINCT user)` and `SUM(events)` over it equal the raw counts for any set of days, at
+//! a fraction of the rows. Raw `events` are read only for what the rollup lacks (the policy
+//! digest, for the reviewer).
 
 pub mod admin;
 pub mod keys;
@@ -25,7 +33,7 @@ use datafusion::datasource::listing::{
 };
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
-use veil_processor::tables;
+use veil_processor::{rollup, tables};
 
 use crate::ReportingError;
 
@@ -43,6 +51,14 @@ pub const USER_COLUMNS: &str = r#""key_epoch", "userId", "anonymousId""#;
 
 /// Rows that identify somebody.
 pub const HAS_USER: &str = r#"("userId" IS NOT NULL OR "anonymousId" IS NOT NULL)"#;
+
+/// The columns of the `daily_activity` rollup that identify "one active user": the processor
+/// stores `userId`'s pseudonym, else `anonymousId`'s, in `user` and says which in `identified`,
+/// so (epoch, identified, user) is exactly the raw events' (epoch, `userId`, `anonymousId`) key.
+pub const ROLLUP_USER_COLUMNS: &str = r#""key_epoch", "identified", "user""#;
+
+/// Rollup rows that identify somebody (as [`HAS_USER`] for raw events).
+pub const ROLLUP_HAS_USER: &str = r#""user" IS NOT NULL"#;
 
 /// One active user's key from the [`USER_COLUMNS`] of a result row.
 pub fn user_key(
@@ -77,6 +93,26 @@ pub fn user_keys(
         .collect())
 }
 
+/// The user keys of result columns `first..first + 3` (see [`ROLLUP_USER_COLUMNS`]): the same
+/// keys [`user_keys`] gives for the raw events the rows summarize.
+pub fn rollup_user_keys(
+    batches: &[RecordBatch],
+    first: usize,
+) -> Result<Vec<Option<String>>, ReportingError> {
+    let epochs = strings(batches, first)?;
+    let identified = strings(batches, first + 1)?;
+    let users = strings(batches, first + 2)?;
+    Ok((0..epochs.len())
+        .map(|i| {
+            let user = users[i].as_deref();
+            match identified[i].as_deref() {
+                Some("true") => user_key(epochs[i].as_deref(), user, None),
+                _ => user_key(epochs[i].as_deref(), None, user),
+            }
+        })
+        .collect())
+}
+
 /// The Parquet tables under `processor.data_dir`.
 #[derive(Debug, Clone)]
 pub struct Warehouse {
@@ -94,9 +130,11 @@ pub struct Warehouse {
 /// A cached query result with the fingerprint of the files it was computed from.
 type CachedResult = (u64, Arc<Vec<RecordBatch>>);
 
-/// Which partitions of the events table a query reads (for the result cache's fingerprint).
+/// Which partitions of which table a query reads (for the result cache's fingerprint).
 #[derive(Debug, Clone, Copy)]
 pub struct Scope<'a> {
+    /// The table ([`EVENTS`], [`DAILY_ACTIVITY`], …).
+    pub table: &'static str,
     /// One tenant, or all.
     pub tenant: Option<&'a str>,
     /// First day (`YYYY-MM-DD`), inclusive.
@@ -162,10 +200,12 @@ impl Warehouse {
         for table in tables::ALL {
             let dir = self.root.join(table);
             let has_files = !tables::partitions(&self.root, table).is_empty();
-            let schema = if table == EVENTS {
-                Some(self.events_schema.clone())
-            } else {
-                None
+            // The rollup's schema is the processor's own (no inference, and an empty table
+            // before the first flush, like events).
+            let schema = match table {
+                EVENTS => Some(self.events_schema.clone()),
+                DAILY_ACTIVITY => Some(rollup::schema()),
+                _ => None,
             };
             if !has_files {
                 if let Some(schema) = schema {
@@ -219,12 +259,12 @@ impl Warehouse {
         Ok(context)
     }
 
-    /// A fingerprint of the events files in `scope`: names, sizes and modification times. Any
+    /// A fingerprint of the scope's table files: names, sizes and modification times. Any
     /// flush, compaction, erasure or retention run in the scope changes it.
     fn fingerprint(&self, scope: Scope<'_>) -> u64 {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        for (tenant, date, dir) in tables::partitions(&self.root, EVENTS) {
+        for (tenant, date, dir) in tables::partitions(&self.root, scope.table) {
             if scope.tenant.is_some_and(|wanted| wanted != tenant)
                 || date.as_str() < scope.from
                 || date.as_str() > scope.to
@@ -242,7 +282,7 @@ impl Warehouse {
         hasher.finish()
     }
 
-    /// Runs `sql` over the events in `scope`, or answers from the result cache when no file in
+    /// Runs `sql` over the table partitions in `scope`, or answers from the result cache when no file in
     /// the scope changed since the same query last ran.
     pub async fn cached_query(
         &self,

@@ -127,6 +127,7 @@ pub async fn digests(
                 "SELECT policy, tenant, date, count(*) FROM {EVENTS} GROUP BY policy, tenant, date"
             ),
             Partitions {
+                table: EVENTS,
                 tenant: None,
                 from: "0000-00-00",
                 to: "9999-99-99",

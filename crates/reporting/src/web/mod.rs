@@ -12,9 +12,10 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::Request;
-use axum::http::header::{CACHE_CONTROL, HeaderName, HeaderValue};
+use axum::http::StatusCode;
+use axum::http::header::{ACCEPT, CACHE_CONTROL, HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use veil_config::TenantsFile;
 use veil_policy::Allowlist;
@@ -184,16 +185,34 @@ async fn security_headers(request: Request, next: Next) -> Response {
     response
 }
 
+/// A page refused for want of a valid token sends a browser (a client accepting `text/html`) to
+/// the sign-in form instead of answering 401 with JSON; other clients still get the 401.
+async fn login_redirect(request: Request, next: Next) -> Response {
+    let wants_html = request
+        .headers()
+        .get(ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    let response = next.run(request).await;
+    if wants_html && response.status() == StatusCode::UNAUTHORIZED {
+        return Redirect::to("/login").into_response();
+    }
+    response
+}
+
 /// The service's router: HTML pages, their JSON API, the vendor's SQL endpoint and OpenAPI.
 pub fn app(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(pages::home))
-        .route("/login", get(pages::login))
-        .route("/logout", get(pages::logout))
+    let pages = Router::new()
         .route("/tenants/{tenant}", get(pages::tenant_page))
         .route("/license", get(pages::license_page))
         .route("/review", get(pages::review_page))
         .route("/sql", get(pages::sql_page))
+        .route_layer(middleware::from_fn(login_redirect));
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/login", get(pages::login))
+        .route("/logout", get(pages::logout))
+        .merge(pages)
         .route("/healthz", get(api::healthz))
         .route("/api/openapi.json", get(api::openapi))
         .route("/api/tenants/{tenant}/activity", get(api::activity))

@@ -165,6 +165,9 @@ pub fn openapi_document() -> Value {
         if *role == "public" {
             operation["security"] = json!([]);
         }
+        if matches!(*path, "/tenants/{tenant}" | "/license" | "/review" | "/sql") {
+            operation["responses"]["303"] = json!({"description": "No or unknown viewer token from a client accepting text/html: to /login"});
+        }
         if *path == "/api/sql" {
             operation["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {
                 "type": "object", "required": ["query"], "additionalProperties": false,

@@ -1,0 +1,133 @@
+//! Who counts as one active user, now that the dashboards read the `daily_activity` rollup: the
+//! same people as a count over the raw events. A user is the `userId` pseudonym, else the
+//! `anonymousId` one, within its key epoch; a pseudonym seen once as `userId` and once as
+//! `anonymousId` is two keys (the raw reports counted it so), and an anonymous id beside a
+//! `userId` does not count on its own. The expected numbers are computed here from the stored
+//! messages, and checked against the vendor's SQL over the raw `events` table too.
+
+mod reporting_support;
+
+use std::collections::BTreeSet;
+
+use axum::body::Body;
+use axum::http::Request;
+use reporting_support::*;
+use serde_json::Value;
+
+/// One stored message of tenant t-1003 on `date`, with the given identities.
+fn message(serial: usize, date: &str, user: Option<&str>, anonymous: Option<&str>) -> String {
+    let mut pseudonyms = Vec::new();
+    if let Some(user) = user {
+        pseudonyms.push(format!("\"userId\":\"{user}\""));
+    }
+    if let Some(anonymous) = anonymous {
+        pseudonyms.push(format!("\"anonymousId\":\"{anonymous}\""));
+    }
+    format!(
+        r#"{{"schema":1,"tenant":"t-1003","tier":"baseline","policy":"sha256:{}","keyEpoch":"2026-11","type":"track","messageId":"id-{serial}","timestamp":"{date}T10:00:00.000Z","receivedAt":"{date}T10:00:01.000Z","event":"Document Opened","fields":{{"context.app.name":"DMS Desktop","context.app.version":"10.9.1","context.os.name":"Windows","properties.feature":"preview"}},"pseudonyms":{{{}}}}}"#,
+        "b".repeat(64),
+        pseudonyms.join(",")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identified_and_anonymous_users_count_as_the_raw_events_say() {
+    let fixture = Fixture::new();
+    let p = |index| pseudonym("t-1003", index);
+    // (userId, anonymousId) of every message.
+    let mut identities: Vec<(Option<String>, Option<String>)> = Vec::new();
+    for index in 0..6 {
+        // Signed-in users, twice each.
+        identities.push((Some(p(index)), None));
+        identities.push((Some(p(index)), None));
+    }
+    for index in 10..16 {
+        // Anonymous users only.
+        identities.push((None, Some(p(index))));
+    }
+    // The same pseudonym text as an anonymous id: another key, as in the raw reports.
+    identities.push((None, Some(p(0))));
+    for index in 20..25 {
+        // Signed in with an anonymous id beside: counted by the userId only.
+        identities.push((Some(p(index)), Some(p(100 + index))));
+    }
+    let lines: Vec<String> = identities
+        .iter()
+        .enumerate()
+        .map(|(serial, (user, anonymous))| {
+            let date = if serial % 2 == 0 {
+                "2026-11-03"
+            } else {
+                "2026-11-04"
+            };
+            message(serial, date, user.as_deref(), anonymous.as_deref())
+        })
+        .collect();
+    // Two flushes, so one user's rows are in two rollup files.
+    let (first, second) = lines.split_at(lines.len() / 2);
+    store_messages(&fixture.data_dir(), &fixture.layout(), first);
+    store_messages(&fixture.data_dir(), &fixture.layout(), second);
+    let expected: BTreeSet<(bool, String)> = identities
+        .iter()
+        .map(|(user, anonymous)| match (user, anonymous) {
+            (Some(user), _) => (true, user.clone()),
+            (None, Some(anonymous)) => (false, anonymous.clone()),
+            (None, None) => unreachable!("every message names somebody"),
+        })
+        .collect();
+    assert_eq!(expected.len(), 6 + 6 + 1 + 5);
+
+    let state = fixture.state();
+    let activity = json(&state, "/api/tenants/t-1003/activity?month=2026-11", VENDOR).await;
+    assert_eq!(
+        activity["monthly"][5]["users"].as_u64(),
+        Some(expected.len() as u64)
+    );
+    assert_eq!(
+        activity["monthly"][5]["events"].as_u64(),
+        Some(identities.len() as u64)
+    );
+    let breakdowns = json(
+        &state,
+        "/api/tenants/t-1003/breakdowns?month=2026-11",
+        VENDOR,
+    )
+    .await;
+    let preview = breakdowns["by"]["feature"]["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|row| row["label"] == "preview")
+        .cloned()
+        .expect("preview row");
+    assert_eq!(preview["users"].as_u64(), Some(expected.len() as u64));
+    assert_eq!(preview["events"].as_u64(), Some(identities.len() as u64));
+    let license = json(&state, "/api/license?month=2026-11", VENDOR).await;
+    let desktop = license["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|row| row["tenant"] == "t-1003" && row["product"] == "DMS Desktop")
+        .cloned()
+        .expect("license row");
+    assert_eq!(
+        desktop["active_users"].as_u64(),
+        Some(expected.len() as u64)
+    );
+
+    // The raw events agree (the vendor's SQL reads them directly).
+    let raw = r#"SELECT count(DISTINCT CASE WHEN "userId" IS NOT NULL THEN 'u/' || "userId" ELSE 'a/' || "anonymousId" END) FROM events WHERE tenant = 't-1003'"#;
+    let request = Request::post("/api/sql")
+        .header("authorization", format!("Bearer {VENDOR}"))
+        .header("content-type", "application/json")
+        .body(Body::from(serde_json::json!({ "query": raw }).to_string()))
+        .expect("request");
+    let (status, body) = send(&state, request).await;
+    assert_eq!(status, 200, "{body}");
+    let answer: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(
+        answer["rows"][0][0].as_u64(),
+        Some(expected.len() as u64),
+        "{body}"
+    );
+}
