@@ -145,6 +145,17 @@ fn main() {
                         stop.store(true, Ordering::Relaxed);
                         return;
                     }
+                    if std::env::var_os("VEIL_BENCH_PROGRESS").is_some()
+                        && started.elapsed().subsec_millis() < 5
+                    {
+                        eprintln!(
+                            "  {:.0} s: {} rows, {} duplicates, {} dead letters of {produced}",
+                            started.elapsed().as_secs_f64(),
+                            stats.rows(tables::EVENTS),
+                            stats.duplicates.get(),
+                            stats.dead_letters.get()
+                        );
+                    }
                     std::thread::sleep(Duration::from_millis(5));
                 }
             });
