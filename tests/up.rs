@@ -31,7 +31,7 @@ impl Drop for Up {
     }
 }
 
-fn start_up(data_dir: &Path, ingest: u16, reporting: u16) -> Up {
+fn start_up(data_dir: &Path, ingest: u16, reporting: u16, metrics: u16) -> Up {
     let mut child = Command::new(env!("CARGO_BIN_EXE_veil"))
         .current_dir(repo_root())
         .arg("up")
@@ -40,6 +40,10 @@ fn start_up(data_dir: &Path, ingest: u16, reporting: u16) -> Up {
         .env("VEIL_GATEWAY__LISTEN", format!("127.0.0.1:{ingest}"))
         .env("VEIL_REPORTING__LISTEN", format!("127.0.0.1:{reporting}"))
         .env("VEIL_PROCESSOR__FLUSH_INTERVAL_MS", "300")
+        .env(
+            "VEIL_PROCESSOR__METRICS_LISTEN",
+            format!("127.0.0.1:{metrics}"),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -178,8 +182,8 @@ fn stored(dir: &Path) -> (BTreeSet<String>, Vec<String>, BTreeMap<String, Vec<St
 #[test]
 fn veil_up_from_sdk_traffic_to_suppressed_reports_and_clean_parquet() {
     let data = tempfile::tempdir().expect("tempdir");
-    let (ingest, reporting) = (free_port(), free_port());
-    let mut up = start_up(data.path(), ingest, reporting);
+    let (ingest, reporting, metrics) = (free_port(), free_port(), free_port());
+    let mut up = start_up(data.path(), ingest, reporting, metrics);
     wait_for("the gateway", Duration::from_secs(120), || {
         get(ingest, "/readyz", "").0 == 200
     });
@@ -230,13 +234,15 @@ fn veil_up_from_sdk_traffic_to_suppressed_reports_and_clean_parquet() {
             seen == Some(Value::from(12))
         },
     );
-    wait_for("the small tenant's report", Duration::from_secs(60), || {
-        monthly_users("t-1003", &small_admin).is_some()
-    });
-    assert_eq!(
-        monthly_users("t-1003", &small_admin),
-        Some(Value::from("< 5")),
-        "3 people are a cohort below k = 5"
+    // 3 people are a cohort below k = 5: once stored, their count reads "< 5", never 3.
+    wait_for(
+        "the small tenant's suppressed count",
+        Duration::from_secs(60),
+        || {
+            let seen = monthly_users("t-1003", &small_admin);
+            assert_ne!(seen, Some(Value::from(3)), "a cohort below k is shown");
+            seen == Some(Value::from("< 5"))
+        },
     );
     let (status, _) = get(
         reporting,
@@ -249,6 +255,33 @@ fn veil_up_from_sdk_traffic_to_suppressed_reports_and_clean_parquet() {
     );
     let (status, _) = get(reporting, "/api/tenants/t-1000/activity", "not-a-token");
     assert_eq!(status, 401);
+
+    // The processor's own metrics, as `veil processor` serves them: every message once.
+    let events_written = || -> f64 {
+        let mut scrape = String::new();
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", metrics)).expect("metrics");
+        write!(
+            stream,
+            "GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+        )
+        .expect("request");
+        let _ = stream.read_to_string(&mut scrape);
+        assert!(scrape.starts_with("HTTP/1.1 200"), "{scrape}");
+        scrape
+            .lines()
+            .find(|line| line.starts_with("veil_processor_rows_written_total{table=\"events\"}"))
+            .and_then(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or_default()
+    };
+    wait_for(
+        "the processor's row counter",
+        Duration::from_secs(60),
+        || {
+            let written = events_written();
+            assert!(written <= 1_350.0, "{written} rows for 1,350 messages");
+            written == 1_350.0
+        },
+    );
 
     // A clean stop stores everything the gateway acknowledged.
     let pid = up.child.id().to_string();

@@ -47,8 +47,6 @@ pub(crate) fn run(args: ProcessorArgs) -> anyhow::Result<ExitCode> {
     if settings.kafka.bootstrap_servers.is_empty() {
         anyhow::bail!("kafka.bootstrap_servers is not set (use --kafka HOST:PORT)");
     }
-    let config = settings.processor.clone();
-    let layout = load_layout(&config)?;
     let stop = Arc::new(AtomicBool::new(false));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -58,33 +56,53 @@ pub(crate) fn run(args: ProcessorArgs) -> anyhow::Result<ExitCode> {
         runtime.block_on(super::gateway::shutdown_signal());
         signal_stop.store(true, Ordering::Relaxed);
     });
-    let retention = super::retention::spawn_schedule(settings.clone(), stop.clone())?;
+    spawn(&settings, stop)?
+        .join()
+        .map_err(|_| anyhow::anyhow!("the processor thread panicked"))??;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The processor as a service, on its own thread until `stop` is set: the metrics endpoint, the
+/// retention schedule and the consume loop — what `veil processor` and `veil up` both run.
+pub(crate) fn spawn(
+    settings: &Settings,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<()>>> {
+    let config = settings.processor.clone();
+    let layout = load_layout(&config)?;
     let stats = Arc::new(ProcessorStats::default());
     if !config.metrics_listen.is_empty() {
         let address = veil_processor::metrics::serve(&config.metrics_listen, stats.clone())
             .with_context(|| format!("processor.metrics_listen {}", config.metrics_listen))?;
         tracing::info!(%address, "metrics at /metrics");
     }
+    let retention = super::retention::spawn_schedule(settings.clone(), stop.clone())?;
+    let kafka = settings.kafka.clone();
     tracing::info!(
-        kafka = %settings.kafka.bootstrap_servers,
+        kafka = %kafka.bootstrap_servers,
         data_dir = %config.data_dir.display(),
         group = %config.group_id,
         "processor started"
     );
-    let result = run_pipeline(&config, &settings.kafka, &layout, &stop, &stats);
-    stop.store(true, Ordering::Relaxed);
-    if let Some(retention) = retention {
-        let _ = retention.join();
-    }
-    result?;
-    tracing::info!(
-        rows = stats.rows(tables::EVENTS),
-        rejection_rows = stats.rows(tables::REJECTIONS),
-        duplicates = stats.duplicates.get(),
-        dead_letters = stats.dead_letters.get(),
-        "processor stopped"
-    );
-    Ok(ExitCode::SUCCESS)
+    let thread = std::thread::Builder::new()
+        .name("processor".to_owned())
+        .spawn(move || {
+            let result = run_pipeline(&config, &kafka, &layout, &stop, &stats);
+            stop.store(true, Ordering::Relaxed);
+            if let Some(retention) = retention {
+                let _ = retention.join();
+            }
+            result?;
+            tracing::info!(
+                rows = stats.rows(tables::EVENTS),
+                rejection_rows = stats.rows(tables::REJECTIONS),
+                duplicates = stats.duplicates.get(),
+                dead_letters = stats.dead_letters.get(),
+                "processor stopped"
+            );
+            anyhow::Ok(())
+        })?;
+    Ok(thread)
 }
 
 fn load_layout(config: &veil_processor::ProcessorConfig) -> anyhow::Result<TableLayout> {

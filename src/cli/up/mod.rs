@@ -143,7 +143,7 @@ impl Services {
         let (ingest_listener, gateway) = super::gateway::start(settings).await?;
         let ingest_url = format!("http://{}", ingest_listener.local_addr()?);
         let stop_processor = Arc::new(AtomicBool::new(false));
-        let processor = spawn_processor(settings, stop_processor.clone())?;
+        let processor = super::processor::spawn(settings, stop_processor.clone())?;
 
         let (config, sources) = super::reporting::reporting_parts(settings);
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -201,26 +201,6 @@ impl Services {
     }
 }
 
-/// Runs the processor's consume loop on its own thread (it is blocking, like `veil processor`).
-fn spawn_processor(
-    settings: &Settings,
-    stop: Arc<AtomicBool>,
-) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<()>>> {
-    let config = settings.processor.clone();
-    let kafka = settings.kafka.clone();
-    let allowlist = veil_policy::Allowlist::load(&config.allowlist)
-        .with_context(|| format!("{} is refused", config.allowlist.display()))?;
-    let layout = veil_processor::columns::TableLayout::from_policy(&allowlist.compile());
-    let handle = std::thread::Builder::new()
-        .name("processor".to_owned())
-        .spawn(move || {
-            let stats = veil_processor::pipeline::ProcessorStats::default();
-            veil_processor::pipeline::run(&config, &kafka, &layout, &stop, &stats)?;
-            anyhow::Ok(())
-        })?;
-    Ok(handle)
-}
-
 fn print_banner(
     services: &Services,
     viewers: &[viewers::DemoViewer],
@@ -243,6 +223,15 @@ fn print_banner(
         "  ingest:     {}   (point a Segment SDK's host here)",
         services.ingest_url
     );
+    let processor_metrics = &settings.processor.metrics_listen;
+    if processor_metrics.is_empty() {
+        println!("  metrics:    {}/metrics", services.ingest_url);
+    } else {
+        println!(
+            "  metrics:    {}/metrics (gateway), http://{processor_metrics}/metrics (processor)",
+            services.ingest_url
+        );
+    }
     println!("  write keys:");
     for tenant in &tenants.tenants {
         if let Some(key) = tenant.write_keys.first() {
