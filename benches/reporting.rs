@@ -1,17 +1,17 @@
 //! Reporting benchmark: 10 million stored events in the processor's real Parquet layout
-//! (written with its own `TableLayout`, `rollup::batch` and `Store`: each commit holds the raw
-//! events and their `daily_activity` rollup, as a processor flush does), shaped like
-//! `gen_events.py` traffic
-//! (8 tenants, 35 days over two months, the generator's apps, versions, platforms, events and
-//! features) with realistic user counts per tenant (25 to 300). Then every dashboard's queries,
-//! through the router as a browser would ask for them: cold (a fresh service: no cached
-//! footers or listings; the OS page cache may be warm) and warm (median of 5). Last, one
-//! breakdown query over the raw events against the same over the rollup, through the vendor's
-//! SQL endpoint (the reason the dashboards read the rollup), with their totals checked equal.
+//! (written with its own `TableLayout`, `rollup::batch` and `Store`: each day's commit holds the
+//! raw events and their `daily_activity` rollup, as a processor flush does), shaped like
+//! `gen_events.py` traffic (8 tenants, 35 days over two months, the generator's apps, versions,
+//! platforms, events and features) with realistic user counts per tenant (25 to 300). Then
+//! every dashboard's queries, through the router as a browser would ask for them: cold (a fresh
+//! service: no cached footers or listings; the OS page cache may be warm) and warm (median of
+//! 5). Last, one breakdown query over the raw events against the same over the rollup, through
+//! the vendor's SQL endpoint (the reason the dashboards read the rollup), with their groups and
+//! event totals checked equal.
 //!
-//! `cargo bench --bench reporting` — the data set is written once to
-//! the target directory's `tmp/veil-reporting-bench-*` (about 10 minutes) and reused; `VEIL_BENCH_EVENTS`
-//! changes its size.
+//! `cargo bench --bench reporting` — the data set is written once to the target directory's
+//! `tmp/veil-reporting-bench-*` (about 90 s in release) and reused; `VEIL_BENCH_EVENTS` changes
+//! its size.
 
 use std::collections::BTreeMap;
 use std::path::Path;
