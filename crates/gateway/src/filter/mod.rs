@@ -106,8 +106,10 @@ pub struct TenantFilter {
     tenant: String,
     tier: Tier,
     key: EpochKey,
-    /// The output's constant head: schema, tenant, tier, policy digest and key epoch.
-    head: Vec<u8>,
+    /// The output's constant head per message kind (indexed by `kind as usize`): schema, tenant,
+    /// tier, policy digest, key epoch and type, up to the opening quote of `messageId`, so one
+    /// copy writes it.
+    kind_heads: Vec<Vec<u8>>,
     /// Leaves whose pseudonym routes the message: root `userId`, then root `anonymousId`.
     routing_leaves: [Option<LeafId>; 2],
 }
@@ -124,6 +126,18 @@ impl TenantFilter {
         values::write_json_str(&mut head, policy.digest());
         head.extend_from_slice(b",\"keyEpoch\":");
         values::write_json_str(&mut head, key.epoch());
+        let mut kind_heads = Vec::new();
+        for kind in veil_sanitized::MessageKind::ALL {
+            let index = kind as usize;
+            if kind_heads.len() <= index {
+                kind_heads.resize(index + 1, Vec::new());
+            }
+            let mut kind_head = head.clone();
+            kind_head.extend_from_slice(b",\"type\":\"");
+            kind_head.extend_from_slice(kind.as_str().as_bytes());
+            kind_head.extend_from_slice(b"\",\"messageId\":\"");
+            kind_heads[index] = kind_head;
+        }
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let root_leaf = |key: &str| {
@@ -140,7 +154,7 @@ impl TenantFilter {
             tenant: tenant.to_owned(),
             tier,
             key,
-            head,
+            kind_heads,
         }
     }
 

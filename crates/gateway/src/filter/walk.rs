@@ -92,6 +92,10 @@ pub(crate) struct Walk<'p, 'a> {
 /// A key and, if it is on an allowlisted path, its trie child and position among the siblings.
 type NextKey<'a> = (Cow<'a, str>, Option<(NodeId, usize)>);
 
+/// A rejection inside the walk, boxed: the walk's results stay a few words wide (returned in
+/// registers on every key and value) instead of carrying the whole [`Rejection`] back each time.
+type Refusal = Box<Rejection>;
+
 /// Reads one object's keys, refusing duplicates: allowlisted keys are tracked by their position
 /// among the node's children, other keys on the walk's key stack.
 struct KeyCursor {
@@ -121,7 +125,7 @@ impl KeyCursor {
 
     /// The next key with its allowlisted child (if any), or `None` after the `}`.
     #[inline(always)]
-    fn next<'a>(&mut self, walk: &mut Walk<'_, 'a>) -> Result<Option<NextKey<'a>>, Rejection> {
+    fn next<'a>(&mut self, walk: &mut Walk<'_, 'a>) -> Result<Option<NextKey<'a>>, Refusal> {
         let Some(key) = walk.scanner.next_key(self.first).map_err(syntax)? else {
             walk.seen.truncate(self.base);
             return Ok(None);
@@ -156,8 +160,9 @@ enum Found {
     Mismatch,
 }
 
-fn syntax(error: SyntaxError) -> Rejection {
-    Rejection {
+#[cold]
+fn syntax(error: SyntaxError) -> Refusal {
+    Box::new(Rejection {
         reason: RejectReason::MalformedJson,
         field: None,
         detail: Some(format!(
@@ -165,7 +170,7 @@ fn syntax(error: SyntaxError) -> Rejection {
             error.expected, error.offset
         )),
         event: None,
-    }
+    })
 }
 
 impl<'p, 'a> Walk<'p, 'a> {
@@ -185,9 +190,13 @@ impl<'p, 'a> Walk<'p, 'a> {
 
     /// Reads the whole message; the error is the first reason to refuse it.
     pub(crate) fn run(&mut self) -> Result<(), Rejection> {
+        self.run_boxed().map_err(|refusal| *refusal)
+    }
+
+    fn run_boxed(&mut self) -> Result<(), Refusal> {
         match self.scanner.peek_value().map_err(syntax)? {
             Start::Object => {}
-            _ => return Err(Rejection::new(RejectReason::NotAnObject)),
+            _ => return Err(Rejection::new(RejectReason::NotAnObject).into()),
         }
         self.message()?;
         self.scanner.finish().map_err(syntax)
@@ -253,16 +262,17 @@ impl<'p, 'a> Walk<'p, 'a> {
     }
 
     /// The rejection for a key that `first_time` refused.
-    fn refused_key(&self, node: Option<NodeId>, key: &str) -> Rejection {
+    #[cold]
+    fn refused_key(&self, node: Option<NodeId>, key: &str) -> Refusal {
         let reason = if self.too_many_keys {
             RejectReason::TooLarge
         } else {
             RejectReason::DuplicateKey
         };
-        match node {
+        Box::new(match node {
             Some(node) => Rejection::at(reason, self.path_of(node, key)),
             None => Rejection::new(reason),
-        }
+        })
     }
 
     fn path_of(&self, node: NodeId, key: &str) -> String {
@@ -271,7 +281,7 @@ impl<'p, 'a> Walk<'p, 'a> {
         path
     }
 
-    fn message(&mut self) -> Result<(), Rejection> {
+    fn message(&mut self) -> Result<(), Refusal> {
         let root = self.policy.root();
         let mut keys = KeyCursor::open(self, Some(root));
         while let Some((key, listed)) = keys.next(self)? {
@@ -301,7 +311,9 @@ impl<'p, 'a> Walk<'p, 'a> {
                 let text = match self.scalar(2)? {
                     Scalar::Str(text) => Some(text),
                     Scalar::Null => None,
-                    _ => return Err(Rejection::at(RejectReason::WrongType, key.into_owned())),
+                    _ => {
+                        return Err(Rejection::at(RejectReason::WrongType, key.into_owned()).into());
+                    }
                 };
                 let envelope = &mut self.envelope;
                 *[
@@ -330,7 +342,7 @@ impl<'p, 'a> Walk<'p, 'a> {
     }
 
     /// A value under an allowlisted node: a leaf's scalar, or an object to walk further.
-    fn child(&mut self, node: NodeId, depth: usize) -> Result<Found, Rejection> {
+    fn child(&mut self, node: NodeId, depth: usize) -> Result<Found, Refusal> {
         if let Some(leaf) = self.policy.leaf_at(node) {
             let value = self.scalar(depth)?;
             let present = match &value {
@@ -362,7 +374,8 @@ impl<'p, 'a> Walk<'p, 'a> {
             return Err(Rejection::at(
                 RejectReason::TooDeep,
                 self.policy.node_path(node).to_owned(),
-            ));
+            )
+            .into());
         }
         let mut keys = KeyCursor::open(self, Some(node));
         while let Some((key, listed)) = keys.next(self)? {
@@ -391,7 +404,7 @@ impl<'p, 'a> Walk<'p, 'a> {
 
     /// A leaf's value: scalars are captured, composites skipped and marked.
     #[inline(always)]
-    fn scalar(&mut self, depth: usize) -> Result<Scalar<'a>, Rejection> {
+    fn scalar(&mut self, depth: usize) -> Result<Scalar<'a>, Refusal> {
         Ok(match self.scanner.peek_value().map_err(syntax)? {
             Start::String => Scalar::Str(self.scanner.string().map_err(syntax)?),
             Start::Number => {
@@ -416,7 +429,7 @@ impl<'p, 'a> Walk<'p, 'a> {
     }
 
     /// A value nothing is kept from, still checked. Returns whether it was a non-empty scalar.
-    fn skip(&mut self, depth: usize) -> Result<bool, Rejection> {
+    fn skip(&mut self, depth: usize) -> Result<bool, Refusal> {
         match self.scanner.peek_value().map_err(syntax)? {
             Start::String => self.scanner.skip_string().map_err(syntax),
             Start::Number => self.scanner.number().map(|_| true).map_err(syntax),
@@ -427,7 +440,7 @@ impl<'p, 'a> Walk<'p, 'a> {
                 .map_err(syntax),
             Start::Array => {
                 if depth > MAX_DEPTH {
-                    return Err(Rejection::new(RejectReason::TooDeep));
+                    return Err(Rejection::new(RejectReason::TooDeep).into());
                 }
                 self.scanner.open();
                 let mut first = true;
@@ -439,7 +452,7 @@ impl<'p, 'a> Walk<'p, 'a> {
             }
             Start::Object => {
                 if depth > MAX_DEPTH {
-                    return Err(Rejection::new(RejectReason::TooDeep));
+                    return Err(Rejection::new(RejectReason::TooDeep).into());
                 }
                 let base = self.seen.len();
                 let mut bloom = 0u64;
