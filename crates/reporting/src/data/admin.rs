@@ -270,8 +270,20 @@ pub async fn breakdowns(
 ) -> Result<Breakdowns, ReportingError> {
     let (first, last) = (iso(month.first_day()), iso(month.last_day()));
     let filter = month_filter(tenant, &first, &last);
+    // The product breakdown is the version one's groups merged by product (the same rows,
+    // users united and events summed), so it needs no query of its own when both are asked for.
+    let source = |dimension: &'static str| -> &'static str {
+        if dimension == "product" && dimensions.contains(&"version") {
+            "version"
+        } else {
+            dimension
+        }
+    };
     let mut running = tokio::task::JoinSet::new();
-    for (position, dimension) in dimensions.iter().enumerate() {
+    for dimension in dimensions.iter().copied() {
+        if source(dimension) != dimension {
+            continue;
+        }
         let columns = label_columns(dimension)
             .iter()
             .map(|name| format!("\"{name}\""))
@@ -291,24 +303,28 @@ pub async fn breakdowns(
                 to: &last,
             };
             let batches = warehouse.cached_query(&context, &sql, scope).await?;
-            Ok::<_, ReportingError>((position, batches))
+            Ok::<_, ReportingError>((dimension, batches))
         });
     }
-    let mut results = vec![None; dimensions.len()];
+    let mut results = HashMap::new();
     while let Some(done) = running.join_next().await {
-        let (position, batches) =
+        let (dimension, batches) =
             done.map_err(|error| ReportingError::Query(error.to_string()))??;
-        results[position] = Some(batches);
+        results.insert(dimension, batches);
     }
     let mut by = BTreeMap::new();
-    for (dimension, batches) in dimensions.iter().zip(results) {
-        let batches = batches.unwrap_or_default();
+    for dimension in dimensions.iter().copied() {
+        let from = source(dimension);
+        let batches = results.get(from).cloned().unwrap_or_default();
+        // The source's label columns start with this dimension's (product, then version).
         let width = label_columns(dimension).len();
+        let source_width = label_columns(from).len();
+        debug_assert!(label_columns(from).starts_with(label_columns(dimension)));
         let values: Vec<Vec<Option<String>>> = (0..width)
             .map(|index| strings(&batches, index))
             .collect::<Result<_, _>>()?;
-        let users = rollup_user_keys(&batches, width)?;
-        let counts = integers(&batches, width + 3)?;
+        let users = rollup_user_keys(&batches, source_width)?;
+        let counts = integers(&batches, source_width + 3)?;
         let mut interner = Interner::default();
         let mut groups: BTreeMap<String, Group> = BTreeMap::new();
         for (row, (user, count)) in users.into_iter().zip(counts).enumerate() {
