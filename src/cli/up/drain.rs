@@ -8,8 +8,12 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use veil_config::KafkaConfig;
 
-/// Messages the consumer group has not committed yet, over the topics the processor reads.
-pub(crate) fn lag(consumer: &BaseConsumer, kafka: &KafkaConfig) -> anyhow::Result<i64> {
+/// Messages the consumer group has not committed yet, per partition of the topics the processor
+/// reads (partitions that never held a message are left out).
+pub(crate) fn partition_lags(
+    consumer: &BaseConsumer,
+    kafka: &KafkaConfig,
+) -> anyhow::Result<Vec<i64>> {
     let timeout = Duration::from_secs(5);
     let mut topics: Vec<String> = veil_config::Region::ALL
         .iter()
@@ -38,28 +42,27 @@ pub(crate) fn lag(consumer: &BaseConsumer, kafka: &KafkaConfig) -> anyhow::Resul
         }
     }
     if ends.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     let committed = consumer
         .committed_offsets(wanted, timeout)
         .context("committed offsets")?;
-    let mut lag = 0;
-    for (element, high) in committed.elements().iter().zip(ends) {
-        let position = match element.offset() {
-            Offset::Offset(offset) => offset,
-            _ => 0,
-        };
-        lag += (high - position).max(0);
-    }
-    Ok(lag)
+    Ok(committed
+        .elements()
+        .iter()
+        .zip(ends)
+        .map(|(element, high)| {
+            let position = match element.offset() {
+                Offset::Offset(offset) => offset,
+                _ => 0,
+            };
+            (high - position).max(0)
+        })
+        .collect())
 }
 
-/// Returns once the processor's group has committed everything, or fails after `deadline`.
-pub(crate) fn wait_until_consumed(
-    kafka: &KafkaConfig,
-    group: &str,
-    deadline: Duration,
-) -> anyhow::Result<()> {
+/// A client that reads the processor group's committed offsets without joining the group.
+pub(crate) fn group_reader(kafka: &KafkaConfig, group: &str) -> anyhow::Result<BaseConsumer> {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", &kafka.bootstrap_servers)
@@ -68,10 +71,19 @@ pub(crate) fn wait_until_consumed(
     for (name, value) in &kafka.properties {
         config.set(name, value);
     }
-    let consumer: BaseConsumer = config.create()?;
+    Ok(config.create()?)
+}
+
+/// Returns once the processor's group has committed everything, or fails after `deadline`.
+pub(crate) fn wait_until_consumed(
+    kafka: &KafkaConfig,
+    group: &str,
+    deadline: Duration,
+) -> anyhow::Result<()> {
+    let consumer = group_reader(kafka, group)?;
     let started = Instant::now();
     loop {
-        let remaining = lag(&consumer, kafka)?;
+        let remaining: i64 = partition_lags(&consumer, kafka)?.iter().sum();
         if remaining == 0 {
             return Ok(());
         }

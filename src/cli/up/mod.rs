@@ -2,6 +2,7 @@
 //! Kafka cluster is configured. The services run the same code as `veil gateway`, `veil
 //! processor` and `veil reporting`; only their bootstrap servers differ.
 
+mod backpressure;
 mod broker;
 mod drain;
 mod viewers;
@@ -97,7 +98,7 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         .build()?;
 
     let outcome = runtime.block_on(async {
-        let services = Services::start(&settings).await?;
+        let services = Services::start(&settings, embedded.is_some()).await?;
         print_banner(&services, &viewers, &tenants, embedded.is_some(), &settings);
         if args.demo {
             let keys: Vec<(String, String)> = tenants
@@ -134,16 +135,27 @@ struct Services {
     processor: std::thread::JoinHandle<anyhow::Result<()>>,
     stop_reporting: tokio::sync::oneshot::Sender<()>,
     reporting: tokio::task::JoinHandle<Result<(), veil_reporting::ReportingError>>,
+    backpressure: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Services {
     /// Starts the three services; ingest opens last.
-    async fn start(settings: &Settings) -> anyhow::Result<Services> {
+    async fn start(settings: &Settings, embedded: bool) -> anyhow::Result<Services> {
         // The gateway's start creates missing topics, so it comes first; it serves last.
         let (ingest_listener, gateway) = super::gateway::start(settings).await?;
         let ingest_url = format!("http://{}", ingest_listener.local_addr()?);
         let stop_processor = Arc::new(AtomicBool::new(false));
         let processor = super::processor::spawn(settings, stop_processor.clone())?;
+        let backpressure = if embedded {
+            Some(backpressure::spawn(
+                settings.kafka.clone(),
+                settings.processor.group_id.clone(),
+                gateway.clone(),
+                stop_processor.clone(),
+            )?)
+        } else {
+            None
+        };
 
         let (config, sources) = super::reporting::reporting_parts(settings);
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -169,6 +181,7 @@ impl Services {
             processor,
             stop_reporting,
             reporting,
+            backpressure,
         })
     }
 
@@ -194,6 +207,9 @@ impl Services {
             .await
             .context("processor join")?
             .map_err(|_| anyhow::anyhow!("the processor thread panicked"))??;
+        if let Some(backpressure) = self.backpressure {
+            let _ = tokio::task::spawn_blocking(move || backpressure.join()).await;
+        }
         let _ = self.stop_reporting.send(());
         self.reporting.await.context("reporting task")??;
         eprintln!("veil: stopped");

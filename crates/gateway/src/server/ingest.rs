@@ -273,6 +273,11 @@ pub(crate) async fn ingest(
     if gateway.shutting_down.load(Ordering::Relaxed) {
         return Err(ApiError::ShuttingDown);
     }
+    if gateway.backpressure() {
+        return Err(ApiError::Unavailable {
+            retry_after_seconds: 1,
+        });
+    }
     let gzip = check_headers(&headers)?;
     let raw = read_body(body).await?;
     let inflated;

@@ -44,6 +44,7 @@ pub struct Gateway {
     pub(crate) metrics: GatewayMetrics,
     field_labels: Mutex<HashSet<String>>,
     pub(crate) shutting_down: AtomicBool,
+    backpressure: AtomicBool,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -56,6 +57,18 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
+    /// Refuses new ingest requests with 503 and `Retry-After` while `on` (clients retry later):
+    /// backpressure from downstream, such as `veil up`'s embedded broker whose log is bounded.
+    pub fn set_backpressure(&self, on: bool) {
+        self.backpressure
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether ingest is paused by [`Gateway::set_backpressure`].
+    pub fn backpressure(&self) -> bool {
+        self.backpressure.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Assembles the state from loaded parts.
     pub fn new(
         config: GatewayConfig,
@@ -86,6 +99,7 @@ impl Gateway {
             metrics: GatewayMetrics::default(),
             field_labels: Mutex::new(HashSet::new()),
             shutting_down: AtomicBool::new(false),
+            backpressure: AtomicBool::new(false),
         }
     }
 

@@ -415,6 +415,26 @@ async fn an_outage_is_503_with_retry_after_and_nothing_counts_as_accepted() {
 }
 
 #[tokio::test]
+async fn backpressure_answers_503_with_retry_after_and_publishes_nothing_until_lifted() {
+    let harness = harness();
+    harness.gateway.set_backpressure(true);
+    let body = json!({"batch": [track("Document Opened")]}).to_string();
+    let (status, answer, headers) = send(
+        &harness,
+        post("/v1/batch", Some("wk_test_baseline"), body.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(answer["error"]["code"], "unavailable");
+    assert_eq!(headers[header::RETRY_AFTER], "1");
+    assert!(harness.publisher.records().is_empty());
+    harness.gateway.set_backpressure(false);
+    let (status, _, _) = send(&harness, post("/v1/batch", Some("wk_test_baseline"), body)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(sanitized(&harness).len(), 1);
+}
+
+#[tokio::test]
 async fn a_write_key_over_its_rate_gets_429_with_retry_after() {
     let harness = harness_with(GatewayConfig {
         rate_limit_per_second: 10,
