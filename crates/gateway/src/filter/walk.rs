@@ -149,6 +149,21 @@ impl KeyCursor {
     }
 }
 
+/// A copy of `key` for the key stack: a borrowed key is copied inline (the usual case); an
+/// unescaped (owned) one is cloned out of line.
+#[inline(always)]
+fn share<'a>(key: &Cow<'a, str>) -> Cow<'a, str> {
+    #[cold]
+    #[inline(never)]
+    fn clone_owned<'a>(key: &str) -> Cow<'a, str> {
+        Cow::Owned(key.to_owned())
+    }
+    match key {
+        Cow::Borrowed(text) => Cow::Borrowed(text),
+        Cow::Owned(text) => clone_owned(text),
+    }
+}
+
 /// What a value under an allowlisted node turned out to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Found {
@@ -203,7 +218,7 @@ impl<'p, 'a> Walk<'p, 'a> {
     }
 
     /// Records `key` in the object whose keys start at `base`; false if it was already there.
-    #[inline]
+    #[inline(always)]
     #[allow(
         clippy::ptr_arg,
         reason = "the Cow is cloned onto the key stack, borrowed stays borrowed"
@@ -233,13 +248,13 @@ impl<'p, 'a> Walk<'p, 'a> {
         {
             return false;
         }
-        self.seen.push((summary, key.clone()));
+        self.seen.push((summary, share(key)));
         true
     }
 
     /// [`Walk::first_time`] for a key that may be an allowlisted child: those are tracked
     /// exactly by their position in a bit set, the rest on the key stack.
-    #[inline]
+    #[inline(always)]
     #[allow(clippy::ptr_arg, reason = "passed on to `first_time`")]
     fn first_time_in(
         &mut self,
