@@ -116,9 +116,15 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
                     );
                 }
                 () = super::gateway::shutdown_signal() => return services.stop(&settings).await,
+                () = services.processor_exited() => return services.stop(&settings).await,
             }
         }
-        super::gateway::shutdown_signal().await;
+        tokio::select! {
+            () = super::gateway::shutdown_signal() => {}
+            () = services.processor_exited() => {
+                eprintln!("veil: the processor stopped; stopping everything");
+            }
+        }
         services.stop(&settings).await
     });
     drop(embedded);
@@ -183,6 +189,14 @@ impl Services {
             reporting,
             backpressure,
         })
+    }
+
+    /// Resolves if the processor's thread ends on its own (an error it cannot get past): `veil
+    /// up` then stops rather than accept messages nothing stores.
+    async fn processor_exited(&self) {
+        while !self.processor.is_finished() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
 
     /// Stops ingest first, lets the processor store everything the gateway acknowledged, then
