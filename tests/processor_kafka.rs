@@ -263,6 +263,9 @@ fn sigkill_at_random_points_loses_and_repeats_nothing() {
         (expected.len() - stored_before_final) as f64,
         "{metrics}"
     );
+    // Every stored row (and every duplicate) was read first.
+    let read = metric(&metrics, "veil_processor_records_read_total");
+    assert!(read >= written, "{metrics}");
     for name in [
         "veil_processor_files_written_total{table=\"daily_activity\"}",
         "veil_processor_flush_latency_seconds_count",

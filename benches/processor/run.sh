@@ -10,13 +10,14 @@ seconds="${1:-10}"
 work="$(mktemp -d)"
 trap 'kill -9 $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$work"' EXIT
 command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)" >&2; exit 1; }
-cargo build --release --quiet
+cargo build --workspace --release --quiet
+veil="${CARGO_TARGET_DIR:-target}/release/veil"
 python3 ../shared/workload/gen_events.py --count 100000 --seed 7 --batch 100 > "$work/batches.ndjson"
 (cd "$work" && exec tansu broker --storage-engine "${STORAGE:-memory://tansu/}" \
     --listener-url tcp://127.0.0.1:29192 --advertised-listener-url tcp://127.0.0.1:29192 > tansu.log 2>&1) &
 sleep 1
 env VEIL_GATEWAY__KEYSTORE="$work/keys" VEIL_GATEWAY__RATE_LIMIT_PER_SECOND=0 VEIL_LOG__LEVEL=warn \
-    ./target/release/veil gateway --kafka 127.0.0.1:29192 --listen 127.0.0.1:28188 &
+    "$veil" gateway --kafka 127.0.0.1:29192 --listen 127.0.0.1:28188 &
 until curl -sf http://127.0.0.1:28188/readyz >/dev/null; do sleep 0.2; done
 wrk -t1 -c40 -d"${seconds}s" -s benches/load/batches.lua http://127.0.0.1:28188 -- "$work/batches.ndjson" >/dev/null
 total=$(curl -s http://127.0.0.1:28188/metrics | awk '/^veil_gateway_messages_accepted_total/ {s+=$2} END {print s}')
@@ -36,7 +37,7 @@ if os.path.isdir(d):
 print(total)
 PY
 }
-env VEIL_LOG__LEVEL=warn taskset -c 0 ./target/release/veil processor --kafka 127.0.0.1:29192 --data-dir "$work/parquet" &
+env VEIL_LOG__LEVEL=warn taskset -c 0 "$veil" processor --kafka 127.0.0.1:29192 --data-dir "$work/parquet" &
 until [ "$(stored)" -gt 0 ]; do sleep 0.05; done
 start=$(date +%s.%N)
 first=$(stored)

@@ -37,6 +37,8 @@ pub struct ProcessorStats {
     pub rows_written: Family<TableLabels, Counter>,
     /// Parquet files committed, by table.
     pub files_written: Family<TableLabels, Counter>,
+    /// Records read from Kafka (or stdin lines), before deduplication: how far the input is drained.
+    pub records_read: Counter,
     /// Messages dropped as duplicates of a stored message.
     pub duplicates: Counter,
     /// Records sent to the dead-letter topic.
@@ -57,6 +59,7 @@ impl Default for ProcessorStats {
         let stats = ProcessorStats {
             rows_written: Family::default(),
             files_written: Family::default(),
+            records_read: Counter::default(),
             duplicates: Counter::default(),
             dead_letters: Counter::default(),
             compactions: Family::default(),
@@ -74,6 +77,11 @@ impl Default for ProcessorStats {
             "files_written",
             "Parquet files committed, by table",
             stats.files_written.clone(),
+        );
+        registry.register(
+            "records_read",
+            "Records read from the topics, before deduplication",
+            stats.records_read.clone(),
         );
         registry.register(
             "duplicates",

@@ -230,6 +230,7 @@ fn accept(
     if decoded.is_err() {
         stats.dead_letters.inc();
     }
+    stats.records_read.inc();
     decoded
 }
 
