@@ -7,7 +7,8 @@
 //! then the merged file is renamed into place, the inputs deleted, the manifest deleted. Recovery
 //! rolls a manifest forward and deletes a merged file that never got one. The merged file keeps
 //! the name `part-<topic>-<partition>-<first>-<last>.parquet` (the merged offset range), so the
-//! dedup window's rebuild still finds it.
+//! dedup window's rebuild still finds it. `daily_activity` files are re-aggregated (one row per
+//! key, `events` summed: `rollup::reaggregate`); other tables' rows are concatenated.
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
 
+use crate::rollup;
 use crate::store::{Store, StoreError, fsync_dir, io, write_json_atomically, write_parquet};
 use crate::tables;
 
@@ -165,6 +167,23 @@ fn compact_until(
         );
         return Ok(0);
     };
+    let batches = if table == tables::DAILY_ACTIVITY {
+        match rollup::reaggregate(&schema, &batches) {
+            Ok(Some(summed)) => vec![summed],
+            Ok(None) => {
+                tracing::warn!(
+                    table,
+                    topic,
+                    partition,
+                    "rollup columns of an unexpected type; rows concatenated"
+                );
+                batches
+            }
+            Err(error) => return Err(StoreError::Parquet(error.into())),
+        }
+    } else {
+        batches
+    };
     let temporary = temporary_path(topic, partition);
     write_parquet(&store.root().join(&temporary), schema, &batches)?;
     if stop_after == Step::Written {
@@ -272,3 +291,7 @@ pub(crate) fn recover_all(store: &Store) -> Result<(), StoreError> {
 #[cfg(test)]
 #[path = "compact_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "compact_rollup_tests.rs"]
+mod rollup_tests;

@@ -162,3 +162,42 @@ fn compaction_waits_while_another_holds_the_maintenance_lock() {
         4
     );
 }
+
+/// Even rows that look like rollup rows (text columns and an int64 `events`) are concatenated
+/// in the events table: only `daily_activity` is re-aggregated.
+#[test]
+fn events_compaction_concatenates_identical_rows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("store");
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("message_id", DataType::Utf8, false),
+        Field::new(crate::rollup::EVENTS, DataType::Int64, false),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(vec!["a", "a"])),
+        Arc::new(Int64Array::from(vec![1_i64, 1])),
+    ];
+    let identical = Group {
+        table: tables::EVENTS,
+        tenant: "t-1".to_owned(),
+        date: DATE.to_owned(),
+        batch: RecordBatch::try_new(schema, columns).expect("batch"),
+    };
+    for round in 0..3_i64 {
+        let first = round * 10;
+        store
+            .commit(
+                "topic",
+                0,
+                first,
+                first + 9,
+                std::slice::from_ref(&identical),
+            )
+            .expect("commit");
+    }
+    assert_eq!(
+        compact_if_needed(&store, tables::EVENTS, "t-1", DATE, "topic", 0, 2).expect("compact"),
+        3
+    );
+    assert_eq!(stored_ids(&store), ["a"; 6], "never aggregated");
+}

@@ -7,7 +7,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanBuilder, Int64Builder, StringBuilder};
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, BooleanBuilder, Int64Array, Int64Builder, StringArray,
+    StringBuilder,
+};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
@@ -131,6 +134,125 @@ pub fn batch(rows: &[&Row]) -> Result<RecordBatch, ArrowError> {
             Arc::new(counts.finish()),
         ],
     )
+}
+
+/// One key column's value in a stored rollup row (the key columns are text or boolean).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum KeyValue<'b> {
+    Null,
+    Text(&'b str),
+    Flag(bool),
+}
+
+/// A key column of one stored batch, downcast once.
+enum KeyColumn<'b> {
+    Text(&'b StringArray),
+    Flag(&'b BooleanArray),
+}
+
+impl<'b> KeyColumn<'b> {
+    fn of(column: &'b ArrayRef) -> Option<Self> {
+        let any = column.as_any();
+        if let Some(text) = any.downcast_ref::<StringArray>() {
+            return Some(Self::Text(text));
+        }
+        any.downcast_ref::<BooleanArray>().map(Self::Flag)
+    }
+
+    fn value(&self, row: usize) -> KeyValue<'b> {
+        match self {
+            Self::Text(array) if array.is_valid(row) => KeyValue::Text(array.value(row)),
+            Self::Flag(array) if array.is_valid(row) => KeyValue::Flag(array.value(row)),
+            _ => KeyValue::Null,
+        }
+    }
+}
+
+/// Re-aggregates stored rollup rows when compaction merges a day's files (flushes every few
+/// seconds leave few rows per key each): one row per distinct key (every column but [`EVENTS`],
+/// nulls being values of their own) with `events` summed, in first-seen order, in `schema`.
+/// `None` when a column is neither text nor boolean, or `events` is not a non-null int64 (the
+/// caller then keeps the rows as they are).
+pub(crate) fn reaggregate(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<Option<RecordBatch>, ArrowError> {
+    let Ok(events_at) = schema.index_of(EVENTS) else {
+        return Ok(None);
+    };
+    let mut index: HashMap<Vec<KeyValue<'_>>, usize> = HashMap::new();
+    let mut groups: Vec<(Vec<KeyValue<'_>>, i64)> = Vec::new();
+    let mut key: Vec<KeyValue<'_>> = Vec::with_capacity(schema.fields().len());
+    for batch in batches {
+        debug_assert_eq!(batch.schema().fields(), schema.fields());
+        let Some(counts) = batch
+            .column(events_at)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+        else {
+            return Ok(None);
+        };
+        if counts.null_count() > 0 {
+            return Ok(None);
+        }
+        let mut columns = Vec::with_capacity(batch.num_columns());
+        for (at, column) in batch.columns().iter().enumerate() {
+            if at == events_at {
+                continue;
+            }
+            let Some(column) = KeyColumn::of(column) else {
+                return Ok(None);
+            };
+            columns.push(column);
+        }
+        for row in 0..batch.num_rows() {
+            key.clear();
+            key.extend(columns.iter().map(|column| column.value(row)));
+            let count = counts.value(row);
+            match index.get(key.as_slice()) {
+                Some(at) => groups[*at].1 = groups[*at].1.saturating_add(count),
+                None => {
+                    index.insert(key.clone(), groups.len());
+                    groups.push((key.clone(), count));
+                }
+            }
+        }
+    }
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    let mut key_at = 0;
+    for (at, field) in schema.fields().iter().enumerate() {
+        if at == events_at {
+            let mut counts = Int64Builder::with_capacity(groups.len());
+            groups
+                .iter()
+                .for_each(|(_, count)| counts.append_value(*count));
+            columns.push(Arc::new(counts.finish()));
+            continue;
+        }
+        let this_key = key_at;
+        key_at += 1;
+        let values = groups.iter().map(|(key, _)| key[this_key]);
+        if field.data_type() == &DataType::Boolean {
+            let mut flags = BooleanBuilder::with_capacity(groups.len());
+            for value in values {
+                flags.append_option(match value {
+                    KeyValue::Flag(flag) => Some(flag),
+                    _ => None,
+                });
+            }
+            columns.push(Arc::new(flags.finish()));
+        } else {
+            let mut texts = StringBuilder::with_capacity(groups.len(), groups.len() * 16);
+            for value in values {
+                texts.append_option(match value {
+                    KeyValue::Text(text) => Some(text),
+                    _ => None,
+                });
+            }
+            columns.push(Arc::new(texts.finish()));
+        }
+    }
+    RecordBatch::try_new(schema.clone(), columns).map(Some)
 }
 
 #[cfg(test)]
