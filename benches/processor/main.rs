@@ -187,6 +187,17 @@ fn main() {
             "every record stored, dropped as a duplicate or dead-lettered"
         );
         let steady = end.duration_since(first_read).as_secs_f64();
+        let metrics = stats.render();
+        let metric = |name: &str| {
+            metrics
+                .lines()
+                .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
+                .unwrap_or_default()
+        };
+        let (flushes, flushing) = (
+            metric("veil_processor_flush_latency_seconds_count"),
+            metric("veil_processor_flush_latency_seconds_sum"),
+        );
         let total = end.duration_since(started).as_secs_f64();
         println!(
             "round {round}: {} rows stored, {} duplicates dropped, {} dead letters, {} daily_activity rows, {} events files",
@@ -207,6 +218,10 @@ fn main() {
             drained.duration_since(first_read).as_secs_f64(),
             end.duration_since(drained).as_secs_f64(),
             produced as f64 / total
+        );
+        println!(
+            "  {flushes:.0} partition flushes took {flushing:.2} s (Arrow, Parquet zstd, fsyncs, renames): {:.2} s for reading, decoding and deduplicating",
+            steady - flushing
         );
     }
 }
