@@ -215,10 +215,11 @@ fn sigkill_at_random_points_loses_and_repeats_nothing() {
         std::thread::sleep(Duration::from_millis(500));
     }
     // The last run's counters: what it stored, and no lag left once librdkafka reports the
-    // high watermarks (every 5 s).
+    // high watermarks (every 5 s). When the killed runs had stored everything already, the last
+    // run first waits for the group to drop their sessions (10 s each) before it is assigned.
     let lag_line = "veil_processor_consumer_lag{topic=\"veil.sanitized.us\",partition=\"0\"} 0";
     let mut metrics = String::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         metrics = scrape(metrics_port);
         if metrics.contains(lag_line) {
