@@ -22,12 +22,7 @@ use veil_gateway::sink::create_topics;
 
 /// Sanitized messages as the gateway writes them: `veil filter` over reference traffic.
 fn sanitized_messages(count: usize, keys: &Path) -> Vec<Value> {
-    let input = Command::new("python3")
-        .arg(repo_root().join("../shared/workload/gen_events.py"))
-        .args(["--count", &count.to_string(), "--seed", "5"])
-        .output()
-        .expect("gen_events.py runs")
-        .stdout;
+    let input = support::traffic::gen_events(count, 5);
     let mut child = Command::new(env!("CARGO_BIN_EXE_veil"))
         .current_dir(repo_root())
         .args(["filter", "--tenant", "t-1000", "--keystore"])
