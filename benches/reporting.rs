@@ -13,7 +13,7 @@
 //! `tmp/veil-reporting-bench-*` (about 90 s in release) and reused; `VEIL_BENCH_EVENTS` changes
 //! its size.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -22,13 +22,14 @@ use axum::http::Request;
 use tower::ServiceExt;
 use veil_config::TenantsFile;
 use veil_policy::Allowlist;
-use veil_processor::columns::TableLayout;
-use veil_processor::row::Row;
+use veil_processor::columns::{EventColumns, TableLayout};
+use veil_processor::row::{Row, Value};
 use veil_processor::store::{Group, Store};
+use veil_processor::timestamp::Day;
 use veil_processor::{rollup, tables};
 use veil_reporting::auth::{Viewers, token_digest};
 use veil_reporting::{AppState, DataSources, ReportingConfig};
-use veil_sanitized::{FieldValue, MessageKind, Pseudonym, SanitizedMessage, Tier};
+use veil_sanitized::{MessageKind, Tier};
 
 const USERS: [usize; 8] = [40, 60, 120, 25, 150, 200, 80, 300];
 const APPS: [(&str, &[&str]); 3] = [
@@ -77,9 +78,9 @@ fn days() -> Vec<time::Date> {
         .collect()
 }
 
-fn pseudonym(tenant: usize, epoch: &str, user: usize) -> Pseudonym {
+fn pseudonym(tenant: usize, epoch: &str, user: usize) -> String {
     let text = format!("b{tenant}{}{user:010}", epoch.replace('-', ""));
-    Pseudonym(format!("{text:x>22}")[..22].to_owned())
+    format!("{text:x>22}")[..22].to_owned()
 }
 
 fn generate(root: &Path, total: usize, layout: &TableLayout, policy: &str) {
@@ -110,7 +111,7 @@ fn generate(root: &Path, total: usize, layout: &TableLayout, policy: &str) {
             let active: Vec<usize> = (0..*users)
                 .filter(|u| (u * 31 + day.ordinal() as usize * 7) % 10 < 7)
                 .collect();
-            let mut rows = Vec::with_capacity(count);
+            let mut columns = EventColumns::new(layout);
             for serial in 0..count {
                 let user = active[rng.below(active.len())];
                 let (app, versions) = APPS[if rng.below(4) == 0 {
@@ -119,77 +120,78 @@ fn generate(root: &Path, total: usize, layout: &TableLayout, policy: &str) {
                     user % 3
                 }];
                 let event = EVENTS[rng.below(EVENTS.len())];
-                let mut fields = BTreeMap::new();
-                fields.insert(
-                    "context.app.name".to_owned(),
-                    FieldValue::Str(app.to_owned()),
-                );
-                fields.insert(
-                    "context.app.version".to_owned(),
-                    FieldValue::Str(
-                        versions[(user + day.ordinal() as usize / 20) % versions.len()].to_owned(),
+                let text = |value: &str| Value::Str(Cow::Owned(value.to_owned()));
+                let fields = vec![
+                    (Cow::Borrowed("context.app.name"), text(app)),
+                    (
+                        Cow::Borrowed("context.app.version"),
+                        text(versions[(user + day.ordinal() as usize / 20) % versions.len()]),
                     ),
-                );
-                fields.insert(
-                    "context.os.name".to_owned(),
-                    FieldValue::Str(OSES[user % OSES.len()].to_owned()),
-                );
-                fields.insert(
-                    "context.library.name".to_owned(),
-                    FieldValue::Str("analytics-python".to_owned()),
-                );
-                fields.insert(
-                    "properties.feature".to_owned(),
-                    FieldValue::Str(FEATURES[rng.below(FEATURES.len())].to_owned()),
-                );
-                fields.insert(
-                    "properties.duration_ms".to_owned(),
-                    FieldValue::Int(5 + rng.below(20_000) as i64),
-                );
-                fields.insert(
-                    "properties.success".to_owned(),
-                    FieldValue::Bool(rng.below(33) != 0),
-                );
-                let mut pseudonyms = BTreeMap::new();
-                pseudonyms.insert("userId".to_owned(), pseudonym(tenant, &key_epoch, user));
-                pseudonyms.insert(
-                    "properties.document_id".to_owned(),
-                    pseudonym(tenant, &key_epoch, 1_000_000 + rng.below(1_000_000)),
-                );
+                    (
+                        Cow::Borrowed("context.os.name"),
+                        text(OSES[user % OSES.len()]),
+                    ),
+                    (
+                        Cow::Borrowed("context.library.name"),
+                        text("analytics-python"),
+                    ),
+                    (
+                        Cow::Borrowed("properties.feature"),
+                        text(FEATURES[rng.below(FEATURES.len())]),
+                    ),
+                    (
+                        Cow::Borrowed("properties.duration_ms"),
+                        Value::Int(5 + rng.below(20_000) as i64),
+                    ),
+                    (
+                        Cow::Borrowed("properties.success"),
+                        Value::Bool(rng.below(33) != 0),
+                    ),
+                ];
+                let pseudonyms = vec![
+                    (
+                        Cow::Borrowed("userId"),
+                        Cow::Owned(pseudonym(tenant, &key_epoch, user)),
+                    ),
+                    (
+                        Cow::Borrowed("properties.document_id"),
+                        Cow::Owned(pseudonym(
+                            tenant,
+                            &key_epoch,
+                            1_000_000 + rng.below(1_000_000),
+                        )),
+                    ),
+                ];
                 let timestamp_ms = midnight + rng.below(86_400_000) as i64;
-                rows.push(Row {
-                    message: SanitizedMessage {
-                        schema: 1,
-                        tenant: tenant_id.clone(),
-                        tier,
-                        policy: policy.to_owned(),
-                        key_epoch: key_epoch.clone(),
-                        kind: MessageKind::Track,
-                        message_id: format!("{tenant}-{date}-{serial}"),
-                        timestamp: String::new(),
-                        received_at: String::new(),
-                        event: Some(event.to_owned()),
-                        name: None,
-                        fields,
-                        pseudonyms,
-                    },
+                let row = Row {
+                    tenant: Cow::Borrowed(&tenant_id),
+                    tier,
+                    policy: Cow::Borrowed(policy),
+                    key_epoch: Cow::Borrowed(&key_epoch),
+                    kind: MessageKind::Track,
+                    message_id: Cow::Owned(format!("{tenant}-{date}-{serial}")),
+                    event: Some(Cow::Borrowed(event)),
+                    name: None,
+                    fields,
+                    pseudonyms,
                     timestamp_ms,
                     received_ms: timestamp_ms + 2_000,
-                    date: date.clone(),
-                });
+                    day: Day::of_ms(timestamp_ms),
+                };
+                columns.append(layout, &row).expect("fits the layout");
             }
-            let refs: Vec<&Row> = rows.iter().collect();
-            groups.push(Group {
-                table: tables::EVENTS,
-                tenant: tenant_id.clone(),
-                date: date.clone(),
-                batch: layout.batch(&refs).expect("batch"),
-            });
+            let events = columns.finish(layout).expect("batch");
             groups.push(Group {
                 table: tables::DAILY_ACTIVITY,
+                tenant: tenant_id.clone(),
+                date: date.clone(),
+                batch: rollup::batch(&events).expect("rollup"),
+            });
+            groups.push(Group {
+                table: tables::EVENTS,
                 tenant: tenant_id,
                 date: date.clone(),
-                batch: rollup::batch(&refs).expect("rollup"),
+                batch: events,
             });
         }
         let rows: i64 = groups

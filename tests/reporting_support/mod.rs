@@ -12,7 +12,7 @@ use tower::ServiceExt;
 use veil_config::TenantsFile;
 use veil_policy::Allowlist;
 use veil_processor::audit::{self, AuditRow};
-use veil_processor::columns::TableLayout;
+use veil_processor::columns::{EventColumns, TableLayout};
 use veil_processor::row::Row;
 use veil_processor::store::{Group, Store};
 use veil_processor::{rollup, tables};
@@ -97,37 +97,35 @@ impl Event {
 }
 
 /// Stores sanitized messages (JSON lines) the way the processor's flush does: decoded, typed by
-/// the allowlist's layout, grouped by tenant and day, each group's events and its
+/// the allowlist's layout into each tenant/day group's columns, each group's events and its
 /// `daily_activity` rollup (the processor's own `rollup::batch`) committed through the store.
 pub fn store_messages(data_dir: &Path, layout: &TableLayout, lines: &[String]) {
     let store = Store::open(data_dir).expect("store");
-    let rows: Vec<Row> = lines
-        .iter()
-        .map(|line| Row::decode(line.as_bytes()).expect("a sanitized message"))
-        .collect();
-    let mut groups: BTreeMap<(String, String), Vec<&Row>> = BTreeMap::new();
-    for row in &rows {
-        layout.check(&row.message).expect("fits the layout");
-        groups
-            .entry((row.message.tenant.clone(), row.date.clone()))
-            .or_default()
-            .push(row);
+    let mut columns: BTreeMap<(String, String), EventColumns> = BTreeMap::new();
+    for line in lines {
+        let row = Row::decode(line.as_bytes()).expect("a sanitized message");
+        columns
+            .entry((row.tenant.to_string(), row.day.to_string()))
+            .or_insert_with(|| EventColumns::new(layout))
+            .append(layout, &row)
+            .expect("fits the layout");
     }
-    let groups: Vec<Group> = groups
+    let groups: Vec<Group> = columns
         .into_iter()
-        .flat_map(|((tenant, date), rows)| {
+        .flat_map(|((tenant, date), mut columns)| {
+            let events = columns.finish(layout).expect("batch");
             [
                 Group {
-                    table: tables::EVENTS,
+                    table: tables::DAILY_ACTIVITY,
                     tenant: tenant.clone(),
                     date: date.clone(),
-                    batch: layout.batch(&rows).expect("batch"),
+                    batch: rollup::batch(&events).expect("rollup"),
                 },
                 Group {
-                    table: tables::DAILY_ACTIVITY,
+                    table: tables::EVENTS,
                     tenant,
                     date,
-                    batch: rollup::batch(&rows).expect("rollup"),
+                    batch: events,
                 },
             ]
         })

@@ -10,7 +10,8 @@ use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use serde::Deserialize;
 
-use crate::row::{DecodeError, parse_time};
+use crate::row::DecodeError;
+use crate::timestamp::{Day, parse_ms};
 
 /// `rejected[]` of an audit record.
 #[derive(Debug, Deserialize)]
@@ -97,7 +98,8 @@ pub fn decode_audit(payload: &[u8]) -> Result<Vec<AuditRow>, DecodeError> {
     if !veil_sanitized::is_valid_tenant(&record.tenant) {
         return Err(DecodeError::Tenant);
     }
-    let (received_ms, date) = parse_time(&record.received_at, "receivedAt")?;
+    let received_ms = parse_ms(&record.received_at).ok_or(DecodeError::Time("receivedAt"))?;
+    let date = Day::of_ms(received_ms).to_string();
     let count = |count: u64| i64::try_from(count).unwrap_or(i64::MAX);
     let policy = name(record.policy)?;
     let region = name(record.region)?;

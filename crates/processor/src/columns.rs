@@ -2,20 +2,19 @@
 //! as the allowlist declares it (pseudonyms are strings). Column names are the allowlist paths, so
 //! every stored value maps to exactly one reviewed entry.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
     ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder,
-    TimestampMillisecondBuilder,
+    TimestampMillisecondArray,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
+use rustc_hash::FxHashMap;
 use veil_policy::{LeafAction, Policy, ValueType};
-use veil_sanitized::{FieldValue, SanitizedMessage};
 
-use crate::row::Row;
+use crate::row::{Row, Value};
 
 /// How one allowlisted field is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +35,9 @@ pub enum LayoutError {
     /// A value of another type than the allowlist declares.
     #[error("field {0} does not have its declared type")]
     WrongType(String),
+    /// A field given twice in one message.
+    #[error("field {0} appears twice")]
+    Repeated(String),
 }
 
 /// The envelope columns, first in every file (the tenant is the `tenant=` directory, see
@@ -57,7 +59,7 @@ const ENVELOPE: [(&str, bool); 9] = [
 pub struct TableLayout {
     schema: SchemaRef,
     fields: Vec<(String, ColumnKind)>,
-    index: HashMap<String, usize>,
+    index: FxHashMap<String, usize>,
 }
 
 impl TableLayout {
@@ -75,7 +77,7 @@ impl TableLayout {
             })
             .collect();
         let mut fields = Vec::new();
-        let mut index = HashMap::new();
+        let mut index = FxHashMap::default();
         for (_, path, action) in policy.leaves() {
             let (kind, data_type) = match action {
                 LeafAction::Keep(ValueType::String) => (ColumnKind::Text, DataType::Utf8),
@@ -100,122 +102,175 @@ impl TableLayout {
         self.schema.clone()
     }
 
-    /// Checks that every field of `message` has a column of its type.
-    pub fn check(&self, message: &SanitizedMessage) -> Result<(), LayoutError> {
-        for (path, value) in &message.fields {
-            let kind = self.kind_of(path)?;
+    fn column_of(&self, path: &str) -> Result<(usize, ColumnKind), LayoutError> {
+        self.index
+            .get(path)
+            .map(|at| (*at, self.fields[*at].1))
+            .ok_or_else(|| LayoutError::UnknownField(path.to_owned()))
+    }
+}
+
+/// One allowlisted field's column being built.
+#[derive(Debug)]
+enum FieldColumn {
+    Text(StringBuilder),
+    Integer(Int64Builder),
+    Number(Float64Builder),
+    Boolean(BooleanBuilder),
+}
+
+/// Where a row's value of one field column comes from: `0` none, `1 + i` the row's field `i`,
+/// `PSEUDONYM | (1 + i)` its pseudonym `i`.
+const PSEUDONYM: u32 = 1 << 31;
+
+/// The events table's columns of one tenant/day group being built, row by row (see
+/// [`TableLayout`]).
+#[derive(Debug)]
+pub struct EventColumns {
+    /// tier, policy, key_epoch, type, message_id, event, name.
+    envelope: [StringBuilder; 7],
+    timestamps: Vec<i64>,
+    received: Vec<i64>,
+    fields: Vec<FieldColumn>,
+    /// Per-row scratch: where each field column's value is (see [`PSEUDONYM`]).
+    sources: Vec<u32>,
+}
+
+impl EventColumns {
+    /// Empty columns for `layout`.
+    pub fn new(layout: &TableLayout) -> EventColumns {
+        EventColumns {
+            envelope: std::array::from_fn(|_| StringBuilder::new()),
+            timestamps: Vec::new(),
+            received: Vec::new(),
+            fields: layout
+                .fields
+                .iter()
+                .map(|(_, kind)| match kind {
+                    ColumnKind::Text | ColumnKind::Pseudonym => {
+                        FieldColumn::Text(StringBuilder::new())
+                    }
+                    ColumnKind::Integer => FieldColumn::Integer(Int64Builder::new()),
+                    ColumnKind::Number => FieldColumn::Number(Float64Builder::new()),
+                    ColumnKind::Boolean => FieldColumn::Boolean(BooleanBuilder::new()),
+                })
+                .collect(),
+            sources: vec![0; layout.fields.len()],
+        }
+    }
+
+    /// Rows appended so far.
+    pub fn len(&self) -> usize {
+        self.timestamps.len()
+    }
+
+    /// Whether no row was appended.
+    pub fn is_empty(&self) -> bool {
+        self.timestamps.is_empty()
+    }
+
+    /// Appends `row` if every field has a column of its type, exactly once; else nothing changes.
+    pub fn append(&mut self, layout: &TableLayout, row: &Row<'_>) -> Result<(), LayoutError> {
+        debug_assert_eq!(self.fields.len(), layout.fields.len());
+        self.sources.fill(0);
+        for (at, (path, value)) in row.fields.iter().enumerate() {
+            let (column, kind) = layout.column_of(path)?;
             let fits = matches!(
                 (kind, value),
-                (ColumnKind::Text, FieldValue::Str(_))
-                    | (ColumnKind::Integer, FieldValue::Int(_))
-                    | (
-                        ColumnKind::Number,
-                        FieldValue::Int(_) | FieldValue::Float(_)
-                    )
-                    | (ColumnKind::Boolean, FieldValue::Bool(_))
+                (ColumnKind::Text, Value::Str(_))
+                    | (ColumnKind::Integer, Value::Int(_))
+                    | (ColumnKind::Number, Value::Int(_) | Value::Float(_))
+                    | (ColumnKind::Boolean, Value::Bool(_))
             );
             if !fits {
-                return Err(LayoutError::WrongType(path.clone()));
+                return Err(LayoutError::WrongType(path.to_string()));
             }
+            if self.sources[column] != 0 {
+                return Err(LayoutError::Repeated(path.to_string()));
+            }
+            self.sources[column] = 1 + at as u32;
         }
-        for path in message.pseudonyms.keys() {
-            if self.kind_of(path)? != ColumnKind::Pseudonym {
-                return Err(LayoutError::WrongType(path.clone()));
+        for (at, (path, _)) in row.pseudonyms.iter().enumerate() {
+            let (column, kind) = layout.column_of(path)?;
+            if kind != ColumnKind::Pseudonym {
+                return Err(LayoutError::WrongType(path.to_string()));
+            }
+            if self.sources[column] != 0 {
+                return Err(LayoutError::Repeated(path.to_string()));
+            }
+            self.sources[column] = PSEUDONYM | (1 + at as u32);
+        }
+        let [tier, policy, key_epoch, kind, message_id, event, name] = &mut self.envelope;
+        tier.append_value(row.tier.as_str());
+        policy.append_value(&row.policy);
+        key_epoch.append_value(&row.key_epoch);
+        kind.append_value(row.kind.as_str());
+        message_id.append_value(&row.message_id);
+        event.append_option(row.event.as_deref());
+        name.append_option(row.name.as_deref());
+        self.timestamps.push(row.timestamp_ms);
+        self.received.push(row.received_ms);
+        for (column, source) in self.fields.iter_mut().zip(&self.sources) {
+            let value = match *source {
+                0 => None,
+                source if source & PSEUDONYM != 0 => {
+                    let at = (source & !PSEUDONYM) as usize - 1;
+                    if let FieldColumn::Text(builder) = column {
+                        builder.append_value(&row.pseudonyms[at].1);
+                    }
+                    continue;
+                }
+                source => Some(&row.fields[source as usize - 1].1),
+            };
+            match (column, value) {
+                (FieldColumn::Text(builder), Some(Value::Str(text))) => builder.append_value(text),
+                (FieldColumn::Text(builder), _) => builder.append_null(),
+                (FieldColumn::Integer(builder), Some(Value::Int(number))) => {
+                    builder.append_value(*number)
+                }
+                (FieldColumn::Integer(builder), _) => builder.append_null(),
+                (FieldColumn::Number(builder), Some(Value::Float(number))) => {
+                    builder.append_value(*number)
+                }
+                (FieldColumn::Number(builder), Some(Value::Int(number))) => {
+                    builder.append_value(*number as f64)
+                }
+                (FieldColumn::Number(builder), _) => builder.append_null(),
+                (FieldColumn::Boolean(builder), Some(Value::Bool(flag))) => {
+                    builder.append_value(*flag)
+                }
+                (FieldColumn::Boolean(builder), _) => builder.append_null(),
             }
         }
         Ok(())
     }
 
-    fn kind_of(&self, path: &str) -> Result<ColumnKind, LayoutError> {
-        self.index
-            .get(path)
-            .map(|at| self.fields[*at].1)
-            .ok_or_else(|| LayoutError::UnknownField(path.to_owned()))
-    }
-
-    /// The rows as one Arrow batch (rows were [`TableLayout::check`]ed).
-    pub fn batch(&self, rows: &[&Row]) -> Result<RecordBatch, ArrowError> {
-        let text = |pick: &dyn Fn(&Row) -> Option<&str>| -> ArrayRef {
-            let mut builder = StringBuilder::with_capacity(rows.len(), rows.len() * 16);
-            for row in rows {
-                builder.append_option(pick(row));
-            }
-            Arc::new(builder.finish())
+    /// The rows as one Arrow batch; the columns are empty again afterwards.
+    pub fn finish(&mut self, layout: &TableLayout) -> Result<RecordBatch, ArrowError> {
+        let timestamps = |values: &mut Vec<i64>| -> ArrayRef {
+            Arc::new(TimestampMillisecondArray::from(std::mem::take(values)).with_timezone("UTC"))
         };
+        let [tier, policy, key_epoch, kind, message_id, event, name] = &mut self.envelope;
         let mut columns: Vec<ArrayRef> = vec![
-            text(&|row| Some(row.message.tier.as_str())),
-            text(&|row| Some(&row.message.policy)),
-            text(&|row| Some(&row.message.key_epoch)),
-            text(&|row| Some(row.message.kind.as_str())),
-            text(&|row| Some(&row.message.message_id)),
+            Arc::new(tier.finish()),
+            Arc::new(policy.finish()),
+            Arc::new(key_epoch.finish()),
+            Arc::new(kind.finish()),
+            Arc::new(message_id.finish()),
+            timestamps(&mut self.timestamps),
+            timestamps(&mut self.received),
+            Arc::new(event.finish()),
+            Arc::new(name.finish()),
         ];
-        for pick in [|row: &Row| row.timestamp_ms, |row: &Row| row.received_ms] {
-            let mut builder = TimestampMillisecondBuilder::with_capacity(rows.len());
-            for row in rows {
-                builder.append_value(pick(row));
-            }
-            columns.push(Arc::new(builder.finish().with_timezone("UTC")));
+        for column in &mut self.fields {
+            columns.push(match column {
+                FieldColumn::Text(builder) => Arc::new(builder.finish()),
+                FieldColumn::Integer(builder) => Arc::new(builder.finish()),
+                FieldColumn::Number(builder) => Arc::new(builder.finish()),
+                FieldColumn::Boolean(builder) => Arc::new(builder.finish()),
+            });
         }
-        columns.push(text(&|row| row.message.event.as_deref()));
-        columns.push(text(&|row| row.message.name.as_deref()));
-        for (path, kind) in &self.fields {
-            fn value<'r>(row: &'r Row, path: &str) -> Option<&'r FieldValue> {
-                row.message.fields.get(path)
-            }
-            let column: ArrayRef = match kind {
-                ColumnKind::Text => {
-                    let mut builder = StringBuilder::new();
-                    for row in rows {
-                        builder.append_option(match value(row, path) {
-                            Some(FieldValue::Str(text)) => Some(text.as_str()),
-                            _ => None,
-                        });
-                    }
-                    Arc::new(builder.finish())
-                }
-                ColumnKind::Pseudonym => {
-                    let mut builder = StringBuilder::new();
-                    for row in rows {
-                        builder
-                            .append_option(row.message.pseudonyms.get(path).map(|p| p.0.as_str()));
-                    }
-                    Arc::new(builder.finish())
-                }
-                ColumnKind::Integer => {
-                    let mut builder = Int64Builder::new();
-                    for row in rows {
-                        builder.append_option(match value(row, path) {
-                            Some(FieldValue::Int(number)) => Some(*number),
-                            _ => None,
-                        });
-                    }
-                    Arc::new(builder.finish())
-                }
-                ColumnKind::Number => {
-                    let mut builder = Float64Builder::new();
-                    for row in rows {
-                        builder.append_option(match value(row, path) {
-                            Some(FieldValue::Float(number)) => Some(*number),
-                            Some(FieldValue::Int(number)) => Some(*number as f64),
-                            _ => None,
-                        });
-                    }
-                    Arc::new(builder.finish())
-                }
-                ColumnKind::Boolean => {
-                    let mut builder = BooleanBuilder::new();
-                    for row in rows {
-                        builder.append_option(match value(row, path) {
-                            Some(FieldValue::Bool(flag)) => Some(*flag),
-                            _ => None,
-                        });
-                    }
-                    Arc::new(builder.finish())
-                }
-            };
-            columns.push(column);
-        }
-        RecordBatch::try_new(self.schema.clone(), columns)
+        RecordBatch::try_new(layout.schema.clone(), columns)
     }
 }
 
@@ -239,7 +294,7 @@ track:
     Document Opened: { reason: "r" }
 "#;
 
-    fn row(json: &str) -> Row {
+    fn row(json: &str) -> Row<'_> {
         Row::decode(json.as_bytes()).expect("decodes")
     }
 
@@ -248,10 +303,10 @@ track:
     #[test]
     fn columns_are_typed_as_the_allowlist_declares() {
         let layout = TableLayout::from_policy(&Allowlist::parse(POLICY).expect("valid").compile());
-        let row = row(MESSAGE);
-        assert_eq!(row.date, "2026-11-22", "the UTC day of the event");
-        layout.check(&row.message).expect("fits");
-        let batch = layout.batch(&[&row]).expect("batch");
+        let mut columns = EventColumns::new(&layout);
+        columns.append(&layout, &row(MESSAGE)).expect("fits");
+        let batch = columns.finish(&layout).expect("batch");
+        assert!(columns.is_empty(), "finish empties the builders");
         let schema = batch.schema();
         let type_of = |name: &str| {
             schema
@@ -298,29 +353,39 @@ track:
     }
 
     #[test]
-    fn messages_that_do_not_fit_are_refused_by_name() {
+    fn messages_that_do_not_fit_are_refused_by_name_and_leave_no_trace() {
         let layout = TableLayout::from_policy(&Allowlist::parse(POLICY).expect("valid").compile());
-        let unknown = row(&MESSAGE.replace("context.app.name", "context.app.build"));
+        let mut columns = EventColumns::new(&layout);
+        let unknown = MESSAGE.replace("context.app.name", "context.app.build");
         assert_eq!(
-            layout.check(&unknown.message),
+            columns.append(&layout, &row(&unknown)),
             Err(LayoutError::UnknownField("context.app.build".to_owned()))
         );
-        let wrong = row(&MESSAGE.replace(
+        let wrong = MESSAGE.replace(
             "\"properties.duration_ms\":12",
             "\"properties.duration_ms\":\"12\"",
-        ));
+        );
         assert_eq!(
-            layout.check(&wrong.message),
+            columns.append(&layout, &row(&wrong)),
             Err(LayoutError::WrongType("properties.duration_ms".to_owned()))
         );
-        assert!(Row::decode(b"{\"schema\":1}").is_err());
-        assert!(
-            Row::decode(
-                MESSAGE
-                    .replace("\"tenant\":\"t-1\"", "\"tenant\":\"../etc\"")
-                    .as_bytes()
-            )
-            .is_err()
+        let twice = MESSAGE.replace(
+            "\"properties.success\":true",
+            "\"properties.success\":true,\"properties.success\":false",
         );
+        assert_eq!(
+            columns.append(&layout, &row(&twice)),
+            Err(LayoutError::Repeated("properties.success".to_owned()))
+        );
+        let pseudonym_as_field = MESSAGE.replace(
+            "\"pseudonyms\":{",
+            "\"pseudonyms\":{\"context.app.name\":\"x\",",
+        );
+        assert!(columns.append(&layout, &row(&pseudonym_as_field)).is_err());
+        assert!(columns.is_empty(), "refused rows append nothing");
+        columns.append(&layout, &row(MESSAGE)).expect("fits");
+        let batch = columns.finish(&layout).expect("batch");
+        assert_eq!(batch.num_rows(), 1);
+        assert!(batch.columns().iter().all(|column| column.len() == 1));
     }
 }

@@ -21,6 +21,7 @@ pub mod rollup;
 pub mod row;
 pub mod store;
 pub mod tables;
+pub mod timestamp;
 
 pub use config::ProcessorConfig;
 pub use retention::RetentionConfig;

@@ -14,9 +14,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
-use veil_sanitized::FieldValue;
-
-use crate::row::Row;
+use rustc_hash::FxHashMap;
 
 /// The column holding the user pseudonym (`userId`'s, else `anonymousId`'s).
 pub const USER: &str = "user";
@@ -61,35 +59,6 @@ type Key<'r> = (
     &'r str,
 );
 
-fn text<'r>(row: &'r Row, path: &str) -> Option<&'r str> {
-    match row.message.fields.get(path) {
-        Some(FieldValue::Str(text)) => Some(text.as_str()),
-        _ => None,
-    }
-}
-
-fn key(row: &Row) -> Key<'_> {
-    let pseudonyms = &row.message.pseudonyms;
-    let (user, identified) = match pseudonyms.get(USER_ID) {
-        Some(user) => (Some(user.0.as_str()), true),
-        None => (pseudonyms.get(ANONYMOUS_ID).map(|id| id.0.as_str()), false),
-    };
-    (
-        user,
-        identified,
-        row.message.kind.as_str(),
-        row.message.event.as_deref(),
-        row.message.name.as_deref(),
-        [
-            text(row, FEATURE),
-            text(row, PRODUCT),
-            text(row, VERSION),
-            text(row, OS),
-        ],
-        &row.message.key_epoch,
-    )
-}
-
 fn strings<'r>(groups: &[(Key<'r>, i64)], pick: impl Fn(&Key<'r>) -> Option<&'r str>) -> ArrayRef {
     let mut builder = StringBuilder::with_capacity(groups.len(), groups.len() * 16);
     for (key, _) in groups {
@@ -98,16 +67,45 @@ fn strings<'r>(groups: &[(Key<'r>, i64)], pick: impl Fn(&Key<'r>) -> Option<&'r 
     Arc::new(builder.finish())
 }
 
-/// The rollup of one tenant/day group's rows, in first-seen order.
-pub fn batch(rows: &[&Row]) -> Result<RecordBatch, ArrowError> {
-    let mut index: HashMap<Key<'_>, usize> = HashMap::with_capacity(rows.len() / 4);
-    let mut groups: Vec<(Key<'_>, i64)> = Vec::new();
-    for row in rows {
-        let key = key(row);
-        match index.get(&key) {
-            Some(at) => groups[*at].1 += 1,
-            None => {
-                index.insert(key, groups.len());
+/// The rollup of one tenant/day group's events batch ([`crate::columns`]), in first-seen order.
+/// Columns the allowlist does not declare (or declares as other than text) count as nulls.
+pub fn batch(events: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+    let text = |name: &str| {
+        events
+            .column_by_name(name)
+            .and_then(|column| column.as_any().downcast_ref::<StringArray>())
+    };
+    let (user_ids, anonymous_ids) = (text(USER_ID), text(ANONYMOUS_ID));
+    let (kinds, names, epochs) = (text("type"), text("name"), text("key_epoch"));
+    let event_names = text("event");
+    let dimensions = [text(FEATURE), text(PRODUCT), text(VERSION), text(OS)];
+    fn value(column: Option<&StringArray>, row: usize) -> Option<&str> {
+        column
+            .filter(|column| column.is_valid(row))
+            .map(|column| column.value(row))
+    }
+    let rows = events.num_rows();
+    let mut index: FxHashMap<Key<'_>, usize> =
+        FxHashMap::with_capacity_and_hasher(rows / 2, Default::default());
+    let mut groups: Vec<(Key<'_>, i64)> = Vec::with_capacity(rows / 2);
+    for row in 0..rows {
+        let (user, identified) = match value(user_ids, row) {
+            Some(user) => (Some(user), true),
+            None => (value(anonymous_ids, row), false),
+        };
+        let key: Key<'_> = (
+            user,
+            identified,
+            value(kinds, row).unwrap_or_default(),
+            value(event_names, row),
+            value(names, row),
+            dimensions.map(|column| value(column, row)),
+            value(epochs, row).unwrap_or_default(),
+        );
+        match index.entry(key) {
+            std::collections::hash_map::Entry::Occupied(at) => groups[*at.get()].1 += 1,
+            std::collections::hash_map::Entry::Vacant(vacant) => {
+                vacant.insert(groups.len());
                 groups.push((key, 1));
             }
         }
@@ -258,26 +256,46 @@ pub(crate) fn reaggregate(
 #[cfg(test)]
 mod tests {
     use arrow::array::{Array, Int64Array, StringArray};
+    use veil_policy::Allowlist;
 
     use super::*;
+    use crate::columns::{EventColumns, TableLayout};
+    use crate::row::Row;
 
-    fn row(user: &str, feature: &str, id: &str) -> Row {
-        let json = format!(
+    const POLICY: &str = r#"
+version: 1
+common:
+  userId: { pseudonymize: user, reason: "r" }
+  anonymousId: { pseudonymize: anonymous, reason: "r" }
+  context.app.name: { keep: string, reason: "r" }
+  context.os.name: { keep: string, reason: "r" }
+track:
+  fields:
+    properties.feature: { keep: string, reason: "r" }
+  events:
+    Document Opened: { reason: "r" }
+"#;
+
+    fn line(user: &str, feature: &str, id: &str) -> String {
+        format!(
             r#"{{"schema":1,"tenant":"t-1","tier":"baseline","policy":"sha256:00","keyEpoch":"2026-11","type":"track","messageId":"{id}","timestamp":"2026-11-23T10:00:00.000Z","receivedAt":"2026-11-23T10:00:00.000Z","event":"Document Opened","fields":{{"properties.feature":"{feature}","context.app.name":"DMS Web"}},"pseudonyms":{{"{user}":"AAAAAAAAAAAAAAAAAAAAA{id}"}}}}"#
-        );
-        Row::decode(json.as_bytes()).expect("decodes")
+        )
     }
 
     #[test]
     fn one_row_per_distinct_combination_with_its_count() {
-        let rows = [
-            row("userId", "preview", "1"),
-            row("userId", "preview", "1"),
-            row("userId", "edit", "1"),
-            row("anonymousId", "preview", "2"),
-        ];
-        let refs: Vec<&Row> = rows.iter().collect();
-        let batch = batch(&refs).expect("batch");
+        let layout = TableLayout::from_policy(&Allowlist::parse(POLICY).expect("valid").compile());
+        let mut columns = EventColumns::new(&layout);
+        for json in [
+            line("userId", "preview", "1"),
+            line("userId", "preview", "1"),
+            line("userId", "edit", "1"),
+            line("anonymousId", "preview", "2"),
+        ] {
+            let row = Row::decode(json.as_bytes()).expect("decodes");
+            columns.append(&layout, &row).expect("fits");
+        }
+        let batch = batch(&columns.finish(&layout).expect("events")).expect("batch");
         assert_eq!(batch.num_rows(), 3);
         let column = |name: &str| batch.column_by_name(name).expect("column").clone();
         let counts = column(EVENTS);

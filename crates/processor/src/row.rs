@@ -1,8 +1,15 @@
-//! A decoded sanitized message with the parts the processor partitions and deduplicates on.
+//! A sanitized message decoded from a Kafka record, borrowing its strings from the record (the
+//! hot path allocates only for strings with escapes), with the parts the processor partitions
+//! and deduplicates on.
 
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
-use veil_sanitized::{SCHEMA_VERSION, SanitizedMessage};
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use veil_sanitized::{MessageKind, SCHEMA_VERSION, Tier};
+
+use crate::timestamp::{self, Day};
 
 /// Why a Kafka record is not a storable sanitized message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -21,39 +28,167 @@ pub enum DecodeError {
     Tenant,
 }
 
+/// A kept field's value (the contract's `FieldValue`, borrowed).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value<'a> {
+    /// A boolean flag.
+    Bool(bool),
+    /// An integer that fits in 64 bits.
+    Int(i64),
+    /// A finite floating point number.
+    Float(f64),
+    /// A string.
+    Str(Cow<'a, str>),
+}
+
 /// One message ready to be stored.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Row {
-    /// The message.
-    pub message: SanitizedMessage,
+pub struct Row<'a> {
+    /// Tenant id (validated: safe as a directory name).
+    pub tenant: Cow<'a, str>,
+    /// Collection tier.
+    pub tier: Tier,
+    /// Allowlist digest.
+    pub policy: Cow<'a, str>,
+    /// Key epoch of the pseudonyms.
+    pub key_epoch: Cow<'a, str>,
+    /// Segment message type.
+    pub kind: MessageKind,
+    /// Client-chosen id (the dedup key with the tenant).
+    pub message_id: Cow<'a, str>,
+    /// Track event name.
+    pub event: Option<Cow<'a, str>>,
+    /// Page or screen name.
+    pub name: Option<Cow<'a, str>>,
+    /// Kept fields by allowlist path, in message order.
+    pub fields: Vec<(Cow<'a, str>, Value<'a>)>,
+    /// Pseudonyms by allowlist path, in message order.
+    pub pseudonyms: Vec<(Cow<'a, str>, Cow<'a, str>)>,
     /// `timestamp` in milliseconds since the Unix epoch (UTC).
     pub timestamp_ms: i64,
     /// `receivedAt` in milliseconds since the Unix epoch (UTC).
     pub received_ms: i64,
-    /// The partition day of `timestamp`, `YYYY-MM-DD` (late events land in their own day).
-    pub date: String,
+    /// The partition day of `timestamp` (late events land in their own day).
+    pub day: Day,
 }
 
-/// Parses an RFC 3339 date-time into milliseconds since the Unix epoch and its UTC day
-/// (`YYYY-MM-DD`); `field` names it in the error.
-pub fn parse_time(text: &str, field: &'static str) -> Result<(i64, String), DecodeError> {
-    let at = OffsetDateTime::parse(text, &Rfc3339).map_err(|_| DecodeError::Time(field))?;
-    let ms = i64::try_from(at.unix_timestamp_nanos() / 1_000_000)
-        .map_err(|_| DecodeError::Time(field))?;
-    let utc = at.to_offset(time::UtcOffset::UTC);
-    let date = format!(
-        "{:04}-{:02}-{:02}",
-        utc.year(),
-        u8::from(utc.month()),
-        utc.day()
-    );
-    Ok((ms, date))
+/// A string that borrows from the input when it has no escapes.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for TextVisitor<'a> {
+            type Value = Text<'a>;
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Borrowed(text)))
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(text.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor(std::marker::PhantomData))
+    }
 }
 
-impl Row {
+impl<'de: 'a, 'a> Deserialize<'de> for Value<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ValueVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for ValueVisitor<'a> {
+            type Value = Value<'a>;
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str("a boolean, number or string")
+            }
+            fn visit_bool<E: de::Error>(self, flag: bool) -> Result<Value<'a>, E> {
+                Ok(Value::Bool(flag))
+            }
+            fn visit_i64<E: de::Error>(self, number: i64) -> Result<Value<'a>, E> {
+                Ok(Value::Int(number))
+            }
+            fn visit_u64<E: de::Error>(self, number: u64) -> Result<Value<'a>, E> {
+                // As the contract's untagged `FieldValue`: beyond i64 it is a float.
+                Ok(i64::try_from(number).map_or(Value::Float(number as f64), Value::Int))
+            }
+            fn visit_f64<E: de::Error>(self, number: f64) -> Result<Value<'a>, E> {
+                Ok(Value::Float(number))
+            }
+            fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Value<'a>, E> {
+                Ok(Value::Str(Cow::Borrowed(text)))
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Value<'a>, E> {
+                Ok(Value::Str(Cow::Owned(text.to_owned())))
+            }
+        }
+        deserializer.deserialize_any(ValueVisitor(std::marker::PhantomData))
+    }
+}
+
+/// A JSON object's entries in order (duplicates are caught by the column layout).
+struct Entries<'a, V>(Vec<(Cow<'a, str>, V)>);
+
+impl<'de: 'a, 'a, V: Deserialize<'de>> Deserialize<'de> for Entries<'a, V> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EntriesVisitor<'a, V>(std::marker::PhantomData<(&'a (), V)>);
+        impl<'de: 'a, 'a, V: Deserialize<'de>> Visitor<'de> for EntriesVisitor<'a, V> {
+            type Value = Entries<'a, V>;
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries<'a, V>, A::Error> {
+                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(16));
+                while let Some((Text(key), value)) = map.next_entry::<Text<'a>, V>()? {
+                    entries.push((key, value));
+                }
+                Ok(Entries(entries))
+            }
+        }
+        deserializer.deserialize_map(EntriesVisitor(std::marker::PhantomData))
+    }
+}
+
+impl<V> Default for Entries<'_, V> {
+    fn default() -> Self {
+        Entries(Vec::new())
+    }
+}
+
+/// The contract's JSON shape (`veil_sanitized::SanitizedMessage`), borrowed.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Wire<'a> {
+    schema: u32,
+    #[serde(borrow)]
+    tenant: Cow<'a, str>,
+    tier: Tier,
+    #[serde(borrow)]
+    policy: Cow<'a, str>,
+    #[serde(borrow)]
+    key_epoch: Cow<'a, str>,
+    #[serde(rename = "type")]
+    kind: MessageKind,
+    #[serde(borrow)]
+    message_id: Cow<'a, str>,
+    #[serde(borrow)]
+    timestamp: Cow<'a, str>,
+    #[serde(borrow)]
+    received_at: Cow<'a, str>,
+    #[serde(default, borrow)]
+    event: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    name: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    fields: Entries<'a, Value<'a>>,
+    #[serde(default, borrow)]
+    pseudonyms: Entries<'a, Text<'a>>,
+}
+
+impl<'a> Row<'a> {
     /// Decodes one Kafka record's payload.
-    pub fn decode(payload: &[u8]) -> Result<Row, DecodeError> {
-        let message: SanitizedMessage = serde_json::from_slice(payload).map_err(|error| {
+    pub fn decode(payload: &'a [u8]) -> Result<Row<'a>, DecodeError> {
+        let wire: Wire<'a> = serde_json::from_slice(payload).map_err(|error| {
             // serde's data errors can quote input ("unknown variant `x`"); keep position only.
             DecodeError::Contract(format!(
                 "invalid at line {} column {}",
@@ -61,19 +196,100 @@ impl Row {
                 error.column()
             ))
         })?;
-        if message.schema != SCHEMA_VERSION {
+        if wire.schema != SCHEMA_VERSION {
             return Err(DecodeError::Version);
         }
-        if !veil_sanitized::is_valid_tenant(&message.tenant) {
+        if !veil_sanitized::is_valid_tenant(&wire.tenant) {
             return Err(DecodeError::Tenant);
         }
-        let (timestamp_ms, date) = parse_time(&message.timestamp, "timestamp")?;
-        let (received_ms, _) = parse_time(&message.received_at, "receivedAt")?;
+        let timestamp_ms =
+            timestamp::parse_ms(&wire.timestamp).ok_or(DecodeError::Time("timestamp"))?;
+        let received_ms =
+            timestamp::parse_ms(&wire.received_at).ok_or(DecodeError::Time("receivedAt"))?;
         Ok(Row {
-            message,
+            tenant: wire.tenant,
+            tier: wire.tier,
+            policy: wire.policy,
+            key_epoch: wire.key_epoch,
+            kind: wire.kind,
+            message_id: wire.message_id,
+            event: wire.event.map(|text| text.0),
+            name: wire.name.map(|text| text.0),
+            fields: wire.fields.0,
+            pseudonyms: wire
+                .pseudonyms
+                .0
+                .into_iter()
+                .map(|(path, Text(pseudonym))| (path, pseudonym))
+                .collect(),
             timestamp_ms,
             received_ms,
-            date,
+            day: Day::of_ms(timestamp_ms),
         })
+    }
+
+    /// The value of a kept field.
+    pub fn field(&self, path: &str) -> Option<&Value<'a>> {
+        self.fields
+            .iter()
+            .find_map(|(name, value)| (name == path).then_some(value))
+    }
+
+    /// The pseudonym of an identifier field.
+    pub fn pseudonym(&self, path: &str) -> Option<&str> {
+        self.pseudonyms
+            .iter()
+            .find_map(|(name, pseudonym)| (name == path).then_some(pseudonym.as_ref()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MESSAGE: &str = r#"{"schema":1,"tenant":"t-1","tier":"baseline","policy":"sha256:00","keyEpoch":"2026-11","type":"track","messageId":"m-1","timestamp":"2026-11-22T23:59:59.500+01:00","receivedAt":"2026-11-23T10:00:00.000Z","event":"Doc\u0075ment Opened","fields":{"a":"x","b":12,"c":1.5,"d":true,"e":18446744073709551615},"pseudonyms":{"userId":"AAAAAAAAAAAAAAAAAAAAAA"}}"#;
+
+    #[test]
+    fn decodes_the_contract_borrowing_what_has_no_escapes() {
+        let row = Row::decode(MESSAGE.as_bytes()).expect("decodes");
+        assert!(matches!(row.message_id, Cow::Borrowed("m-1")));
+        assert_eq!(row.event.as_deref(), Some("Document Opened"));
+        assert_eq!(
+            row.day.to_string(),
+            "2026-11-22",
+            "the UTC day of the event"
+        );
+        assert_eq!(row.field("a"), Some(&Value::Str(Cow::Borrowed("x"))));
+        assert_eq!(row.field("b"), Some(&Value::Int(12)));
+        assert_eq!(row.field("c"), Some(&Value::Float(1.5)));
+        assert_eq!(row.field("d"), Some(&Value::Bool(true)));
+        assert_eq!(row.field("e"), Some(&Value::Float(18446744073709551615.0)));
+        assert_eq!(row.pseudonym("userId"), Some("AAAAAAAAAAAAAAAAAAAAAA"));
+        assert_eq!(
+            row.received_ms - row.timestamp_ms,
+            39_600_500,
+            "11 h 0.5 s apart"
+        );
+    }
+
+    #[test]
+    fn refuses_what_is_not_the_contract_without_quoting_it() {
+        let unknown = MESSAGE.replace("\"tier\":\"baseline\"", "\"tier\":\"secret-value\"");
+        let error = Row::decode(unknown.as_bytes()).expect_err("unknown tier");
+        assert!(!error.to_string().contains("secret-value"), "{error}");
+        let extra = MESSAGE.replace("\"schema\":1,", "\"schema\":1,\"email\":\"a@b.c\",");
+        assert!(Row::decode(extra.as_bytes()).is_err(), "unknown fields");
+        let nested = MESSAGE.replace("\"b\":12", "\"b\":{\"x\":1}");
+        assert!(Row::decode(nested.as_bytes()).is_err(), "only scalars");
+        let version = MESSAGE.replace("\"schema\":1", "\"schema\":2");
+        assert_eq!(Row::decode(version.as_bytes()), Err(DecodeError::Version));
+        let tenant = MESSAGE.replace("\"tenant\":\"t-1\"", "\"tenant\":\"../etc\"");
+        assert_eq!(Row::decode(tenant.as_bytes()), Err(DecodeError::Tenant));
+        let time = MESSAGE.replace("2026-11-23T10:00:00.000Z", "yesterday");
+        assert_eq!(
+            Row::decode(time.as_bytes()),
+            Err(DecodeError::Time("receivedAt"))
+        );
+        assert!(Row::decode(b"{\"schema\":1}").is_err());
     }
 }

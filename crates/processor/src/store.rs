@@ -18,6 +18,7 @@ use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
 use crate::tables;
@@ -87,22 +88,76 @@ pub(crate) fn fsync_dir(dir: &Path) -> Result<(), StoreError> {
         .map_err(io(dir))
 }
 
+/// Writes `batches` as one zstd Parquet file at `path`, not yet fsynced (the caller syncs the
+/// returned handle before anything refers to the file).
+pub(crate) fn encode_parquet(
+    path: &Path,
+    schema: arrow::datatypes::SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<File, StoreError> {
+    let mut properties = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
+        // Unique per row: a dictionary only costs hashing before the writer falls back.
+        .set_column_dictionary_enabled(ColumnPath::from("message_id"), false);
+    for (field, column) in schema.fields().iter().zip(
+        batches
+            .first()
+            .map(|batch| batch.columns().to_vec())
+            .unwrap_or_default(),
+    ) {
+        // An all-null column is a few bytes of levels: compressing it only costs a codec.
+        if batches.len() == 1 && column.null_count() == column.len() {
+            properties = properties.set_column_compression(
+                ColumnPath::from(field.name().as_str()),
+                Compression::UNCOMPRESSED,
+            );
+        }
+    }
+    let properties = properties.build();
+    let file = File::create(path).map_err(io(path))?;
+    let mut writer = ArrowWriter::try_new(file, schema, Some(properties))?;
+    for batch in batches {
+        writer.write(batch)?;
+    }
+    Ok(writer.into_inner()?)
+}
+
 /// Writes `batches` as one zstd Parquet file at `path` and fsyncs it.
 pub(crate) fn write_parquet(
     path: &Path,
     schema: arrow::datatypes::SchemaRef,
     batches: &[RecordBatch],
 ) -> Result<(), StoreError> {
-    let properties = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
-        .build();
-    let file = File::create(path).map_err(io(path))?;
-    let mut writer = ArrowWriter::try_new(file, schema, Some(properties))?;
-    for batch in batches {
-        writer.write(batch)?;
+    encode_parquet(path, schema, batches)?
+        .sync_all()
+        .map_err(io(path))
+}
+
+/// fsyncs every file, several at a time (the file system commits concurrent syncs together).
+fn sync_all(files: Vec<(PathBuf, File)>) -> Result<(), StoreError> {
+    const SYNCERS: usize = 8;
+    if files.len() <= 1 {
+        return files
+            .iter()
+            .try_for_each(|(path, file)| file.sync_all().map_err(io(path)));
     }
-    let file = writer.into_inner()?;
-    file.sync_all().map_err(io(path))
+    let chunk = files.len().div_ceil(SYNCERS);
+    std::thread::scope(|scope| {
+        let syncers: Vec<_> = files
+            .chunks(chunk)
+            .map(|some| {
+                scope.spawn(move || {
+                    some.iter()
+                        .try_for_each(|(path, file)| file.sync_all().map_err(io(path)))
+                })
+            })
+            .collect();
+        syncers.into_iter().try_for_each(|syncer| {
+            syncer
+                .join()
+                .unwrap_or_else(|_| Err(StoreError::Damaged("fsync thread".to_owned())))
+        })
+    })
 }
 
 /// Replaces `path` with `value` as JSON atomically and durably (write, fsync, rename, fsync dir).
@@ -189,6 +244,7 @@ impl Store {
     }
 
     fn finish_renames(&self, files: &[PendingFile]) -> Result<(), StoreError> {
+        let mut touched: Vec<PathBuf> = Vec::new();
         for file in files {
             let temporary = self.root.join(&file.temporary);
             if !temporary.exists() {
@@ -197,11 +253,19 @@ impl Store {
             }
             let path = self.root.join(&file.path);
             let dir = path.parent().unwrap_or(&self.root).to_path_buf();
-            fs::create_dir_all(&dir).map_err(io(&dir))?;
+            if !touched.contains(&dir) {
+                if !dir.is_dir() {
+                    fs::create_dir_all(&dir).map_err(io(&dir))?;
+                    // New directories' own entries must be durable too (`date=…`, `tenant=…`).
+                    for ancestor in dir.ancestors().skip(1).take(3) {
+                        fsync_dir(ancestor)?;
+                    }
+                }
+                touched.push(dir);
+            }
             fs::rename(&temporary, &path).map_err(io(&temporary))?;
-            fsync_dir(&dir)?;
         }
-        Ok(())
+        touched.iter().try_for_each(|dir| fsync_dir(dir))
     }
 
     /// Durably stores one flush of `topic`/`partition` covering offsets `first..=last`.
@@ -213,31 +277,88 @@ impl Store {
         last: i64,
         groups: &[Group],
     ) -> Result<(), StoreError> {
-        debug_assert!(first <= last);
-        let mut files = Vec::with_capacity(groups.len());
-        for (index, group) in groups.iter().enumerate() {
-            let name = format!(
-                "{topic}-{partition}-{first}-{last}-{}-{index}.parquet",
-                group.table
-            );
-            let temporary = PathBuf::from(tables::TMP_DIR).join(&name);
-            let path = tables::partition_dir(group.table, &group.tenant, &group.date)
-                .join(tables::part_name(topic, partition, first, last));
-            write_parquet(
-                &self.root.join(&temporary),
-                group.batch.schema(),
-                std::slice::from_ref(&group.batch),
-            )?;
-            files.push(PendingFile { temporary, path });
-        }
-        let state = PartitionState {
-            next_offset: last + 1,
-            files,
-        };
-        write_json_atomically(&self.state_path(topic, partition), &state)?;
-        // Committed: what follows is repeated by recovery if it does not finish.
-        self.finish_renames(&state.files)
+        self.commit_all(&[PartitionFlush {
+            topic,
+            partition,
+            first,
+            last,
+            groups,
+        }])
     }
+
+    /// Durably stores several partitions' flushes at once: every file is written, then all are
+    /// fsynced together, then each partition's state file is replaced (its own commit point),
+    /// the state directory fsynced once, and the files renamed into place.
+    pub fn commit_all(&self, flushes: &[PartitionFlush<'_>]) -> Result<(), StoreError> {
+        let mut written = Vec::new();
+        let mut states = Vec::with_capacity(flushes.len());
+        for flush in flushes {
+            let PartitionFlush {
+                topic,
+                partition,
+                first,
+                last,
+                groups,
+            } = *flush;
+            debug_assert!(first <= last);
+            let mut files = Vec::with_capacity(groups.len());
+            for (index, group) in groups.iter().enumerate() {
+                let name = format!(
+                    "{topic}-{partition}-{first}-{last}-{}-{index}.parquet",
+                    group.table
+                );
+                let temporary = PathBuf::from(tables::TMP_DIR).join(&name);
+                let path = tables::partition_dir(group.table, &group.tenant, &group.date)
+                    .join(tables::part_name(topic, partition, first, last));
+                let absolute = self.root.join(&temporary);
+                let file = encode_parquet(
+                    &absolute,
+                    group.batch.schema(),
+                    std::slice::from_ref(&group.batch),
+                )?;
+                written.push((absolute, file));
+                files.push(PendingFile { temporary, path });
+            }
+            let state = PartitionState {
+                next_offset: last + 1,
+                files,
+            };
+            let state_path = self.state_path(topic, partition);
+            let staging = state_path.with_extension("json.new");
+            let encoded = serde_json::to_vec(&state)
+                .map_err(|error| io(&staging)(std::io::Error::other(error)))?;
+            let mut staged = File::create(&staging).map_err(io(&staging))?;
+            staged.write_all(&encoded).map_err(io(&staging))?;
+            written.push((staging.clone(), staged));
+            states.push((staging, state_path, state));
+        }
+        sync_all(written)?;
+        for (staging, state_path, _) in &states {
+            fs::rename(staging, state_path).map_err(io(state_path))?;
+        }
+        fsync_dir(&self.root.join(tables::STATE_DIR))?;
+        // Committed: what follows is repeated by recovery if it does not finish.
+        let files: Vec<PendingFile> = states
+            .into_iter()
+            .flat_map(|(_, _, state)| state.files)
+            .collect();
+        self.finish_renames(&files)
+    }
+}
+
+/// One partition's part of [`Store::commit_all`]: offsets `first..=last` stored as `groups`.
+#[derive(Debug, Clone, Copy)]
+pub struct PartitionFlush<'a> {
+    /// The topic.
+    pub topic: &'a str,
+    /// The partition.
+    pub partition: i32,
+    /// First offset covered.
+    pub first: i64,
+    /// Last offset covered.
+    pub last: i64,
+    /// The files to write (possibly none: the offsets still move on).
+    pub groups: &'a [Group],
 }
 
 #[cfg(test)]

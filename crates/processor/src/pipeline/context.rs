@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::statistics::Statistics;
@@ -25,6 +26,8 @@ pub(super) enum Change {
 pub(super) struct RecoveringContext {
     pub(super) store: Store,
     pub(super) changes: Mutex<Vec<Change>>,
+    /// Whether `changes` may hold something (read on every poll without taking the lock).
+    pub(super) changed: AtomicBool,
     pub(super) failure: Mutex<Option<StoreError>>,
     pub(super) high_watermarks: Mutex<HashMap<(String, i32), i64>>,
 }
@@ -35,6 +38,7 @@ impl RecoveringContext {
         RecoveringContext {
             store,
             changes: Mutex::new(Vec::new()),
+            changed: AtomicBool::new(false),
             failure: Mutex::new(None),
             high_watermarks: Mutex::new(HashMap::new()),
         }
@@ -48,12 +52,25 @@ impl RecoveringContext {
             .and_then(|mut failure| failure.take())
     }
 
+    /// Whether there may be assignment changes to take.
+    pub(super) fn has_changes(&self) -> bool {
+        self.changed.load(Ordering::Acquire)
+    }
+
     /// Assignment changes since the last call.
     pub(super) fn take_changes(&self) -> Vec<Change> {
+        self.changed.store(false, Ordering::Release);
         self.changes
             .lock()
             .map(|mut changes| std::mem::take(&mut *changes))
             .unwrap_or_default()
+    }
+
+    fn push_change(&self, change: Change) {
+        if let Ok(mut changes) = self.changes.lock() {
+            changes.push(change);
+        }
+        self.changed.store(true, Ordering::Release);
     }
 
     /// The last reported high watermark of a partition.
@@ -115,14 +132,10 @@ impl ConsumerContext for RecoveringContext {
                 if let Err(error) = consumer.assign(partitions) {
                     tracing::error!(%error, "assignment failed");
                 }
-                if let Ok(mut changes) = self.changes.lock() {
-                    changes.push(Change::Assigned(list));
-                }
+                self.push_change(Change::Assigned(list));
             }
             _ => {
-                if let Ok(mut changes) = self.changes.lock() {
-                    changes.push(Change::Revoked(list));
-                }
+                self.push_change(Change::Revoked(list));
                 let _ = consumer.unassign();
             }
         }

@@ -2,22 +2,19 @@
 //! daily_activity rollup of those events, rejections), then compaction of the directories it
 //! touched, and the dedup window's rebuild from stored files at assignment.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::ProcessorError;
+use super::buffer::PartitionBuffer;
 use super::context::RecoveringContext;
-use super::{PartitionBuffer, ProcessorError};
-use crate::audit::{self, AuditRow};
 use crate::columns::TableLayout;
-use crate::compact;
 use crate::dedup::DedupWindow;
 use crate::metrics::{ProcessorStats, TableLabels};
-use crate::row::Row;
-use crate::store::{Group, Store};
-use crate::{rollup, tables};
+use crate::store::{PartitionFlush, Store};
+use crate::{compact, tables};
 
 /// What a flush needs besides the partition's buffer.
 pub(super) struct FlushContext<'a> {
@@ -58,107 +55,100 @@ pub(super) fn load_recent_ids(
     Ok(())
 }
 
-/// Commits the buffer (if it covers any offsets), then compacts what the commit touched.
+/// Commits one buffer (if it covers any offsets), then compacts what the commit touched.
 pub(super) fn flush(
     context: &FlushContext<'_>,
-    (topic, partition): &(String, i32),
+    topic: &str,
+    partition: i32,
     buffer: &mut PartitionBuffer,
 ) -> Result<(), ProcessorError> {
-    let Some(first) = buffer.first_offset else {
-        return Ok(());
-    };
+    flush_all(context, &mut [(topic, partition, buffer)])
+}
+
+/// Commits several partitions' buffers as one group commit (one round of fsyncs for all), then
+/// compacts what the commit touched.
+pub(super) fn flush_all(
+    context: &FlushContext<'_>,
+    buffers: &mut [(&str, i32, &mut PartitionBuffer)],
+) -> Result<(), ProcessorError> {
     let started = Instant::now();
-    let last = buffer.last_offset;
-    let mut event_groups: BTreeMap<(&str, &str), Vec<&Row>> = BTreeMap::new();
-    for row in &buffer.rows {
-        event_groups
-            .entry((row.message.tenant.as_str(), row.date.as_str()))
-            .or_default()
-            .push(row);
+    let mut taken = Vec::with_capacity(buffers.len());
+    for (topic, partition, buffer) in buffers.iter_mut() {
+        let Some(first) = buffer.first_offset else {
+            continue;
+        };
+        let last = buffer.last_offset;
+        taken.push((
+            *topic,
+            *partition,
+            first,
+            last,
+            buffer.take_groups(context.layout)?,
+        ));
     }
-    let mut audit_groups: BTreeMap<(&str, &str), Vec<&AuditRow>> = BTreeMap::new();
-    for row in &buffer.audits {
-        audit_groups
-            .entry((row.tenant.as_str(), row.date.as_str()))
-            .or_default()
-            .push(row);
+    if taken.is_empty() {
+        return Ok(());
     }
-    let mut groups = Vec::with_capacity(event_groups.len() * 2 + audit_groups.len());
-    for ((tenant, date), rows) in &event_groups {
-        groups.push(Group {
-            table: tables::EVENTS,
-            tenant: (*tenant).to_owned(),
-            date: (*date).to_owned(),
-            batch: context.layout.batch(rows)?,
-        });
-        groups.push(Group {
-            table: tables::DAILY_ACTIVITY,
-            tenant: (*tenant).to_owned(),
-            date: (*date).to_owned(),
-            batch: rollup::batch(rows)?,
-        });
-    }
-    for ((tenant, date), rows) in &audit_groups {
-        groups.push(Group {
-            table: tables::REJECTIONS,
-            tenant: (*tenant).to_owned(),
-            date: (*date).to_owned(),
-            batch: audit::batch(rows)?,
-        });
-    }
+
+    let flushes: Vec<PartitionFlush<'_>> = taken
+        .iter()
+        .map(|(topic, partition, first, last, groups)| PartitionFlush {
+            topic,
+            partition: *partition,
+            first: *first,
+            last: *last,
+            groups,
+        })
+        .collect();
     // Even a flush of only duplicates or dead letters commits, so the offsets move on.
-    context
-        .store
-        .commit(topic, *partition, first, last, &groups)?;
+    context.store.commit_all(&flushes)?;
     let stats = context.stats;
     stats.flush_seconds.observe(started.elapsed().as_secs_f64());
-    for group in &groups {
-        let labels = TableLabels { table: group.table };
-        stats
-            .rows_written
-            .get_or_create(&labels)
-            .inc_by(group.batch.num_rows() as u64);
-        stats.files_written.get_or_create(&labels).inc();
-    }
-    if let Some(consumer) = context.consumer {
-        let mut offsets = TopicPartitionList::new();
-        offsets.add_partition_offset(topic, *partition, Offset::Offset(last + 1))?;
-        if let Err(error) = consumer.commit(&offsets, CommitMode::Async) {
-            tracing::warn!(%error, "offset commit failed (the store stays authoritative)");
+    let mut offsets = TopicPartitionList::new();
+    for (topic, partition, _, last, groups) in &taken {
+        for group in groups {
+            let labels = TableLabels { table: group.table };
+            stats
+                .rows_written
+                .get_or_create(&labels)
+                .inc_by(group.batch.num_rows() as u64);
+            stats.files_written.get_or_create(&labels).inc();
         }
+        offsets.add_partition_offset(topic, *partition, Offset::Offset(last + 1))?;
     }
-    let touched: Vec<(&'static str, String, String)> = groups
-        .iter()
-        .map(|group| (group.table, group.tenant.clone(), group.date.clone()))
-        .collect();
-    buffer.rows.clear();
-    buffer.audits.clear();
-    buffer.first_offset = None;
-    buffer.oldest = None;
+    if let Some(consumer) = context.consumer
+        && let Err(error) = consumer.commit(&offsets, CommitMode::Async)
+    {
+        tracing::warn!(%error, "offset commit failed (the store stays authoritative)");
+    }
     let now_ms = i64::try_from(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_millis()),
     )
     .unwrap_or(i64::MAX);
-    buffer.dedup.expire(now_ms);
-    for (table, tenant, date) in touched {
-        let merged = compact::compact_if_needed(
-            context.store,
-            table,
-            &tenant,
-            &date,
-            topic,
-            *partition,
-            context.compact_files,
-        )?;
-        if merged > 0 {
-            let labels = TableLabels { table };
-            stats.compactions.get_or_create(&labels).inc();
-            stats
-                .compacted_files
-                .get_or_create(&labels)
-                .inc_by(merged as u64);
+    for (_, _, buffer) in buffers.iter_mut() {
+        buffer.dedup.expire(now_ms);
+    }
+    for (topic, partition, _, _, groups) in &taken {
+        for group in groups {
+            let merged = compact::compact_if_needed(
+                context.store,
+                group.table,
+                &group.tenant,
+                &group.date,
+                topic,
+                *partition,
+                context.compact_files,
+            )?;
+            if merged > 0 {
+                let labels = TableLabels { table: group.table };
+                stats.compactions.get_or_create(&labels).inc();
+                stats
+                    .compacted_files
+                    .get_or_create(&labels)
+                    .inc_by(merged as u64);
+            }
         }
     }
     Ok(())

@@ -4,11 +4,11 @@
 //! It reads the sanitized topics (events) and the gateway's audit topic (rejections) in one
 //! consumer group; each topic-partition is committed on its own.
 
+mod buffer;
 mod context;
 mod flush;
 mod stdin;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -16,19 +16,18 @@ use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
 use veil_config::KafkaConfig;
 
+use self::buffer::PartitionBuffer;
 use self::context::{Change, RecoveringContext};
-use self::flush::{FlushContext, flush, load_recent_ids};
+use self::flush::{FlushContext, flush, flush_all, load_recent_ids};
 pub use self::stdin::{STDIN_TOPIC, run_stdin};
-use crate::audit::{AuditRow, decode_audit};
 use crate::columns::TableLayout;
 use crate::config::ProcessorConfig;
 use crate::dedup::DedupWindow;
 use crate::metrics::PartitionLabels;
 pub use crate::metrics::ProcessorStats;
-use crate::row::Row;
 use crate::store::{Store, StoreError};
 
 /// Why the processor stopped.
@@ -45,18 +44,6 @@ pub enum ProcessorError {
     Arrow(#[from] arrow::error::ArrowError),
 }
 
-/// One assigned partition's buffer.
-pub(crate) struct PartitionBuffer {
-    rows: Vec<Row>,
-    audits: Vec<AuditRow>,
-    first_offset: Option<i64>,
-    last_offset: i64,
-    oldest: Option<Instant>,
-    dedup: DedupWindow,
-    /// The next offset to read (for lag), once known.
-    position: Option<i64>,
-}
-
 fn consumer_config(config: &ProcessorConfig, kafka: &KafkaConfig) -> ClientConfig {
     let mut client = ClientConfig::new();
     client
@@ -65,6 +52,11 @@ fn consumer_config(config: &ProcessorConfig, kafka: &KafkaConfig) -> ClientConfi
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
+        // A partition that runs dry is asked again soon (librdkafka waits 500 ms by default).
+        .set("fetch.wait.max.ms", "100")
+        // When the prefetch queue is full (64 MiB), fetch again as soon as it drains rather than
+        // after librdkafka's default 1 s: that pause idled the processor between bursts.
+        .set("fetch.queue.backoff.ms", "10")
         .set("partition.assignment.strategy", "range")
         // High watermarks for the lag gauge.
         .set("statistics.interval.ms", "5000")
@@ -76,6 +68,67 @@ fn consumer_config(config: &ProcessorConfig, kafka: &KafkaConfig) -> ClientConfi
     }
     client
 }
+
+/// The assigned partitions' buffers, found by topic name without allocating.
+#[derive(Default)]
+struct Buffers {
+    topics: Vec<(String, Vec<Option<PartitionBuffer>>)>,
+}
+
+impl Buffers {
+    fn get_mut(&mut self, topic: &str, partition: i32) -> Option<&mut PartitionBuffer> {
+        let (_, partitions) = self.topics.iter_mut().find(|(name, _)| name == topic)?;
+        partitions
+            .get_mut(usize::try_from(partition).ok()?)?
+            .as_mut()
+    }
+
+    fn insert(&mut self, topic: String, partition: i32, buffer: PartitionBuffer) {
+        let Ok(at) = usize::try_from(partition) else {
+            return;
+        };
+        let partitions = match self.topics.iter().position(|(name, _)| *name == topic) {
+            Some(found) => &mut self.topics[found].1,
+            None => {
+                self.topics.push((topic, Vec::new()));
+                &mut self.topics.last_mut().expect("just pushed").1
+            }
+        };
+        if partitions.len() <= at {
+            partitions.resize_with(at + 1, || None);
+        }
+        partitions[at] = Some(buffer);
+    }
+
+    fn remove(&mut self, topic: &str, partition: i32) {
+        if let Some((_, partitions)) = self.topics.iter_mut().find(|(name, _)| name == topic)
+            && let Some(slot) = usize::try_from(partition)
+                .ok()
+                .and_then(|at| partitions.get_mut(at))
+        {
+            *slot = None;
+        }
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = (&str, i32, &mut PartitionBuffer)> {
+        self.topics.iter_mut().flat_map(|(topic, partitions)| {
+            let topic: &str = topic;
+            partitions
+                .iter_mut()
+                .enumerate()
+                .filter_map(move |(at, slot)| {
+                    let buffer = slot.as_mut()?;
+                    Some((topic, i32::try_from(at).ok()?, buffer))
+                })
+        })
+    }
+}
+
+/// How long a poll waits for a record: also how soon an idle processor notices `stop`.
+const POLL_TIMEOUT: Duration = Duration::from_millis(20);
+
+/// How many records are read between two looks at the clock for interval flushes.
+const CLOCK_EVERY: u32 = 256;
 
 /// Runs until `stop` is set; every row read is stored exactly once.
 pub fn run(
@@ -95,7 +148,8 @@ pub fn run(
     topics.push(kafka.topics.rejections.clone());
     let topic_names: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topic_names)?;
-    let dead_letters: ThreadedProducer<DefaultProducerContext> = {
+    // Polled by this loop (no thread of its own: nothing to join when the processor stops).
+    let dead_letters: BaseProducer<DefaultProducerContext> = {
         let mut producer = ClientConfig::new();
         producer.set("bootstrap.servers", &kafka.bootstrap_servers);
         for (name, value) in &kafka.properties {
@@ -105,7 +159,7 @@ pub fn run(
     };
     let window_ms = i64::try_from(config.dedup_window_hours * 3_600_000).unwrap_or(i64::MAX);
     let flush_interval = Duration::from_millis(config.flush_interval_ms);
-    let mut buffers: HashMap<(String, i32), PartitionBuffer> = HashMap::new();
+    let mut buffers = Buffers::default();
     let flusher = FlushContext {
         consumer: Some(&consumer),
         store: &store,
@@ -114,149 +168,100 @@ pub fn run(
         compact_files: config.compact_files,
     };
     let mut lag_updated = Instant::now();
+    let mut since_clock = 0_u32;
 
     while !stop.load(Ordering::Relaxed) {
-        let message = consumer.poll(Duration::from_millis(100));
+        let message = consumer.poll(POLL_TIMEOUT);
         if let Some(error) = consumer.context().take_failure() {
             return Err(error.into());
         }
-        for change in consumer.context().take_changes() {
-            match change {
-                Change::Assigned(partitions) => {
-                    for (topic, partition) in partitions {
-                        let mut dedup = DedupWindow::new(window_ms);
-                        load_recent_ids(&store, &topic, partition, window_ms, &mut dedup)?;
-                        tracing::info!(topic = %topic, partition, remembered_ids = dedup.len(), "partition assigned");
-                        buffers.insert((topic, partition), PartitionBuffer::new(dedup));
+        if consumer.context().has_changes() {
+            for change in consumer.context().take_changes() {
+                match change {
+                    Change::Assigned(partitions) => {
+                        for (topic, partition) in partitions {
+                            let mut dedup = DedupWindow::new(window_ms);
+                            load_recent_ids(&store, &topic, partition, window_ms, &mut dedup)?;
+                            tracing::info!(topic = %topic, partition, remembered_ids = dedup.len(), "partition assigned");
+                            buffers.insert(topic, partition, PartitionBuffer::new(dedup));
+                        }
                     }
-                }
-                Change::Revoked(partitions) => {
-                    // Unstored rows are dropped: the partition's next owner resumes from the store.
-                    for (topic, partition) in partitions {
-                        stats.consumer_lag.remove(&PartitionLabels {
-                            topic: topic.clone(),
-                            partition,
-                        });
-                        buffers.remove(&(topic, partition));
+                    Change::Revoked(partitions) => {
+                        // Unstored rows are dropped: the partition's next owner resumes from the store.
+                        for (topic, partition) in partitions {
+                            stats.consumer_lag.remove(&PartitionLabels {
+                                topic: topic.clone(),
+                                partition,
+                            });
+                            buffers.remove(&topic, partition);
+                        }
                     }
                 }
             }
         }
+        let mut look_at_clock = true;
         if let Some(message) = message {
             let message = message?;
-            let key = (message.topic().to_owned(), message.partition());
-            let Some(buffer) = buffers.get_mut(&key) else {
-                continue;
-            };
-            let offset = message.offset();
-            let payload = message.payload().unwrap_or_default();
-            let is_audit = key.0 == kafka.topics.rejections;
-            if let Err(reason) = accept(buffer, offset, payload, is_audit, layout, stats) {
-                tracing::warn!(topic = %key.0, partition = key.1, offset, %reason, "message sent to the dead-letter topic");
-                let record = BaseRecord::to(&kafka.topics.dead_letter)
-                    .payload(payload)
-                    .key(message.key().unwrap_or_default());
-                if let Err((error, _)) = dead_letters.send(record) {
-                    tracing::error!(%error, "dead-letter produce failed");
+            let (topic, partition) = (message.topic(), message.partition());
+            if let Some(buffer) = buffers.get_mut(topic, partition) {
+                let offset = message.offset();
+                let payload = message.payload().unwrap_or_default();
+                let is_audit = topic == kafka.topics.rejections;
+                if let Err(reason) = buffer.accept(offset, payload, is_audit, layout, stats) {
+                    tracing::warn!(topic = %topic, partition, offset, %reason, "message sent to the dead-letter topic");
+                    let record = BaseRecord::to(&kafka.topics.dead_letter)
+                        .payload(payload)
+                        .key(message.key().unwrap_or_default());
+                    if let Err((error, _)) = dead_letters.send(record) {
+                        tracing::error!(%error, "dead-letter produce failed");
+                    }
+                    dead_letters.poll(Duration::ZERO);
+                }
+                if buffer.rows >= config.flush_rows {
+                    flush(&flusher, topic, partition, buffer)?;
                 }
             }
+            since_clock += 1;
+            look_at_clock = since_clock >= CLOCK_EVERY;
         }
-        for (key, buffer) in buffers.iter_mut() {
-            let due = buffer.rows.len() + buffer.audits.len() >= config.flush_rows
-                || buffer
-                    .oldest
-                    .is_some_and(|oldest| oldest.elapsed() >= flush_interval);
-            if due {
-                flush(&flusher, key, buffer)?;
+        if look_at_clock {
+            since_clock = 0;
+            let now = Instant::now();
+            let mut due: Vec<(&str, i32, &mut PartitionBuffer)> = buffers
+                .iter_mut()
+                .filter(|(_, _, buffer)| {
+                    buffer
+                        .oldest
+                        .is_some_and(|oldest| now.duration_since(oldest) >= flush_interval)
+                })
+                .collect();
+            if !due.is_empty() {
+                flush_all(&flusher, &mut due)?;
+            }
+            if now.duration_since(lag_updated) >= Duration::from_secs(1) {
+                lag_updated = now;
+                dead_letters.poll(Duration::ZERO);
+                update_lag(consumer.context(), &mut buffers, stats);
             }
         }
-        if lag_updated.elapsed() >= Duration::from_secs(1) {
-            lag_updated = Instant::now();
-            update_lag(consumer.context(), &buffers, stats);
-        }
     }
-    for (key, buffer) in buffers.iter_mut() {
-        flush(&flusher, key, buffer)?;
-    }
+    let mut all: Vec<(&str, i32, &mut PartitionBuffer)> = buffers.iter_mut().collect();
+    flush_all(&flusher, &mut all)?;
     let _ = dead_letters.flush(Duration::from_secs(5));
     Ok(())
 }
 
-impl PartitionBuffer {
-    fn new(dedup: DedupWindow) -> PartitionBuffer {
-        PartitionBuffer {
-            rows: Vec::new(),
-            audits: Vec::new(),
-            first_offset: None,
-            last_offset: -1,
-            oldest: None,
-            dedup,
-            position: None,
-        }
-    }
-}
-
-/// Buffers one record at `offset` (dropping a duplicate); `Err` names why it is a dead letter.
-fn accept(
-    buffer: &mut PartitionBuffer,
-    offset: i64,
-    payload: &[u8],
-    is_audit: bool,
-    layout: &TableLayout,
-    stats: &ProcessorStats,
-) -> Result<(), String> {
-    buffer.first_offset.get_or_insert(offset);
-    buffer.last_offset = offset;
-    buffer.position = Some(offset + 1);
-    buffer.oldest.get_or_insert_with(Instant::now);
-    let decoded = if is_audit {
-        decode_audit(payload)
-            .map(|rows| buffer.audits.extend(rows))
-            .map_err(|error| error.to_string())
-    } else {
-        decode_event(layout, payload).map(|row| {
-            let first = buffer.dedup.first_sighting(
-                &row.message.tenant,
-                &row.message.message_id,
-                row.received_ms,
-            );
-            if first {
-                buffer.rows.push(row);
-            } else {
-                stats.duplicates.inc();
-            }
-        })
-    };
-    if decoded.is_err() {
-        stats.dead_letters.inc();
-    }
-    stats.records_read.inc();
-    decoded
-}
-
-fn decode_event(layout: &TableLayout, payload: &[u8]) -> Result<Row, String> {
-    let row = Row::decode(payload).map_err(|error| error.to_string())?;
-    layout
-        .check(&row.message)
-        .map_err(|error| error.to_string())?;
-    Ok(row)
-}
-
-fn update_lag(
-    context: &RecoveringContext,
-    buffers: &HashMap<(String, i32), PartitionBuffer>,
-    stats: &ProcessorStats,
-) {
-    for ((topic, partition), buffer) in buffers {
-        let Some(high) = context.high_watermark(topic, *partition) else {
+fn update_lag(context: &RecoveringContext, buffers: &mut Buffers, stats: &ProcessorStats) {
+    for (topic, partition, buffer) in buffers.iter_mut() {
+        let Some(high) = context.high_watermark(topic, partition) else {
             continue;
         };
         let position = buffer.position.unwrap_or(high);
         stats
             .consumer_lag
             .get_or_create(&PartitionLabels {
-                topic: topic.clone(),
-                partition: *partition,
+                topic: topic.to_owned(),
+                partition,
             })
             .set((high - position).max(0));
     }

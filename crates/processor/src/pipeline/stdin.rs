@@ -5,8 +5,9 @@
 
 use std::io::BufRead;
 
+use super::ProcessorError;
+use super::buffer::PartitionBuffer;
 use super::flush::{FlushContext, flush, load_recent_ids};
-use super::{PartitionBuffer, ProcessorError, accept};
 use crate::columns::TableLayout;
 use crate::config::ProcessorConfig;
 use crate::dedup::DedupWindow;
@@ -37,7 +38,6 @@ pub fn run_stdin(
         stats,
         compact_files: config.compact_files,
     };
-    let key = (STDIN_TOPIC.to_owned(), 0);
     let mut dead = 0;
     for (offset, line) in (0_i64..).zip(input.lines()) {
         let line = line.map_err(|source| StoreError::Io {
@@ -47,14 +47,14 @@ pub fn run_stdin(
         if offset < resume_at {
             continue;
         }
-        if let Err(reason) = accept(&mut buffer, offset, line.as_bytes(), false, layout, stats) {
+        if let Err(reason) = buffer.accept(offset, line.as_bytes(), false, layout, stats) {
             tracing::warn!(line = offset + 1, %reason, "line skipped");
             dead += 1;
         }
-        if buffer.rows.len() >= config.flush_rows {
-            flush(&flusher, &key, &mut buffer)?;
+        if buffer.rows >= config.flush_rows {
+            flush(&flusher, STDIN_TOPIC, 0, &mut buffer)?;
         }
     }
-    flush(&flusher, &key, &mut buffer)?;
+    flush(&flusher, STDIN_TOPIC, 0, &mut buffer)?;
     Ok(dead)
 }

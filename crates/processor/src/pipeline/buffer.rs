@@ -1,0 +1,182 @@
+//! One assigned partition's buffer: each record decoded, deduplicated and appended straight to the
+//! Arrow columns of its tenant/day group (no per-row copy in between), the audit rows, and the
+//! offsets they cover.
+
+use std::time::Instant;
+
+use arrow::error::ArrowError;
+
+use crate::audit::{self, AuditRow, decode_audit};
+use crate::columns::{EventColumns, TableLayout};
+use crate::dedup::DedupWindow;
+use crate::metrics::ProcessorStats;
+use crate::row::Row;
+use crate::store::Group;
+use crate::timestamp::Day;
+use crate::{rollup, tables};
+
+/// The events of one tenant and day.
+struct GroupColumns {
+    tenant: Box<str>,
+    day: Day,
+    columns: EventColumns,
+}
+
+/// See the module documentation.
+pub(crate) struct PartitionBuffer {
+    groups: Vec<GroupColumns>,
+    /// The group the last row went to (consecutive rows mostly share one).
+    last_group: usize,
+    audits: Vec<AuditRow>,
+    /// Rows buffered (events and audit rows).
+    pub(super) rows: usize,
+    /// Offsets covered: `first_offset..=last_offset` (`None`: nothing to commit).
+    pub(super) first_offset: Option<i64>,
+    pub(super) last_offset: i64,
+    /// When the first record of this buffer was read.
+    pub(super) oldest: Option<Instant>,
+    pub(super) dedup: DedupWindow,
+    /// The next offset to read (for lag), once known.
+    pub(super) position: Option<i64>,
+}
+
+impl PartitionBuffer {
+    /// An empty buffer over a partition's dedup window.
+    pub(super) fn new(dedup: DedupWindow) -> PartitionBuffer {
+        PartitionBuffer {
+            groups: Vec::new(),
+            last_group: 0,
+            audits: Vec::new(),
+            rows: 0,
+            first_offset: None,
+            last_offset: -1,
+            oldest: None,
+            dedup,
+            position: None,
+        }
+    }
+
+    /// Buffers the record at `offset` (dropping a duplicate); `Err` names why it is a dead letter.
+    pub(super) fn accept(
+        &mut self,
+        offset: i64,
+        payload: &[u8],
+        is_audit: bool,
+        layout: &TableLayout,
+        stats: &ProcessorStats,
+    ) -> Result<(), String> {
+        self.first_offset.get_or_insert(offset);
+        self.last_offset = offset;
+        self.position = Some(offset + 1);
+        if self.oldest.is_none() {
+            self.oldest = Some(Instant::now());
+        }
+        stats.records_read.inc();
+        let accepted = if is_audit {
+            self.accept_audit(payload)
+        } else {
+            self.accept_event(payload, layout, stats)
+        };
+        if accepted.is_err() {
+            stats.dead_letters.inc();
+        }
+        accepted
+    }
+
+    fn accept_audit(&mut self, payload: &[u8]) -> Result<(), String> {
+        let rows = decode_audit(payload).map_err(|error| error.to_string())?;
+        self.rows += rows.len();
+        self.audits.extend(rows);
+        Ok(())
+    }
+
+    fn accept_event(
+        &mut self,
+        payload: &[u8],
+        layout: &TableLayout,
+        stats: &ProcessorStats,
+    ) -> Result<(), String> {
+        let row = Row::decode(payload).map_err(|error| error.to_string())?;
+        if !self
+            .dedup
+            .first_sighting(&row.tenant, &row.message_id, row.received_ms)
+        {
+            stats.duplicates.inc();
+            return Ok(());
+        }
+        let group = self.group_of(&row.tenant, row.day, layout);
+        if let Err(error) = self.groups[group].columns.append(layout, &row) {
+            // Not stored, so not seen: a corrected copy may follow.
+            self.dedup.forget(&row.tenant, &row.message_id);
+            return Err(error.to_string());
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// The index of the tenant/day group, created when new.
+    fn group_of(&mut self, tenant: &str, day: Day, layout: &TableLayout) -> usize {
+        let matches = |group: &GroupColumns| group.day == day && *group.tenant == *tenant;
+        if self.groups.get(self.last_group).is_some_and(matches) {
+            return self.last_group;
+        }
+        let at = match self.groups.iter().position(matches) {
+            Some(at) => at,
+            None => {
+                self.groups.push(GroupColumns {
+                    tenant: tenant.into(),
+                    day,
+                    columns: EventColumns::new(layout),
+                });
+                self.groups.len() - 1
+            }
+        };
+        self.last_group = at;
+        at
+    }
+
+    /// The buffered rows as the files of one commit (events and their `daily_activity` rollup
+    /// per tenant/day, rejections per tenant/day), in a stable order; the buffer is empty after.
+    pub(super) fn take_groups(&mut self, layout: &TableLayout) -> Result<Vec<Group>, ArrowError> {
+        let mut groups = Vec::with_capacity(self.groups.len() * 2 + 1);
+        let mut events = std::mem::take(&mut self.groups);
+        events.sort_by(|one, other| (&one.tenant, one.day).cmp(&(&other.tenant, other.day)));
+        for mut group in events {
+            if group.columns.is_empty() {
+                continue;
+            }
+            let batch = group.columns.finish(layout)?;
+            let date = group.day.to_string();
+            groups.push(Group {
+                table: tables::DAILY_ACTIVITY,
+                tenant: group.tenant.to_string(),
+                date: date.clone(),
+                batch: rollup::batch(&batch)?,
+            });
+            groups.push(Group {
+                table: tables::EVENTS,
+                tenant: group.tenant.into(),
+                date,
+                batch,
+            });
+        }
+        let mut audits = std::mem::take(&mut self.audits);
+        audits.sort_by(|one, other| (&one.tenant, &one.date).cmp(&(&other.tenant, &other.date)));
+        for rows in
+            audits.chunk_by(|one, other| one.tenant == other.tenant && one.date == other.date)
+        {
+            let refs: Vec<&AuditRow> = rows.iter().collect();
+            groups.push(Group {
+                table: tables::REJECTIONS,
+                tenant: rows[0].tenant.clone(),
+                date: rows[0].date.clone(),
+                batch: audit::batch(&refs)?,
+            });
+        }
+        self.last_group = 0;
+        self.rows = 0;
+        self.first_offset = None;
+        self.oldest = None;
+        Ok(groups)
+    }
+}
