@@ -153,6 +153,9 @@ fn main() {
         let stop = AtomicBool::new(false);
         let mut first_read: Option<Instant> = None;
         let mut drained: Option<Instant> = None;
+        // The embedded broker's threads exist already; the processor's start with `run`.
+        let broker_threads = broker_thread_ticks();
+        let process_start = process_ticks();
         let started = Instant::now();
         std::thread::scope(|scope| {
             let watcher = scope.spawn(|| {
@@ -183,6 +186,12 @@ fn main() {
             watcher.join().expect("watcher");
         });
         let end = Instant::now();
+        let broker_cpu = broker_threads
+            .iter()
+            .map(|(tid, before)| thread_ticks(*tid).unwrap_or(*before) - before)
+            .sum::<u64>();
+        let processor_cpu = (process_ticks() - process_start).saturating_sub(broker_cpu) as f64
+            / clock_ticks_per_second();
         let (Some(first_read), Some(drained)) = (first_read, drained) else {
             panic!("nothing read");
         };
@@ -228,7 +237,51 @@ fn main() {
             "  {flushes:.0} commits took {flushing:.2} s (Arrow, rollup, Parquet zstd, fsyncs, renames): {:.2} s for reading, decoding, deduplicating and closing",
             steady - flushing
         );
+        println!(
+            "  the processor (its thread and its librdkafka threads, not the embedded broker's) used {processor_cpu:.2} s of CPU from start to close: {:.0} messages per CPU-second",
+            produced as f64 / processor_cpu
+        );
     }
+}
+
+/// utime + stime (clock ticks) of `/proc/.../stat` text (fields 14 and 15, after the name).
+fn stat_ticks(stat: &str) -> Option<u64> {
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// CPU ticks of the whole process, exited threads included.
+fn process_ticks() -> u64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| stat_ticks(&stat))
+        .unwrap_or(0)
+}
+
+fn thread_ticks(tid: u64) -> Option<u64> {
+    stat_ticks(&std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?)
+}
+
+/// The CPU ticks so far of every thread but this one (before `run`: the embedded broker's).
+fn broker_thread_ticks() -> Vec<(u64, u64)> {
+    let this = std::fs::read_link("/proc/thread-self")
+        .ok()
+        .and_then(|path| path.file_name()?.to_str()?.parse::<u64>().ok());
+    std::fs::read_dir("/proc/self/task")
+        .map(|tasks| {
+            tasks
+                .flatten()
+                .filter_map(|task| task.file_name().to_str()?.parse::<u64>().ok())
+                .filter(|tid| Some(*tid) != this)
+                .filter_map(|tid| Some((tid, thread_ticks(tid)?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn clock_ticks_per_second() -> f64 {
+    // Linux reports /proc CPU times in USER_HZ, 100 on every mainstream architecture.
+    100.0
 }
 
 /// Average bytes per partition the bench aims at: well under the mock cluster's 5 MiB log.

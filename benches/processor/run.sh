@@ -12,7 +12,7 @@ trap 'kill -9 $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$work"' 
 command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)" >&2; exit 1; }
 cargo build --workspace --release --quiet
 veil="${CARGO_TARGET_DIR:-target}/release/veil"
-python3 ../shared/workload/gen_events.py --count 100000 --seed 7 --batch 100 > "$work/batches.ndjson"
+python3 ../shared/workload/gen_events.py --count "${MESSAGES:-300000}" --seed 7 --batch 100 > "$work/batches.ndjson"
 (cd "$work" && exec tansu broker --storage-engine "${STORAGE:-memory://tansu/}" \
     --listener-url tcp://127.0.0.1:29192 --advertised-listener-url tcp://127.0.0.1:29192 > tansu.log 2>&1) &
 sleep 1
@@ -38,10 +38,15 @@ print(total)
 PY
 }
 env VEIL_LOG__LEVEL=warn taskset -c 0 "$veil" processor --kafka 127.0.0.1:29192 --data-dir "$work/parquet" &
+processor=$!
+cpu() { awk '{print $14 + $15}' "/proc/$processor/stat"; }   # user + system ticks, all threads
 until [ "$(stored)" -gt 0 ]; do sleep 0.05; done
 start=$(date +%s.%N)
 first=$(stored)
+cpu_start=$(cpu)
 until [ "$(stored)" -ge "$total" ]; do sleep 0.1; done
 end=$(date +%s.%N)
-python3 -c "n=$total-$first; t=$end-$start; print(f'{n} messages to committed Parquet in {t:.2f} s (after the first commit): {n/t:,.0f} messages/s on one core')"
+cpu_end=$(cpu)
+ticks=$(getconf CLK_TCK)
+python3 -c "n=$total-$first; t=$end-$start; c=($cpu_end-$cpu_start)/$ticks; print(f'{n} messages to committed Parquet in {t:.2f} s (after the first commit): {n/t:,.0f} messages/s on one core; the processor used {c:.2f} s of CPU: {n/max(c,1e-9):,.0f} messages per CPU-second')"
 du -sh "$work/parquet" | awk '{print "parquet size: " $1}'
