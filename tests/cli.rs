@@ -1,10 +1,12 @@
 //! `veil filter`, `veil allowlist` and `veil keys` driven as a user would, on the reference
 //! client traffic from `../shared/workload/gen_events.py`.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod support;
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::cli::veil;
 use veil_sanitized::SanitizedMessage;
 
 fn root() -> PathBuf {
@@ -20,23 +22,6 @@ fn generate(arguments: &[&str]) -> Vec<u8> {
         .expect("python3 runs gen_events.py");
     assert!(output.status.success(), "gen_events.py failed");
     output.stdout
-}
-
-fn veil(arguments: &[&str], input: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_veil"))
-        .args(arguments)
-        .current_dir(root())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("veil starts");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let input = input.to_vec();
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let output = child.wait_with_output().expect("veil finishes");
-    writer.join().expect("writer").expect("stdin written");
-    output
 }
 
 fn filter(keystore: &Path, input: &[u8]) -> (Vec<SanitizedMessage>, String) {

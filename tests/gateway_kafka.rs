@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::cli::veil;
 use support::traffic::{forbidden_values, gen_events, send_with_python_sdk};
 use support::{Broker, free_port, read_topics, repo_root};
 use veil_config::TenantsFile;
@@ -20,21 +21,11 @@ use veil_gateway::sink::{KafkaPublisher, create_topics};
 
 /// The message ids `veil filter` (the same policy, as a dry run) accepts from `input`.
 fn dry_run_accepted(input: &[u8], keystore: &std::path::Path) -> BTreeSet<String> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_veil"))
-        .current_dir(repo_root())
-        .args(["filter", "--tenant", "t-1000", "--keystore"])
-        .arg(keystore)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("veil filter");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let input = input.to_vec();
-    // Write from another thread: the child's output is read at the same time, or both block.
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let output = child.wait_with_output().expect("veil filter runs");
-    writer.join().expect("writer").expect("write");
+    let keystore = keystore.to_str().expect("utf8 path");
+    let output = veil(
+        &["filter", "--tenant", "t-1000", "--keystore", keystore],
+        input,
+    );
     output
         .stdout
         .split(|byte| *byte == b'\n')

@@ -3,36 +3,20 @@
 //! rows are gone from events and daily_activity under both key epochs, every other row is
 //! untouched, and the audit record holds neither the id nor a pseudonym.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use arrow::array::{Array, Int64Array, StringArray};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
+use support::cli::veil;
 use veil_processor::tables;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn veil(arguments: &[&str], input: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_veil"))
-        .args(arguments)
-        .current_dir(root())
-        .env("VEIL_LOG__LEVEL", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("veil starts");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let input = input.to_vec();
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let output = child.wait_with_output().expect("veil finishes");
-    writer.join().expect("writer").expect("stdin written");
-    output
 }
 
 fn ok(output: Output) -> Vec<u8> {
