@@ -3,7 +3,20 @@
 //! them, so a key is looked up with one load, one summary comparison and one byte comparison,
 //! with no probing loop (whose data-dependent branches the walk paid on every key).
 
-use crate::allowlist::{NodeId, Policy, key_summary, short_eq};
+use crate::allowlist::{LeafId, NodeId, Policy, key_summary, short_eq};
+
+/// An allowlisted child as the walk needs it: the node, its position among its siblings (for
+/// duplicate checks) and its leaf, so a leaf's value is read without another table lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Slot {
+    pub(crate) child: NodeId,
+    pub(crate) position: u32,
+    /// The child's leaf, or [`NO_LEAF`] for an object node.
+    pub(crate) leaf: LeafId,
+}
+
+/// [`Slot::leaf`] of a node that is not a leaf.
+pub(crate) const NO_LEAF: LeafId = LeafId::MAX;
 
 /// Multipliers tried, in order, for a node's collision-free slot function.
 const MULTIPLIERS: [u64; 6] = [
@@ -26,6 +39,8 @@ struct Entry {
     child: NodeId,
     /// The child's position among its siblings (for duplicate checks).
     position: u32,
+    /// The child's leaf, or [`NO_LEAF`].
+    leaf: LeafId,
 }
 
 /// A node's table: `entries[offset + (summary * multiplier) >> shift]`.
@@ -52,6 +67,7 @@ fn empty_entry() -> Entry {
         key: "".into(),
         child: NodeId::MAX,
         position: 0,
+        leaf: NO_LEAF,
     }
 }
 
@@ -84,14 +100,14 @@ impl ChildIndex {
             entries: Vec::new(),
         };
         for siblings in &children {
-            let table = index.table_for(siblings);
+            let table = index.table_for(policy, siblings);
             index.tables.push(table);
         }
         index
     }
 
     /// Appends a collision-free table for `siblings` and describes it.
-    fn table_for(&mut self, siblings: &Siblings) -> Table {
+    fn table_for(&mut self, policy: &Policy, siblings: &Siblings) -> Table {
         let offset = u32::try_from(self.entries.len()).unwrap_or(u32::MAX);
         let minimum_bits = (siblings.len().max(1) * 2)
             .next_power_of_two()
@@ -114,6 +130,7 @@ impl ChildIndex {
                         key: key.clone(),
                         child: *child,
                         position: *position,
+                        leaf: policy.leaf_at(*child).unwrap_or(NO_LEAF),
                     };
                 }
                 self.entries.extend(entries);
@@ -133,8 +150,8 @@ impl ChildIndex {
         }
     }
 
-    /// The allowlisted child of `node` named `key` (whose summary is `summary`) and its
-    /// position among its siblings: the same answer as [`Policy::child_slot`].
+    /// The allowlisted child of `node` named `key` (whose summary is `summary`): the same
+    /// child and position as [`Policy::child_slot`], with the child's leaf.
     #[inline(always)]
     pub(crate) fn child_slot(
         &self,
@@ -142,15 +159,31 @@ impl ChildIndex {
         node: NodeId,
         summary: u64,
         key: &str,
-    ) -> Option<(NodeId, usize)> {
+    ) -> Option<Slot> {
         let table = self.tables.get(node as usize)?;
         if table.fallback {
-            return policy.child_slot(node, summary, key);
+            return Self::fallback_slot(policy, node, summary, key);
         }
         let slot = (summary.wrapping_mul(table.multiplier) >> table.shift) as usize;
         let entry = self.entries.get(table.offset as usize + slot)?;
-        (entry.summary == summary && short_eq(entry.key.as_bytes(), key.as_bytes()))
-            .then_some((entry.child, entry.position as usize))
+        (entry.summary == summary && short_eq(entry.key.as_bytes(), key.as_bytes())).then_some(
+            Slot {
+                child: entry.child,
+                position: entry.position,
+                leaf: entry.leaf,
+            },
+        )
+    }
+
+    /// [`ChildIndex::child_slot`] for a node without a collision-free table.
+    #[cold]
+    fn fallback_slot(policy: &Policy, node: NodeId, summary: u64, key: &str) -> Option<Slot> {
+        let (child, position) = policy.child_slot(node, summary, key)?;
+        Some(Slot {
+            child,
+            position: u32::try_from(position).unwrap_or(u32::MAX),
+            leaf: policy.leaf_at(child).unwrap_or(NO_LEAF),
+        })
     }
 }
 
@@ -189,9 +222,15 @@ mod tests {
             for probe in &probes {
                 let summary = key_summary(probe.as_bytes());
                 let expected = policy.child_slot(node, summary, probe);
+                let found = index.child_slot(&policy, node, summary, probe);
                 assert_eq!(
-                    index.child_slot(&policy, node, summary, probe),
+                    found.map(|slot| (slot.child, slot.position as usize)),
                     expected,
+                    "node {node}, key {probe:?}"
+                );
+                assert_eq!(
+                    found.map(|slot| slot.leaf),
+                    expected.map(|(child, _)| policy.leaf_at(child).unwrap_or(NO_LEAF)),
                     "node {node}, key {probe:?}"
                 );
                 if let Some((child, _)) = expected

@@ -414,13 +414,7 @@ pub(super) fn emit<S: DropSink>(
             Cow::Borrowed(key) => key,
             Cow::Owned(key) => key,
         };
-        sink.dropped(
-            DroppedField::Key {
-                parent: unlisted.parent,
-                key,
-            },
-            unlisted.reason,
-        );
+        sink.dropped_key(unlisted.parent, key, unlisted.summary, unlisted.reason);
     }
     Ok(Accepted {
         kind: decision.kind,

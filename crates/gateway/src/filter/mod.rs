@@ -89,6 +89,14 @@ impl DroppedField<'_> {
 pub trait DropSink {
     /// One field of an accepted message did not leave.
     fn dropped(&mut self, field: DroppedField<'_>, reason: DropReason);
+
+    /// A client key under `parent` did not leave; `summary` is its
+    /// [`key_summary`](crate::allowlist::key_summary), which the filter computed already.
+    #[inline]
+    fn dropped_key(&mut self, parent: NodeId, key: &str, summary: u64, reason: DropReason) {
+        debug_assert_eq!(summary, crate::allowlist::key_summary(key.as_bytes()));
+        self.dropped(DroppedField::Key { parent, key }, reason);
+    }
 }
 
 impl DropSink for () {
@@ -197,8 +205,9 @@ impl TenantFilter {
         if message.len() > MAX_MESSAGE_BYTES {
             return Err(Rejection::new(RejectReason::TooLarge));
         }
-        let text =
-            std::str::from_utf8(message).map_err(|_| Rejection::new(RejectReason::InvalidUtf8))?;
+        // SIMD validation (the standard library's is byte- or word-at-a-time); the same answer.
+        let text = simdutf8::basic::from_utf8(message)
+            .map_err(|_| Rejection::new(RejectReason::InvalidUtf8))?;
         let mut walk = walk::Walk::new(&self.policy, &self.children, text);
         walk.run()?;
         emit::emit(&walk, self, meta, cache, out, sink).map_err(|mut rejection| {

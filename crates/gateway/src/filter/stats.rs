@@ -33,11 +33,12 @@ pub struct DropCounts {
     recent: Vec<usize>,
 }
 
+#[inline(always)]
 fn reason_index(reason: DropReason) -> usize {
-    DropReason::ALL
-        .iter()
-        .position(|known| *known == reason)
-        .unwrap_or_default()
+    // `ALL` lists the reasons in declaration order, so the discriminant is the index.
+    let index = reason as usize;
+    debug_assert_eq!(DropReason::ALL.get(index), Some(&reason));
+    index
 }
 
 impl DropCounts {
@@ -69,25 +70,29 @@ impl DropSink for DropCounts {
         match field {
             DroppedField::Leaf(leaf) => *self.leaves.entry((leaf, reason)).or_default() += 1,
             DroppedField::Key { parent, key } => {
-                let summary = key_summary(key.as_bytes());
-                if self.recent.is_empty() {
-                    self.recent = vec![usize::MAX; RECENT_SLOTS];
-                }
-                let front =
-                    ((summary ^ (summary >> 29) ^ u64::from(parent)) as usize) & (RECENT_SLOTS - 1);
-                let cached = self.recent[front];
-                if let Some((known_parent, known, counts)) = self.keys.get_mut(cached)
-                    && *known_parent == parent
-                    && short_eq(known.as_bytes(), key.as_bytes())
-                {
-                    counts[reason_index(reason)] += 1;
-                    return;
-                }
-                let at = self.position_of(parent, key, summary);
-                self.recent[front] = at;
-                self.keys[at].2[reason_index(reason)] += 1;
+                self.dropped_key(parent, key, key_summary(key.as_bytes()), reason);
             }
         }
+    }
+
+    #[inline]
+    fn dropped_key(&mut self, parent: NodeId, key: &str, summary: u64, reason: DropReason) {
+        debug_assert_eq!(summary, key_summary(key.as_bytes()));
+        if self.recent.is_empty() {
+            self.recent = vec![usize::MAX; RECENT_SLOTS];
+        }
+        let front = ((summary ^ (summary >> 29) ^ u64::from(parent)) as usize) & (RECENT_SLOTS - 1);
+        let cached = self.recent[front];
+        if let Some((known_parent, known, counts)) = self.keys.get_mut(cached)
+            && *known_parent == parent
+            && short_eq(known.as_bytes(), key.as_bytes())
+        {
+            counts[reason_index(reason)] += 1;
+            return;
+        }
+        let at = self.position_of(parent, key, summary);
+        self.recent[front] = at;
+        self.keys[at].2[reason_index(reason)] += 1;
     }
 }
 

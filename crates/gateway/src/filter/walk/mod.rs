@@ -9,16 +9,19 @@ use std::borrow::Cow;
 
 use smallvec::SmallVec;
 
-use super::children::ChildIndex;
-use super::reject::{DropReason, RejectReason, Rejection, push_reportable_key};
+use self::keys::{KeyCursor, NextKey};
+use super::children::{ChildIndex, NO_LEAF};
+use super::reject::{DropReason, RejectReason, Rejection};
 use super::scan::{Scanner, Start, SyntaxError};
-use crate::allowlist::{LeafId, NodeId, Policy, STRUCTURAL_KEYS, key_summary, short_eq};
+use crate::allowlist::{LeafId, NodeId, Policy, STRUCTURAL_KEYS, key_summary};
 
 /// Objects and arrays may nest this deep, counting the message itself as 1.
 pub const MAX_DEPTH: usize = 32;
 
 /// Keys one object may hold; bounds the duplicate check's work on hostile input.
 pub const MAX_KEYS_PER_OBJECT: usize = 512;
+
+mod keys;
 
 /// A captured scalar.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,6 +47,9 @@ pub(crate) struct Capture<'a> {
 pub(crate) struct Unlisted<'a> {
     pub(crate) parent: NodeId,
     pub(crate) key: Cow<'a, str>,
+    /// The key's [`key_summary`], computed once for lookup and duplicate check, reused by the
+    /// drop counters.
+    pub(crate) summary: u64,
     pub(crate) reason: DropReason,
 }
 
@@ -89,80 +95,9 @@ pub(crate) struct Walk<'p, 'a> {
     scanner: Scanner<'a>,
 }
 
-/// A key and, if it is on an allowlisted path, its trie child and position among the siblings.
-type NextKey<'a> = (Cow<'a, str>, Option<(NodeId, usize)>);
-
 /// A rejection inside the walk, boxed: the walk's results stay a few words wide (returned in
 /// registers on every key and value) instead of carrying the whole [`Rejection`] back each time.
 type Refusal = Box<Rejection>;
-
-/// Reads one object's keys, refusing duplicates: allowlisted keys are tracked by their position
-/// among the node's children, other keys on the walk's key stack.
-struct KeyCursor {
-    /// The trie node the object is at; `None` inside skipped values.
-    node: Option<NodeId>,
-    /// Where this object's keys start on the key stack.
-    base: usize,
-    /// One bit per key summary seen in this object.
-    bloom: u64,
-    /// One bit per allowlisted child seen in this object.
-    listed_seen: u64,
-    first: bool,
-}
-
-impl KeyCursor {
-    /// Consumes the `{` and starts reading keys.
-    fn open(walk: &mut Walk<'_, '_>, node: Option<NodeId>) -> Self {
-        walk.scanner.open();
-        KeyCursor {
-            node,
-            base: walk.seen.len(),
-            bloom: 0,
-            listed_seen: 0,
-            first: true,
-        }
-    }
-
-    /// The next key with its allowlisted child (if any), or `None` after the `}`.
-    #[inline(always)]
-    fn next<'a>(&mut self, walk: &mut Walk<'_, 'a>) -> Result<Option<NextKey<'a>>, Refusal> {
-        let Some(key) = walk.scanner.next_key(self.first).map_err(syntax)? else {
-            walk.seen.truncate(self.base);
-            return Ok(None);
-        };
-        self.first = false;
-        let summary = key_summary(key.as_bytes());
-        let listed = self
-            .node
-            .and_then(|node| walk.children.child_slot(walk.policy, node, summary, &key));
-        if !walk.first_time_in(
-            self.base,
-            &mut self.bloom,
-            &mut self.listed_seen,
-            listed,
-            summary,
-            &key,
-        ) {
-            return Err(walk.refused_key(self.node, &key));
-        }
-        Ok(Some((key, listed)))
-    }
-}
-
-/// A copy of `key` for the key stack: a borrowed key is copied inline (the usual case); an
-/// unescaped (owned) one is cloned out of line.
-#[inline(always)]
-fn share<'a>(key: &Cow<'a, str>) -> Cow<'a, str> {
-    #[cold]
-    #[inline(never)]
-    fn clone_owned<'a>(key: &str) -> Cow<'a, str> {
-        Cow::Owned(key.to_owned())
-    }
-    match key {
-        Cow::Borrowed(text) => Cow::Borrowed(text),
-        Cow::Owned(text) => clone_owned(text),
-    }
-}
 
 /// What a value under an allowlisted node turned out to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,97 +152,28 @@ impl<'p, 'a> Walk<'p, 'a> {
         self.scanner.finish().map_err(syntax)
     }
 
-    /// Records `key` in the object whose keys start at `base`; false if it was already there.
-    #[inline(always)]
-    #[allow(
-        clippy::ptr_arg,
-        reason = "the Cow is cloned onto the key stack, borrowed stays borrowed"
-    )]
-    fn first_time(
-        &mut self,
-        base: usize,
-        bloom: &mut u64,
-        summary: u64,
-        key: &Cow<'a, str>,
-    ) -> bool {
-        // One bit per key in a per-object mask: a clear bit proves the key is new, so the
-        // comparison loop (and its hard-to-predict exit) runs only for the rare collisions.
-        let bit = 1u64 << ((summary ^ (summary >> 23) ^ (summary >> 47)) & 63);
-        let maybe_seen = *bloom & bit != 0;
-        *bloom |= bit;
-        let bytes = key.as_bytes();
-        let seen = &self.seen[base..];
-        if seen.len() >= MAX_KEYS_PER_OBJECT {
-            self.too_many_keys = true;
-            return false;
-        }
-        if maybe_seen
-            && seen
-                .iter()
-                .any(|(other, text)| *other == summary && short_eq(text.as_bytes(), bytes))
-        {
-            return false;
-        }
-        self.seen.push((summary, share(key)));
-        true
-    }
-
-    /// [`Walk::first_time`] for a key that may be an allowlisted child: those are tracked
-    /// exactly by their position in a bit set, the rest on the key stack.
-    #[inline(always)]
-    #[allow(clippy::ptr_arg, reason = "passed on to `first_time`")]
-    fn first_time_in(
-        &mut self,
-        base: usize,
-        bloom: &mut u64,
-        listed_seen: &mut u64,
-        listed: Option<(NodeId, usize)>,
-        summary: u64,
-        key: &Cow<'a, str>,
-    ) -> bool {
-        match listed {
-            Some((_, position)) if position < 64 => {
-                let bit = 1u64 << position;
-                let fresh = *listed_seen & bit == 0;
-                *listed_seen |= bit;
-                fresh
-            }
-            _ => self.first_time(base, bloom, summary, key),
-        }
-    }
-
-    /// The rejection for a key that `first_time` refused.
-    #[cold]
-    fn refused_key(&self, node: Option<NodeId>, key: &str) -> Refusal {
-        let reason = if self.too_many_keys {
-            RejectReason::TooLarge
-        } else {
-            RejectReason::DuplicateKey
-        };
-        Box::new(match node {
-            Some(node) => Rejection::at(reason, self.path_of(node, key)),
-            None => Rejection::new(reason),
-        })
-    }
-
-    fn path_of(&self, node: NodeId, key: &str) -> String {
-        let mut path = self.policy.node_path(node).to_owned();
-        push_reportable_key(&mut path, key);
-        path
-    }
-
     fn message(&mut self) -> Result<(), Refusal> {
         let root = self.policy.root();
         let mut keys = KeyCursor::open(self, Some(root));
-        while let Some((key, listed)) = keys.next(self)? {
+        while let Some(NextKey {
+            key,
+            summary,
+            listed,
+        }) = keys.next(self)?
+        {
             // Allowlisted paths first: structural keys can never be allowlisted roots.
-            if let Some((child, _)) = listed {
-                let found = self.child(child, 2)?;
+            if let Some(slot) = listed {
+                let found = if slot.leaf != NO_LEAF {
+                    self.leaf(slot.leaf, 2)?
+                } else {
+                    self.child(slot.child, 2)?
+                };
                 self.envelope.note_identity(&key, found == Found::Present);
                 if found == Found::Mismatch {
                     self.unlisted.push(Unlisted {
                         parent: root,
                         key,
+                        summary,
                         reason: DropReason::TypeMismatch,
                     });
                 }
@@ -342,36 +208,42 @@ impl<'p, 'a> Walk<'p, 'a> {
                 continue;
             }
             if STRUCTURAL_KEYS.contains(&key.as_ref()) {
-                self.skip(2)?;
+                self.skip_inline(2)?;
                 continue;
             }
-            let present = self.skip(2)?;
+            let present = self.skip_inline(2)?;
             self.envelope.note_identity(&key, present);
             self.unlisted.push(Unlisted {
                 parent: root,
                 key,
+                summary,
                 reason: DropReason::NotAllowlisted,
             });
         }
         Ok(())
     }
 
-    /// A value under an allowlisted node: a leaf's scalar, or an object to walk further.
+    /// A leaf's value, captured.
+    #[inline(always)]
+    fn leaf(&mut self, leaf: LeafId, depth: usize) -> Result<Found, Refusal> {
+        let value = self.scalar(depth)?;
+        let present = match &value {
+            Scalar::Str(text) => !text.is_empty(),
+            Scalar::Null | Scalar::Composite => false,
+            _ => true,
+        };
+        self.captures.push(Capture { leaf, value });
+        Ok(if present {
+            Found::Present
+        } else {
+            Found::Absent
+        })
+    }
+
+    /// A value under an allowlisted inner node: an object to walk further (leaves are read by
+    /// [`Walk::leaf`]).
     fn child(&mut self, node: NodeId, depth: usize) -> Result<Found, Refusal> {
-        if let Some(leaf) = self.policy.leaf_at(node) {
-            let value = self.scalar(depth)?;
-            let present = match &value {
-                Scalar::Str(text) => !text.is_empty(),
-                Scalar::Null | Scalar::Composite => false,
-                _ => true,
-            };
-            self.captures.push(Capture { leaf, value });
-            return Ok(if present {
-                Found::Present
-            } else {
-                Found::Absent
-            });
-        }
+        debug_assert!(self.policy.leaf_at(node).is_none());
         match self.scanner.peek_value().map_err(syntax)? {
             Start::Object => {}
             Start::Literal => {
@@ -393,26 +265,34 @@ impl<'p, 'a> Walk<'p, 'a> {
             .into());
         }
         let mut keys = KeyCursor::open(self, Some(node));
-        while let Some((key, listed)) = keys.next(self)? {
-            match listed {
-                Some((child, _)) => {
-                    if self.child(child, depth + 1)? == Found::Mismatch {
-                        self.unlisted.push(Unlisted {
-                            parent: node,
-                            key,
-                            reason: DropReason::TypeMismatch,
-                        });
+        while let Some(NextKey {
+            key,
+            summary,
+            listed,
+        }) = keys.next(self)?
+        {
+            let reason = match listed {
+                Some(slot) if slot.leaf != NO_LEAF => {
+                    self.leaf(slot.leaf, depth + 1)?;
+                    continue;
+                }
+                Some(slot) => {
+                    if self.child(slot.child, depth + 1)? != Found::Mismatch {
+                        continue;
                     }
+                    DropReason::TypeMismatch
                 }
                 None => {
-                    self.skip(depth + 1)?;
-                    self.unlisted.push(Unlisted {
-                        parent: node,
-                        key,
-                        reason: DropReason::NotAllowlisted,
-                    });
+                    self.skip_inline(depth + 1)?;
+                    DropReason::NotAllowlisted
                 }
-            }
+            };
+            self.unlisted.push(Unlisted {
+                parent: node,
+                key,
+                summary,
+                reason,
+            });
         }
         Ok(Found::Present)
     }
@@ -441,6 +321,15 @@ impl<'p, 'a> Walk<'p, 'a> {
                 Scalar::Composite
             }
         })
+    }
+
+    /// [`Walk::skip`] with a string without escapes (the usual skipped value) passed over inline.
+    #[inline(always)]
+    fn skip_inline(&mut self, depth: usize) -> Result<bool, Refusal> {
+        match self.scanner.skip_plain_string() {
+            Some(present) => Ok(present),
+            None => self.skip(depth),
+        }
     }
 
     /// A value nothing is kept from, still checked. Returns whether it was a non-empty scalar.
