@@ -2,8 +2,7 @@
 //! SDK sending it, and the forbidden values it carries (to prove none of them is stored).
 
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 
@@ -38,19 +37,12 @@ pub fn messages(input: &[u8]) -> Vec<Value> {
 /// Sends NDJSON `input` through the official Segment Python SDK (`tests/sdk/python_send.py`) to
 /// `host` with `write_key`; returns the script's summary (`calls`, `failed_batches`).
 pub fn send_with_python_sdk(host: &str, write_key: &str, input: &[u8]) -> Value {
-    let mut sender = Command::new("python3")
-        .arg(repo_root().join("tests/sdk/python_send.py"))
-        .args([host, write_key])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    let mut stdin = sender.stdin.take().expect("stdin");
-    let input = input.to_vec();
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let output = sender.wait_with_output().expect("the SDK script runs");
-    writer.join().expect("writer").expect("write");
+    let output = super::cli::pipe(
+        Command::new("python3")
+            .arg(repo_root().join("tests/sdk/python_send.py"))
+            .args([host, write_key]),
+        input,
+    );
     assert!(
         output.status.success(),
         "the SDK script failed (is `segment-analytics-python` installed? .ci/run installs it): {}",
