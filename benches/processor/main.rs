@@ -190,8 +190,8 @@ fn main() {
             .iter()
             .map(|(tid, before)| thread_ticks(*tid).unwrap_or(*before) - before)
             .sum::<u64>();
-        let processor_cpu = (process_ticks() - process_start).saturating_sub(broker_cpu) as f64
-            / clock_ticks_per_second();
+        let processor_cpu =
+            (process_ticks() - process_start).saturating_sub(broker_cpu) as f64 / USER_HZ;
         let (Some(first_read), Some(drained)) = (first_read, drained) else {
             panic!("nothing read");
         };
@@ -279,10 +279,9 @@ fn broker_thread_ticks() -> Vec<(u64, u64)> {
         .unwrap_or_default()
 }
 
-fn clock_ticks_per_second() -> f64 {
-    // Linux reports /proc CPU times in USER_HZ, 100 on every mainstream architecture.
-    100.0
-}
+/// Clock ticks per second of `/proc` CPU times (Linux's USER_HZ, 100 on every mainstream
+/// architecture).
+const USER_HZ: f64 = 100.0;
 
 /// Average bytes per partition the bench aims at: well under the mock cluster's 5 MiB log.
 const MOCK_PARTITION_BYTES: usize = 2 * 1024 * 1024;

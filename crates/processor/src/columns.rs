@@ -159,11 +159,6 @@ impl EventColumns {
         }
     }
 
-    /// Rows appended so far.
-    pub fn len(&self) -> usize {
-        self.timestamps.len()
-    }
-
     /// Whether no row was appended.
     pub fn is_empty(&self) -> bool {
         self.timestamps.is_empty()

@@ -99,18 +99,15 @@ pub(crate) fn encode_parquet(
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
         // Unique per row: a dictionary only costs hashing before the writer falls back.
         .set_column_dictionary_enabled(ColumnPath::from("message_id"), false);
-    for (field, column) in schema.fields().iter().zip(
-        batches
-            .first()
-            .map(|batch| batch.columns().to_vec())
-            .unwrap_or_default(),
-    ) {
-        // An all-null column is a few bytes of levels: compressing it only costs a codec.
-        if batches.len() == 1 && column.null_count() == column.len() {
-            properties = properties.set_column_compression(
-                ColumnPath::from(field.name().as_str()),
-                Compression::UNCOMPRESSED,
-            );
+    if let [batch] = batches {
+        for (field, column) in schema.fields().iter().zip(batch.columns()) {
+            // An all-null column is a few bytes of levels: compressing it only costs a codec.
+            if column.null_count() == column.len() {
+                properties = properties.set_column_compression(
+                    ColumnPath::from(field.name().as_str()),
+                    Compression::UNCOMPRESSED,
+                );
+            }
         }
     }
     let properties = properties.build();
@@ -162,14 +159,20 @@ fn sync_all(files: Vec<(PathBuf, File)>) -> Result<(), StoreError> {
 
 /// Replaces `path` with `value` as JSON atomically and durably (write, fsync, rename, fsync dir).
 pub(crate) fn write_json_atomically(path: &Path, value: &impl Serialize) -> Result<(), StoreError> {
+    let (staging, staged) = stage_json(path, value)?;
+    staged.sync_all().map_err(io(&staging))?;
+    fs::rename(&staging, path).map_err(io(path))?;
+    fsync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+/// Writes `value` as JSON next to `path` (`*.json.new`), not yet fsynced nor renamed over it.
+fn stage_json(path: &Path, value: &impl Serialize) -> Result<(PathBuf, File), StoreError> {
     let staging = path.with_extension("json.new");
     let encoded =
         serde_json::to_vec(value).map_err(|error| io(&staging)(std::io::Error::other(error)))?;
     let mut staged = File::create(&staging).map_err(io(&staging))?;
     staged.write_all(&encoded).map_err(io(&staging))?;
-    staged.sync_all().map_err(io(&staging))?;
-    fs::rename(&staging, path).map_err(io(path))?;
-    fsync_dir(path.parent().unwrap_or(Path::new(".")))
+    Ok((staging, staged))
 }
 
 impl Store {
@@ -324,11 +327,7 @@ impl Store {
                 files,
             };
             let state_path = self.state_path(topic, partition);
-            let staging = state_path.with_extension("json.new");
-            let encoded = serde_json::to_vec(&state)
-                .map_err(|error| io(&staging)(std::io::Error::other(error)))?;
-            let mut staged = File::create(&staging).map_err(io(&staging))?;
-            staged.write_all(&encoded).map_err(io(&staging))?;
+            let (staging, staged) = stage_json(&state_path, &state)?;
             written.push((staging.clone(), staged));
             states.push((staging, state_path, state));
         }
