@@ -1,5 +1,5 @@
-//! RFC 3339 date-times to milliseconds and UTC days, with a fast path for the form the gateway
-//! writes (`YYYY-MM-DDTHH:MM:SS.mmmZ`) and the `time` crate for every other valid form.
+//! RFC 3339 date-times to milliseconds and UTC days, with the contract's fast path for the form
+//! the gateway writes (`YYYY-MM-DDTHH:MM:SS.mmmZ`) and the `time` crate for every other valid form.
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -44,70 +44,9 @@ impl std::fmt::Display for Day {
     }
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year.rem_euclid(400);
-    let month = i64::from(month);
-    let day_of_year =
-        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
-fn days_in_month(year: i64, month: u32) -> u32 {
-    match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ` in milliseconds; `None` for any other shape or an invalid value.
-fn parse_canonical(bytes: &[u8]) -> Option<i64> {
-    if bytes.len() != 24
-        || bytes[4] != b'-'
-        || bytes[7] != b'-'
-        || bytes[10] != b'T'
-        || bytes[13] != b':'
-        || bytes[16] != b':'
-        || bytes[19] != b'.'
-        || bytes[23] != b'Z'
-    {
-        return None;
-    }
-    let number = |from: usize, to: usize| {
-        bytes[from..to].iter().try_fold(0_u32, |total, byte| {
-            byte.is_ascii_digit()
-                .then(|| total * 10 + u32::from(byte - b'0'))
-        })
-    };
-    let year = i64::from(number(0, 4)?);
-    let (month, day) = (number(5, 7)?, number(8, 10)?);
-    let (hour, minute, second, millis) = (
-        number(11, 13)?,
-        number(14, 16)?,
-        number(17, 19)?,
-        number(20, 23)?,
-    );
-    let valid = (1..=12).contains(&month)
-        && day >= 1
-        && day <= days_in_month(year, month)
-        && hour < 24
-        && minute < 60
-        && second < 60;
-    if !valid {
-        return None;
-    }
-    let seconds = i64::from(hour * 3_600 + minute * 60 + second);
-    Some(days_from_civil(year, month, day) * MS_PER_DAY + seconds * 1_000 + i64::from(millis))
-}
-
 /// Milliseconds since the Unix epoch of an RFC 3339 date-time; `None` when it is not one.
 pub fn parse_ms(text: &str) -> Option<i64> {
-    if let Some(ms) = parse_canonical(text.as_bytes()) {
+    if let Some(ms) = veil_sanitized::timestamp::parse_canonical(text) {
         return Some(ms);
     }
     let at = OffsetDateTime::parse(text, &Rfc3339).ok()?;
@@ -134,7 +73,7 @@ mod tests {
             "2100-12-31T10:11:12.131Z",
         ] {
             assert_eq!(
-                parse_canonical(text.as_bytes()),
+                veil_sanitized::timestamp::parse_canonical(text),
                 Some(by_time_crate(text)),
                 "{text}"
             );

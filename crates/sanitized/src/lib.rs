@@ -6,6 +6,8 @@
 //! pseudonymized identifiers by allowlist path. It names the allowlist digest and the key epoch
 //! that produced it, so a reviewer can prove which policy produced any stored row.
 
+pub mod timestamp;
+
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;

@@ -89,7 +89,9 @@ fn decide<'a>(
     let timestamp =
         match (envelope.timestamp.as_deref(), sent_at) {
             (None, _) => Timestamp::Received,
-            (Some(text), None) if is_canonical_timestamp(text) => Timestamp::Canonical(text),
+            (Some(text), None) if veil_sanitized::timestamp::parse_canonical(text).is_some() => {
+                Timestamp::Canonical(text)
+            }
             (Some(text), sent_at) => {
                 let parse = |text: &str, field: &'static str| {
                     OffsetDateTime::parse(text, &Rfc3339)
@@ -143,49 +145,6 @@ fn is_valid_message_id(id: &str) -> bool {
         && id.len() <= MAX_MESSAGE_ID_BYTES
         && id.bytes().all(|byte| MESSAGE_ID_BYTES[usize::from(byte)])
         && forbidden_value(id).is_none()
-}
-
-/// Whether `text` is exactly `YYYY-MM-DDTHH:MM:SS.mmmZ` with a real date and time of day.
-fn is_canonical_timestamp(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    if bytes.len() != 24
-        || &bytes[4..5] != b"-"
-        || &bytes[7..8] != b"-"
-        || bytes[10] != b'T'
-        || bytes[13] != b':'
-        || bytes[16] != b':'
-        || bytes[19] != b'.'
-        || bytes[23] != b'Z'
-    {
-        return false;
-    }
-    let number = |range: std::ops::Range<usize>| {
-        bytes[range].iter().try_fold(0u32, |total, byte| {
-            byte.is_ascii_digit()
-                .then(|| total * 10 + u32::from(byte - b'0'))
-        })
-    };
-    let (Some(year), Some(month), Some(day), Some(hour), Some(minute), Some(second), Some(_)) = (
-        number(0..4),
-        number(5..7),
-        number(8..10),
-        number(11..13),
-        number(14..16),
-        number(17..19),
-        number(20..23),
-    ) else {
-        return false;
-    };
-    let month = u8::try_from(month)
-        .ok()
-        .and_then(|month| time::Month::try_from(month).ok());
-    let date_ok = month.is_some_and(|month| {
-        i32::try_from(year).is_ok_and(|year| {
-            u8::try_from(day)
-                .is_ok_and(|day| time::Date::from_calendar_date(year, month, day).is_ok())
-        })
-    });
-    date_ok && hour < 24 && minute < 60 && second < 60
 }
 
 /// Formats `2026-11-23T17:38:56.123Z`: the one timestamp format of sanitized messages.
