@@ -9,8 +9,8 @@
 
 use std::time::Duration;
 
-use arrow::array::{Array, ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray};
-use arrow::datatypes::DataType;
+use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::datatypes::{DataType, Float64Type, Int64Type};
 use datafusion::execution::context::SQLOptions;
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
@@ -52,7 +52,7 @@ fn json_column(column: &ArrayRef) -> Result<Vec<Value>, ReportingError> {
     let cast = |to: &DataType| {
         arrow::compute::cast(column, to).map_err(|error| ReportingError::Query(error.to_string()))
     };
-    let len = column.len();
+    let missing = |what: &str| ReportingError::Query(what.to_owned());
     let out = match column.data_type() {
         DataType::Int8
         | DataType::Int16
@@ -64,70 +64,39 @@ fn json_column(column: &ArrayRef) -> Result<Vec<Value>, ReportingError> {
         | DataType::UInt64 => {
             let values = cast(&DataType::Int64)?;
             let values = values
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .ok_or_else(|| ReportingError::Query("integer column".to_owned()))?;
-            (0..len)
-                .map(|i| {
-                    if values.is_valid(i) {
-                        Value::from(values.value(i))
-                    } else {
-                        Value::Null
-                    }
-                })
-                .collect()
+                .as_primitive_opt::<Int64Type>()
+                .ok_or_else(|| missing("integer column"))?;
+            json_values(values.iter())
         }
         DataType::Float16 | DataType::Float32 | DataType::Float64 | DataType::Decimal128(..) => {
             let values = cast(&DataType::Float64)?;
             let values = values
-                .as_any()
-                .downcast_ref::<Float64Array>()
-                .ok_or_else(|| ReportingError::Query("number column".to_owned()))?;
-            (0..len)
-                .map(|i| {
-                    if values.is_valid(i) {
-                        Value::from(values.value(i))
-                    } else {
-                        Value::Null
-                    }
-                })
-                .collect()
+                .as_primitive_opt::<Float64Type>()
+                .ok_or_else(|| missing("number column"))?;
+            json_values(values.iter())
         }
         DataType::Boolean => {
             let values = column
-                .as_any()
-                .downcast_ref::<BooleanArray>()
-                .ok_or_else(|| ReportingError::Query("boolean column".to_owned()))?;
-            (0..len)
-                .map(|i| {
-                    if values.is_valid(i) {
-                        Value::from(values.value(i))
-                    } else {
-                        Value::Null
-                    }
-                })
-                .collect()
+                .as_boolean_opt()
+                .ok_or_else(|| missing("boolean column"))?;
+            json_values(values.iter())
         }
         _ => {
             let values = cast(&DataType::Utf8)?;
             let values = values
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .ok_or_else(|| {
-                    ReportingError::Query("column cannot be shown as text".to_owned())
-                })?;
-            (0..len)
-                .map(|i| {
-                    if values.is_valid(i) {
-                        Value::from(values.value(i))
-                    } else {
-                        Value::Null
-                    }
-                })
-                .collect()
+                .as_string_opt::<i32>()
+                .ok_or_else(|| missing("column cannot be shown as text"))?;
+            json_values(values.iter())
         }
     };
     Ok(out)
+}
+
+/// A column's values as JSON, nulls as `null`.
+fn json_values<T: Into<Value>>(values: impl Iterator<Item = Option<T>>) -> Vec<Value> {
+    values
+        .map(|value| value.map_or(Value::Null, Into::into))
+        .collect()
 }
 
 /// Runs one checked query with the row limit and timeout.
