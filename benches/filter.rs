@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput};
 use serde::de::IgnoredAny;
 use veil_gateway::allowlist::Allowlist;
-use veil_gateway::filter::{DropCounts, MessageMeta, TenantFilter};
-use veil_gateway::pseudonym::{EpochKey, PseudonymCache};
+use veil_gateway::filter::{DropCounts, MessageMeta, TenantFilter, WorkerCache};
+use veil_gateway::pseudonym::EpochKey;
 use veil_sanitized::Tier;
 
 const MESSAGES: usize = 100_000;
@@ -60,7 +60,7 @@ fn tenant_filter() -> TenantFilter {
 fn run_filter(
     filter: &TenantFilter,
     messages: &[Vec<u8>],
-    cache: &mut PseudonymCache,
+    cache: &mut WorkerCache,
     out: &mut Vec<u8>,
     counts: &mut DropCounts,
 ) -> usize {
@@ -99,7 +99,7 @@ fn main() {
     let filter = tenant_filter();
     let mut out = Vec::with_capacity(4096);
     let mut counts = DropCounts::default();
-    let mut cache = PseudonymCache::default();
+    let mut cache = WorkerCache::default();
     assert_eq!(
         run_filter(&filter, &messages, &mut cache, &mut out, &mut counts),
         MESSAGES,

@@ -6,8 +6,8 @@ use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
 use veil_gateway::allowlist::Allowlist;
-use veil_gateway::filter::{MessageMeta, TenantFilter, split_batch};
-use veil_gateway::pseudonym::{EpochKey, PseudonymCache};
+use veil_gateway::filter::{MessageMeta, TenantFilter, WorkerCache, split_batch};
+use veil_gateway::pseudonym::EpochKey;
 use veil_sanitized::{SanitizedMessage, Tier};
 
 fn filter() -> &'static TenantFilter {
@@ -21,7 +21,7 @@ fn filter() -> &'static TenantFilter {
 
 fuzz_target!(|data: &[u8]| {
     let meta = MessageMeta { received_at: "2026-11-23T00:00:00.000Z", fallback_message_id: Some("fuzz"), sent_at: Some("2026-11-23T00:00:01.000Z") };
-    let mut cache = PseudonymCache::default();
+    let mut cache = WorkerCache::default();
     let items: Vec<Vec<u8>> = match split_batch(data) {
         Ok(Some(batch)) => batch.items.into_iter().map(|item| item.into_owned()).collect(),
         _ => vec![data.to_vec()],

@@ -10,10 +10,11 @@ use clap::Args;
 use time::OffsetDateTime;
 use veil_gateway::allowlist::Allowlist;
 use veil_gateway::filter::{
-    FilterStats, MessageMeta, RejectReason, Rejection, TenantFilter, format_timestamp, split_batch,
+    FilterStats, MessageMeta, RejectReason, Rejection, TenantFilter, WorkerCache, format_timestamp,
+    split_batch,
 };
 use veil_gateway::message_id::new_message_id;
-use veil_gateway::pseudonym::{KeyStore, PseudonymCache, is_valid_tenant};
+use veil_gateway::pseudonym::{KeyStore, is_valid_tenant};
 use veil_sanitized::Tier;
 
 /// Longest line read: Segment's 500 KB request limit, rounded up.
@@ -93,7 +94,7 @@ pub(crate) fn run(args: FilterArgs) -> anyhow::Result<ExitCode> {
     let mut stats = FilterStats::default();
     let mut line = Vec::new();
     let mut sanitized = Vec::with_capacity(4096);
-    let mut cache = PseudonymCache::default();
+    let mut cache = WorkerCache::default();
     let mut line_number = 0u64;
     while let Some(too_long) = read_bounded_line(&mut input, &mut line, MAX_LINE_BYTES)? {
         line_number += 1;
@@ -163,7 +164,7 @@ pub(crate) fn run(args: FilterArgs) -> anyhow::Result<ExitCode> {
         }
     }
     output.flush()?;
-    let (cached, computed) = cache.hits_and_misses();
+    let (cached, computed) = cache.pseudonyms.hits_and_misses();
     eprint!(
         "veil filter: tenant {} ({}), policy {}, key epoch {}\n{}pseudonyms: {computed} computed, {cached} from the cache\n",
         args.tenant,

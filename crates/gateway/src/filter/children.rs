@@ -150,6 +150,11 @@ impl ChildIndex {
         }
     }
 
+    /// Nodes indexed (every node of the policy trie).
+    pub(crate) fn node_count(&self) -> usize {
+        self.tables.len()
+    }
+
     /// The allowlisted child of `node` named `key` (whose summary is `summary`): the same
     /// child and position as [`Policy::child_slot`], with the child's leaf.
     #[inline(always)]

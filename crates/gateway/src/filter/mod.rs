@@ -13,6 +13,7 @@ mod scan;
 mod stats;
 mod values;
 mod walk;
+mod worker;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use veil_sanitized::{SCHEMA_VERSION, Tier};
 
 use crate::allowlist::{LeafId, NodeId, Policy};
-use crate::pseudonym::{EpochKey, PseudonymCache};
+use crate::pseudonym::EpochKey;
 
 pub use batch::{Batch, BatchError, split_batch};
 pub use emit::format_timestamp;
@@ -32,6 +33,7 @@ pub use reject::{
 pub use stats::{DropCounts, FilterStats};
 pub use values::forbidden_value;
 pub use walk::{MAX_DEPTH, MAX_KEYS_PER_OBJECT};
+pub use worker::WorkerCache;
 
 /// Segment's limit for one message.
 pub const MAX_MESSAGE_BYTES: usize = 32 * 1024;
@@ -106,7 +108,7 @@ impl DropSink for () {
 /// Filters messages for one tenant under one policy and key epoch.
 #[derive(Debug, Clone)]
 pub struct TenantFilter {
-    /// Distinguishes this filter's key in a shared [`PseudonymCache`].
+    /// Distinguishes this filter's key and policy in a shared [`WorkerCache`].
     id: u64,
     policy: Arc<Policy>,
     /// The policy trie's children, indexed for lookups without probing.
@@ -193,12 +195,12 @@ impl TenantFilter {
 
     /// Filters one message: appends the sanitized JSON (no newline) to `out` and reports dropped
     /// fields to `sink`, or leaves `out` and `sink` untouched and says why the message is refused.
-    /// `cache` is the calling worker's pseudonym cache.
+    /// `cache` is the calling worker's; it changes only how fast the answer comes, never the answer.
     pub fn filter<S: DropSink>(
         &self,
         message: &[u8],
         meta: &MessageMeta<'_>,
-        cache: &mut PseudonymCache,
+        cache: &mut WorkerCache,
         out: &mut Vec<u8>,
         sink: &mut S,
     ) -> Result<Accepted, Rejection> {
@@ -208,9 +210,14 @@ impl TenantFilter {
         // SIMD validation (the standard library's is byte- or word-at-a-time); the same answer.
         let text = simdutf8::basic::from_utf8(message)
             .map_err(|_| Rejection::new(RejectReason::InvalidUtf8))?;
-        let mut walk = walk::Walk::new(&self.policy, &self.children, text);
+        let WorkerCache {
+            pseudonyms,
+            key_orders,
+        } = cache;
+        let orders = key_orders.for_filter(self.id, self.children.node_count());
+        let mut walk = walk::Walk::new(&self.policy, &self.children, orders, text);
         walk.run()?;
-        emit::emit(&walk, self, meta, cache, out, sink).map_err(|mut rejection| {
+        emit::emit(&walk, self, meta, pseudonyms, out, sink).map_err(|mut rejection| {
             rejection.event = walk
                 .envelope
                 .event
@@ -224,3 +231,5 @@ impl TenantFilter {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod warm_tests;

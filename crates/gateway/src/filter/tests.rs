@@ -71,7 +71,7 @@ fn run(filter: &TenantFilter, message: &str) -> Result<(Value, DropCounts), Reje
     filter.filter(
         message.as_bytes(),
         &META,
-        &mut PseudonymCache::default(),
+        &mut WorkerCache::default(),
         &mut out,
         &mut drops,
     )?;
@@ -93,7 +93,7 @@ fn rejected(message: &[u8]) -> Rejection {
     let result = tenant(Tier::Baseline, 1).filter(
         message,
         &META,
-        &mut PseudonymCache::default(),
+        &mut WorkerCache::default(),
         &mut out,
         &mut (),
     );
@@ -467,7 +467,7 @@ fn pseudonyms_are_deterministic_and_separated_by_tenant_key() {
         );
     }
     // A shared cache never serves one tenant's pseudonym to another.
-    let mut cache = PseudonymCache::default();
+    let mut cache = WorkerCache::default();
     let mut outputs = Vec::new();
     for key_byte in [1, 2, 1] {
         let mut out = Vec::new();
@@ -572,7 +572,7 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         let mut out = Vec::new();
-        let result = tenant(Tier::Baseline, 1).filter(&bytes, &META, &mut PseudonymCache::default(), &mut out, &mut ());
+        let result = tenant(Tier::Baseline, 1).filter(&bytes, &META, &mut WorkerCache::default(), &mut out, &mut ());
         if result.is_ok() {
             prop_assert!(serde_json::from_slice::<veil_sanitized::SanitizedMessage>(&out).is_ok());
         } else {
@@ -589,7 +589,7 @@ proptest! {
         bytes[flip_at] = byte;
         bytes.truncate(bytes.len() - cut.min(bytes.len()));
         let mut out = Vec::new();
-        if tenant(Tier::Baseline, 1).filter(&bytes, &META, &mut PseudonymCache::default(), &mut out, &mut ()).is_ok() {
+        if tenant(Tier::Baseline, 1).filter(&bytes, &META, &mut WorkerCache::default(), &mut out, &mut ()).is_ok() {
             let text = String::from_utf8(out).expect("utf8");
             prop_assert!(!text.contains("alice@firm.example") && !text.contains("Merger") && !text.contains("10.1.2.3"));
         }
@@ -602,7 +602,7 @@ fn run_with(meta: &MessageMeta<'_>, message: &Value) -> (Value, Accepted) {
         .filter(
             message.to_string().as_bytes(),
             meta,
-            &mut PseudonymCache::default(),
+            &mut WorkerCache::default(),
             &mut out,
             &mut (),
         )
@@ -640,7 +640,7 @@ fn clock_skew_is_corrected_from_sent_at_as_segment_does() {
         .filter(
             bad.to_string().as_bytes(),
             &META,
-            &mut PseudonymCache::default(),
+            &mut WorkerCache::default(),
             &mut Vec::new(),
             &mut (),
         )

@@ -24,15 +24,15 @@ use super::error::ApiError;
 use super::metrics::{DropLabels, RegionLabels, RejectLabels};
 use super::state::Gateway;
 use crate::filter::{
-    DropCounts, DropReason, MessageMeta, RejectReason, Rejection, TenantFilter, format_timestamp,
-    split_batch,
+    DropCounts, DropReason, MessageMeta, RejectReason, Rejection, TenantFilter, WorkerCache,
+    format_timestamp, split_batch,
 };
-use crate::pseudonym::PseudonymCache;
 use crate::sink::RecordBatch;
 
 thread_local! {
-    /// Each worker thread keeps its own pseudonym cache: no locks on the hot path.
-    static PSEUDONYM_CACHE: RefCell<PseudonymCache> = RefCell::new(PseudonymCache::default());
+    /// Each worker thread keeps its own filter cache (pseudonyms, key orders): no locks on the
+    /// hot path.
+    static WORKER_CACHE: RefCell<WorkerCache> = RefCell::new(WorkerCache::default());
 }
 
 /// What an ingest route takes.
@@ -115,7 +115,7 @@ fn filter_one(
     endpoint: Endpoint,
     message: &[u8],
     meta: MessageMeta<'_>,
-    cache: &mut PseudonymCache,
+    cache: &mut WorkerCache,
     out: &mut Vec<u8>,
     drops: &mut DropCounts,
 ) -> Result<crate::filter::Accepted, Rejection> {
@@ -185,7 +185,7 @@ fn filter_request(
         rejections: Vec::new(),
         drops: DropCounts::default(),
     };
-    PSEUDONYM_CACHE.with_borrow_mut(|cache| {
+    WORKER_CACHE.with_borrow_mut(|cache| {
         for (index, item) in items.iter().enumerate() {
             let buffer = filtered.records.buffer_mut();
             let payload_start = buffer.len();

@@ -120,6 +120,26 @@ impl<'a> Scanner<'a> {
         Ok(Some(key))
     }
 
+    /// Consumes the next `length` bytes if `matches` accepts them (a remembered `,"key":`),
+    /// returning their text without the first `front` and last `back` bytes (the key).
+    #[inline(always)]
+    pub(crate) fn take_if(
+        &mut self,
+        length: usize,
+        matches: impl FnOnce(&[u8]) -> bool,
+        front: usize,
+        back: usize,
+    ) -> Option<&'a str> {
+        let start = self.position;
+        let end = start + length;
+        if !matches(self.bytes.get(start..end)?) {
+            return None;
+        }
+        let text = self.text.get(start + front..end - back)?;
+        self.position = end;
+        Some(text)
+    }
+
     /// Whether an array has another element (after `[` for the first); consumes `,` or `]`.
     #[inline]
     pub(crate) fn next_element(&mut self, first: bool) -> ScanResult<bool> {

@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 
+use super::predict::{NodeOrder, order_index, same_bytes};
 use super::{MAX_KEYS_PER_OBJECT, Refusal, Walk, syntax};
 use crate::allowlist::{NodeId, key_summary, short_eq};
 use crate::filter::children::Slot;
@@ -17,7 +18,8 @@ pub(super) struct NextKey<'a> {
 }
 
 /// Reads one object's keys, refusing duplicates: allowlisted keys are tracked by their position
-/// among the node's children, other keys on the walk's key stack.
+/// among the node's children, other keys on the walk's key stack. Keys the object held last
+/// time, in the same order, are taken from the node's remembered order (`predict`).
 pub(super) struct KeyCursor {
     /// The trie node the object is at; `None` inside skipped values.
     node: Option<NodeId>,
@@ -28,18 +30,31 @@ pub(super) struct KeyCursor {
     /// One bit per allowlisted child seen in this object.
     listed_seen: u64,
     first: bool,
+    /// The node's remembered order in `Walk::orders` (meaningful when predicting or recording).
+    order: usize,
+    /// Keys read so far; while predicting, every one matched the remembered order.
+    index: usize,
+    /// Every key so far matched the remembered order: the next may be taken from it.
+    predicting: bool,
+    /// Prediction failed (or there was none): keys read now replace the remembered ones.
+    recording: bool,
 }
 
 impl KeyCursor {
     /// Consumes the `{` and starts reading keys.
     pub(super) fn open(walk: &mut Walk<'_, '_>, node: Option<NodeId>) -> Self {
         walk.scanner.open();
+        let order = order_index(walk.orders, node);
         KeyCursor {
             node,
             base: walk.seen.len(),
             bloom: 0,
             listed_seen: 0,
             first: true,
+            order: order.unwrap_or(usize::MAX),
+            index: 0,
+            predicting: order.is_some(),
+            recording: false,
         }
     }
 
@@ -49,11 +64,101 @@ impl KeyCursor {
         &mut self,
         walk: &mut Walk<'_, 'a>,
     ) -> Result<Option<NextKey<'a>>, Refusal> {
+        if self.predicting
+            && let Some(hit) = self.predicted(walk)
+        {
+            return Ok(Some(hit));
+        }
+        self.next_scanned(walk)
+    }
+
+    /// The next key if the input continues with exactly the remembered one.
+    #[inline(always)]
+    fn predicted<'a>(&mut self, walk: &mut Walk<'_, 'a>) -> Option<NextKey<'a>> {
+        let (predicted, bytes) = walk.orders.get(self.order)?.get(self.index)?;
+        // The first key has no comma before it.
+        let expected = bytes.get(usize::from(self.first)..)?;
+        let key = walk.scanner.take_if(
+            expected.len(),
+            |input| same_bytes(input, expected),
+            2 - usize::from(self.first),
+            2,
+        )?;
+        let (summary, listed) = (predicted.summary, predicted.listed);
+        Some(self.hit(walk, Cow::Borrowed(key), summary, listed))
+    }
+
+    /// Accepts a key equal to the remembered one at `index`: no earlier key of the object
+    /// equals it (the remembered order holds no key twice and every earlier key matched it),
+    /// so the duplicate check only records it, exactly as [`Walk::first_time_in`] would.
+    #[inline(always)]
+    fn hit<'a>(
+        &mut self,
+        walk: &mut Walk<'_, 'a>,
+        key: Cow<'a, str>,
+        summary: u64,
+        listed: Option<Slot>,
+    ) -> NextKey<'a> {
+        debug_assert_eq!(summary, key_summary(key.as_bytes()));
+        debug_assert_eq!(
+            listed,
+            self.node
+                .and_then(|node| walk.children.child_slot(walk.policy, node, summary, &key))
+        );
+        debug_assert!(
+            walk.seen[self.base..]
+                .iter()
+                .all(|(_, seen)| seen.as_ref() != key.as_ref())
+        );
+        match listed {
+            Some(Slot { position, .. }) if position < 64 => {
+                debug_assert_eq!(self.listed_seen & (1u64 << position), 0);
+                self.listed_seen |= 1u64 << position;
+            }
+            _ => {
+                debug_assert!(walk.seen.len() - self.base < MAX_KEYS_PER_OBJECT);
+                self.bloom |= bloom_bit(summary);
+                walk.seen.push((summary, share(&key)));
+            }
+        }
+        self.first = false;
+        self.index += 1;
+        NextKey {
+            key,
+            summary,
+            listed,
+        }
+    }
+
+    /// The next key read by the scanner, summarized, looked up and checked in full.
+    #[inline(always)]
+    fn next_scanned<'a>(
+        &mut self,
+        walk: &mut Walk<'_, 'a>,
+    ) -> Result<Option<NextKey<'a>>, Refusal> {
         let Some(key) = walk.scanner.next_key(self.first).map_err(syntax)? else {
             walk.seen.truncate(self.base);
             return Ok(None);
         };
         self.first = false;
+        if self.predicting {
+            // The remembered key with other whitespace around it is still that key.
+            if let Cow::Borrowed(text) = key
+                && let Some((predicted, bytes)) = walk
+                    .orders
+                    .get(self.order)
+                    .and_then(|order| order.get(self.index))
+                && NodeOrder::key_text(bytes) == text.as_bytes()
+            {
+                let (summary, listed) = (predicted.summary, predicted.listed);
+                return Ok(Some(self.hit(walk, key, summary, listed)));
+            }
+            self.predicting = false;
+            self.recording = true;
+            if let Some(order) = walk.orders.get_mut(self.order) {
+                order.truncate(self.index);
+            }
+        }
         let summary = key_summary(key.as_bytes());
         let listed = self
             .node
@@ -68,12 +173,24 @@ impl KeyCursor {
         ) {
             return Err(walk.refused_key(self.node, &key));
         }
+        if self.recording {
+            self.recording = match (&key, walk.orders.get_mut(self.order)) {
+                (Cow::Borrowed(text), Some(order)) => order.record(text, summary, listed),
+                _ => false,
+            };
+        }
         Ok(Some(NextKey {
             key,
             summary,
             listed,
         }))
     }
+}
+
+/// The bit a key summary sets in an object's key mask.
+#[inline(always)]
+fn bloom_bit(summary: u64) -> u64 {
+    1u64 << ((summary ^ (summary >> 23) ^ (summary >> 47)) & 63)
 }
 
 /// A copy of `key` for the key stack: a borrowed key is copied inline (the usual case); an
@@ -107,7 +224,7 @@ impl<'a> Walk<'_, 'a> {
     ) -> bool {
         // One bit per key in a per-object mask: a clear bit proves the key is new, so the
         // comparison loop (and its hard-to-predict exit) runs only for the rare collisions.
-        let bit = 1u64 << ((summary ^ (summary >> 23) ^ (summary >> 47)) & 63);
+        let bit = bloom_bit(summary);
         let maybe_seen = *bloom & bit != 0;
         *bloom |= bit;
         let bytes = key.as_bytes();

@@ -22,6 +22,9 @@ pub const MAX_DEPTH: usize = 32;
 pub const MAX_KEYS_PER_OBJECT: usize = 512;
 
 mod keys;
+mod predict;
+
+pub(crate) use self::predict::{KeyOrders, NodeOrder};
 
 /// A captured scalar.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,6 +88,8 @@ impl Envelope<'_> {
 pub(crate) struct Walk<'p, 'a> {
     pub(crate) policy: &'p Policy,
     children: &'p ChildIndex,
+    /// This worker's remembered key order per trie node, for this filter.
+    orders: &'p mut [NodeOrder],
     pub(crate) envelope: Envelope<'a>,
     pub(crate) captures: SmallVec<[Capture<'a>; 24]>,
     pub(crate) unlisted: SmallVec<[Unlisted<'a>; 16]>,
@@ -124,11 +129,18 @@ fn syntax(error: SyntaxError) -> Refusal {
 }
 
 impl<'p, 'a> Walk<'p, 'a> {
-    /// A walk over `text`, not started yet.
-    pub(crate) fn new(policy: &'p Policy, children: &'p ChildIndex, text: &'a str) -> Self {
+    /// A walk over `text`, not started yet; `orders` are the worker's remembered key orders
+    /// for this filter (one per trie node).
+    pub(crate) fn new(
+        policy: &'p Policy,
+        children: &'p ChildIndex,
+        orders: &'p mut [NodeOrder],
+        text: &'a str,
+    ) -> Self {
         Walk {
             policy,
             children,
+            orders,
             envelope: Envelope::default(),
             captures: SmallVec::new(),
             unlisted: SmallVec::new(),
