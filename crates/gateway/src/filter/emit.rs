@@ -8,15 +8,12 @@ use time::format_description::well_known::Rfc3339;
 use veil_sanitized::{MessageKind, Tier};
 
 use super::reject::{DropReason, RejectReason, Rejection};
-use super::values::{forbidden_value, write_json_str};
+use super::values::{forbidden_value, is_valid_message_id, write_json_str};
 use super::walk::{Scalar, Walk};
 use super::{Accepted, DropSink, DroppedField, MessageMeta, TenantFilter};
 use crate::allowlist::ValueType;
 use crate::allowlist::{LeafAction, LeafId, Permission, RuleId};
 use crate::pseudonym::PseudonymCache;
-
-/// Longest accepted `messageId`.
-const MAX_MESSAGE_ID_BYTES: usize = 128;
 
 /// How the output's `timestamp` is written.
 enum Timestamp<'a> {
@@ -125,26 +122,6 @@ fn decide<'a>(
         timestamp,
         keep_name,
     })
-}
-
-/// Bytes allowed in a message id.
-const MESSAGE_ID_BYTES: [bool; 256] = {
-    let mut allowed = [false; 256];
-    let mut byte = 0;
-    while byte < 256 {
-        let b = byte as u8;
-        allowed[byte] = b.is_ascii_alphanumeric()
-            || matches!(b, b'.' | b'_' | b':' | b'+' | b'=' | b'/' | b'-');
-        byte += 1;
-    }
-    allowed
-};
-
-fn is_valid_message_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= MAX_MESSAGE_ID_BYTES
-        && id.bytes().all(|byte| MESSAGE_ID_BYTES[usize::from(byte)])
-        && forbidden_value(id).is_none()
 }
 
 /// Formats `2026-11-23T17:38:56.123Z`: the one timestamp format of sanitized messages.

@@ -36,7 +36,8 @@ pub(super) struct KeyCursor {
     index: usize,
     /// Every key so far matched the remembered order: the next may be taken from it.
     predicting: bool,
-    /// Prediction failed (or there was none): keys read now replace the remembered ones.
+    /// Keys read now replace the remembered ones (there were none or too few, or this is the
+    /// second object in a row that did not match them).
     recording: bool,
 }
 
@@ -138,6 +139,11 @@ impl KeyCursor {
     ) -> Result<Option<NextKey<'a>>, Refusal> {
         let Some(key) = walk.scanner.next_key(self.first).map_err(syntax)? else {
             walk.seen.truncate(self.base);
+            if self.predicting
+                && let Some(order) = walk.orders.get_mut(self.order)
+            {
+                order.matched();
+            }
             return Ok(None);
         };
         self.first = false;
@@ -154,9 +160,11 @@ impl KeyCursor {
                 return Ok(Some(self.hit(walk, key, summary, listed)));
             }
             self.predicting = false;
-            self.recording = true;
-            if let Some(order) = walk.orders.get_mut(self.order) {
+            if let Some(order) = walk.orders.get_mut(self.order)
+                && order.mismatch_replaces(self.index)
+            {
                 order.truncate(self.index);
+                self.recording = true;
             }
         }
         let summary = key_summary(key.as_bytes());

@@ -7,7 +7,10 @@
 //! stays exact: a remembered sequence is recorded only from keys that passed the full check, so
 //! it holds no key twice, and a prediction is used only while every earlier key of the object
 //! matched it; the first key that does not match ends prediction for the rest of that object
-//! and the full path (with the key stack the hits kept up to date) takes over and records anew.
+//! and the full path (with the key stack the hits kept up to date) takes over. It records the
+//! object's keys in place of the remembered ones when there were none to lose, or when the
+//! previous object at that node did not match either (so one odd shape in mixed traffic does
+//! not evict the usual one).
 
 use crate::allowlist::NodeId;
 use crate::filter::children::Slot;
@@ -40,6 +43,9 @@ pub(crate) struct NodeOrder {
     keys: Vec<Predicted>,
     /// Every key as `,"key":`, back to back.
     bytes: Vec<u8>,
+    /// Objects in a row that did not match (mixed traffic: one odd shape does not replace the
+    /// usual one, a second in a row does).
+    misses: u8,
 }
 
 impl NodeOrder {
@@ -51,6 +57,27 @@ impl NodeOrder {
             .bytes
             .get(predicted.start as usize..predicted.end as usize)?;
         Some((predicted, bytes))
+    }
+
+    /// An object whose key at `index` did not match: whether to replace the remembered keys
+    /// from there on with the object's (always when there are none to lose).
+    #[inline]
+    pub(super) fn mismatch_replaces(&mut self, index: usize) -> bool {
+        if index >= self.keys.len() {
+            return true;
+        }
+        self.misses += 1;
+        if self.misses < 2 {
+            return false;
+        }
+        self.misses = 0;
+        true
+    }
+
+    /// An object matched the remembered keys up to its end.
+    #[inline]
+    pub(super) fn matched(&mut self) {
+        self.misses = 0;
     }
 
     /// Forgets the keys from `index` on (they did not match this time).
@@ -202,6 +229,15 @@ mod tests {
         assert!(order.record("d", 3, None));
         assert_eq!(order.get(1).map(|(key, _)| key.summary), Some(3));
         assert!(!order.record(&"k".repeat(MAX_PREDICTED_KEY_BYTES + 1), 4, None));
+
+        // Past the remembered keys, recording always extends them; a mismatch within them
+        // replaces them only on the second object in a row that does not match.
+        assert!(order.mismatch_replaces(2));
+        assert!(!order.mismatch_replaces(1));
+        order.matched();
+        assert!(!order.mismatch_replaces(0));
+        assert!(order.mismatch_replaces(0));
+        assert!(!order.mismatch_replaces(0), "counting starts over");
 
         let mut orders = KeyOrders::default();
         for id in 0..(MAX_FILTERS as u64 + 2) {
