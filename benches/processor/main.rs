@@ -1,16 +1,24 @@
 //! Processor throughput from Kafka to committed Parquet, with librdkafka's in-process mock
-//! cluster as the broker (the embedded broker): `veil filter` turns `gen_events.py` traffic into
-//! sanitized messages, they are produced to the sanitized topic (10% of them twice, as client
-//! retries), then `veil_processor::pipeline::run` consumes them on this thread while the clock
-//! runs, until every record is read and (on stop) every buffer is committed. Run it pinned to one
-//! core: `taskset -c 0 cargo bench --bench processor` (see README).
+//! cluster as the broker (the embedded broker), laid out as a deployment runs it: the processor
+//! on one core, the broker and the gateway's producing on the other.
+//!
+//! `veil filter` turns `gen_events.py` traffic into sanitized messages; a producer thread sends
+//! them (then 10% of them again, as client retries) keyed by user pseudonym, uncompressed, to the
+//! default number of partitions, as the gateway does, while `veil_processor::pipeline::run`
+//! consumes them on the bench's main thread with the default flush policy. The bench pins itself
+//! with `taskset`: the broker, the producer and the traffic generation on core 1, the processor
+//! (the main thread and every librdkafka thread it starts) on core 0.
 //!
 //! The mock cluster keeps at most 5 MiB per partition (`rdkafka_mock.c`: older message sets are
-//! dropped, the log start moves), so the topic gets enough partitions to hold the whole run; the
-//! bench checks that every partition's log still starts at offset 0.
+//! dropped), so the producer stays at most [`LEAD_BYTES_PER_PARTITION`] per partition ahead of
+//! what the processor has read; the bench checks that every message was stored, dropped as a
+//! duplicate or dead-lettered.
 //!
-//! `VEIL_BENCH_MESSAGES` (default 300000) sets the message count; `VEIL_PROFILE=processor` makes
-//! it repeat the consume phase three times (for `perf record`).
+//! `VEIL_BENCH_MESSAGES` (default 300000) sets the message count, `VEIL_BENCH_PARTITIONS` the
+//! partitions (default: `kafka.topics.partitions`); `VEIL_PROFILE=processor` repeats the run
+//! three times (for `perf record`).
+
+mod cpu;
 
 use std::io::Write;
 use std::path::Path;
@@ -25,8 +33,21 @@ use veil_config::KafkaConfig;
 use veil_policy::Allowlist;
 use veil_processor::ProcessorConfig;
 use veil_processor::columns::TableLayout;
+use veil_processor::metrics::TableLabels;
 use veil_processor::pipeline::{ProcessorStats, run};
 use veil_processor::tables;
+
+/// How far (in record bytes per partition) the producer may run ahead of the processor: well
+/// under the mock cluster's 5 MiB log.
+const LEAD_BYTES_PER_PARTITION: usize = 3 * 1024 * 1024;
+
+/// The reference traffic as sanitized messages, with the key the gateway gives each.
+struct Traffic {
+    messages: Vec<Vec<u8>>,
+    keys: Vec<String>,
+    /// Indices into `messages` in the order they are produced (retries last).
+    order: Vec<usize>,
+}
 
 fn sanitized(count: usize, keys: &Path) -> Vec<Vec<u8>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -57,76 +78,96 @@ fn sanitized(count: usize, keys: &Path) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn main() {
-    if std::env::args().any(|arg| arg == "--list") {
-        return;
+impl Traffic {
+    fn new(count: usize, keystore: &Path) -> Traffic {
+        let messages = sanitized(count, keystore);
+        // Keyed by the user pseudonym, as the gateway does (a retry lands on the same partition).
+        let keys = messages
+            .iter()
+            .map(|message| {
+                let parsed: serde_json::Value = serde_json::from_slice(message).expect("json");
+                let pseudonyms = &parsed["pseudonyms"];
+                pseudonyms["userId"]
+                    .as_str()
+                    .or(pseudonyms["anonymousId"].as_str())
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect();
+        let order = (0..messages.len())
+            .chain((0..messages.len()).step_by(10))
+            .collect();
+        Traffic {
+            messages,
+            keys,
+            order,
+        }
     }
-    let count: usize = std::env::var("VEIL_BENCH_MESSAGES")
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(300_000);
-    let work = tempfile::tempdir().expect("tempdir");
-    let messages = sanitized(count, &work.path().join("keys"));
-    let bytes: usize = messages.iter().map(Vec::len).sum();
-    let cluster = MockCluster::new(1).expect("mock cluster");
-    let mut kafka = KafkaConfig {
-        bootstrap_servers: cluster.bootstrap_servers(),
-        ..KafkaConfig::default()
-    };
-    // About 2 MiB of (lz4-compressed) records per partition on average (the mock cluster drops
-    // beyond 5 MiB, and keying by user spreads records unevenly), at least 6.
-    let compressed = (bytes + bytes / 10) / LZ4_RATIO;
-    let partitions = compressed.div_ceil(MOCK_PARTITION_BYTES).max(6);
-    let partitions = i32::try_from(partitions).expect("partitions");
-    kafka.topics.partitions = partitions;
-    for topic in kafka.topics.all_topics() {
-        cluster.create_topic(&topic, partitions, 1).expect("topic");
-    }
-    let topic = kafka.topics.sanitized_topic(veil_config::Region::Us);
+}
+
+/// What the producer thread shares with the bench (uncompressed, `linger.ms` 2: as the gateway
+/// produces by default).
+struct Feed<'a> {
+    kafka: &'a KafkaConfig,
+    topic: &'a str,
+    traffic: &'a Traffic,
+    /// Records the producer may be ahead of `stats.records_read`.
+    lead: usize,
+    stats: &'a ProcessorStats,
+    /// Set once the lead is produced (the processor may start).
+    prefilled: AtomicBool,
+    /// Set by the bench once it has read the CPU counters (the producer's threads must live
+    /// until then, or their CPU time would be counted as the processor's).
+    measured: AtomicBool,
+}
+
+fn produce(feed: &Feed<'_>) {
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-        .set("bootstrap.servers", &kafka.bootstrap_servers)
-        .set("linger.ms", "20")
-        // As the gateway produces (see `veil_gateway::sink::kafka`).
-        .set("compression.type", "lz4")
+        .set("bootstrap.servers", &feed.kafka.bootstrap_servers)
+        .set("linger.ms", "2")
         .set("queue.buffering.max.messages", "2000000")
         .set("queue.buffering.max.kbytes", "2000000")
         .create()
         .expect("producer");
-    let retries = messages.iter().step_by(10);
-    let mut produced = 0_u64;
-    for message in messages.iter().chain(retries) {
-        // Keyed by the user pseudonym, as the gateway does (a retry lands on the same partition).
-        let parsed: serde_json::Value = serde_json::from_slice(message).expect("json");
-        let key = parsed["pseudonyms"]["userId"]
-            .as_str()
-            .or(parsed["pseudonyms"]["anonymousId"].as_str())
-            .unwrap_or_default()
-            .to_owned();
-        let mut record = BaseRecord::to(&topic).payload(message).key(&key);
+    for (sent, &index) in feed.traffic.order.iter().enumerate() {
+        if sent == feed.lead {
+            feed.prefilled.store(true, Ordering::Release);
+        }
+        while sent.saturating_sub(feed.stats.records_read.get() as usize) > feed.lead {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let mut record = BaseRecord::to(feed.topic)
+            .payload(&feed.traffic.messages[index])
+            .key(&feed.traffic.keys[index]);
         loop {
             match producer.send(record) {
                 Ok(()) => break,
                 Err((_, returned)) => {
                     record = returned;
-                    producer.poll(Duration::from_millis(5));
+                    producer.poll(Duration::from_millis(1));
                 }
             }
         }
-        produced += 1;
     }
+    feed.prefilled.store(true, Ordering::Release);
     producer.flush(Duration::from_secs(60)).expect("flushed");
-    for partition in 0..partitions {
-        let (low, _) = producer
-            .client()
-            .fetch_watermarks(&topic, partition, Duration::from_secs(10))
-            .expect("watermarks");
-        assert_eq!(
-            low, 0,
-            "the mock cluster dropped the start of partition {partition}: more partitions needed"
-        );
+    while !feed.measured.load(Ordering::Acquire) {
+        std::thread::sleep(Duration::from_millis(5));
     }
-    // The bench's producer and its threads are gone before the processor runs.
-    drop(producer);
+}
+
+fn main() {
+    if std::env::args().any(|arg| arg == "--list") {
+        return;
+    }
+    let env_number = |name: &str| std::env::var(name).ok()?.parse::<usize>().ok();
+    let count = env_number("VEIL_BENCH_MESSAGES").unwrap_or(300_000);
+    let pinned = cpu::pin_this_thread(1);
+    let work = tempfile::tempdir().expect("tempdir");
+    let traffic = Traffic::new(count, &work.path().join("keys"));
+    let total = traffic.order.len() as u64;
+    let bytes: usize = traffic.messages.iter().map(Vec::len).sum();
+    let average = bytes / traffic.messages.len().max(1);
     let allowlist = Allowlist::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("allowlist.yaml"))
         .expect("allowlist");
     let layout = TableLayout::from_policy(&allowlist.compile());
@@ -135,13 +176,38 @@ fn main() {
     } else {
         1
     };
+    let mut kafka = KafkaConfig::default();
+    if let Some(partitions) = env_number("VEIL_BENCH_PARTITIONS") {
+        kafka.topics.partitions = i32::try_from(partitions).expect("partitions");
+    }
+    let partitions = kafka.topics.partitions;
+    // The mock cluster answers a fetch that finds no data only after the whole
+    // `fetch.wait.max.ms`, even when records arrive meanwhile (`rdkafka_mock_handlers.c`: "this
+    // isn't strictly correct"); a real broker answers as soon as data arrives. So that catching
+    // up with the producer does not idle the processor for the processor's 100 ms default:
+    kafka
+        .properties
+        .insert("fetch.wait.max.ms".to_owned(), "5".to_owned());
     println!(
-        "{} sanitized messages ({} bytes on average) + {} retries in the mock cluster, {partitions} partitions",
-        messages.len(),
-        bytes / messages.len().max(1),
-        produced as usize - messages.len()
+        "{} sanitized messages ({average} bytes on average) + {} retries, {partitions} partitions, processor on core 0 and broker + producer on core 1: {}",
+        traffic.messages.len(),
+        traffic.order.len() - traffic.messages.len(),
+        if pinned {
+            "pinned"
+        } else {
+            "NOT pinned (one core or no taskset)"
+        }
     );
     for round in 0..rounds {
+        if round > 0 {
+            cpu::pin_this_thread(1);
+        }
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        kafka.bootstrap_servers = cluster.bootstrap_servers();
+        for topic in kafka.topics.all_topics() {
+            cluster.create_topic(&topic, partitions, 1).expect("topic");
+        }
+        let topic = kafka.topics.sanitized_topic(veil_config::Region::Us);
         let config = ProcessorConfig {
             data_dir: work.path().join(format!("parquet-{round}")),
             group_id: format!("bench-{round}"),
@@ -149,143 +215,158 @@ fn main() {
             ..ProcessorConfig::default()
         };
         let stats = ProcessorStats::default();
-        println!("  consuming (round {round})");
+        let feed = Feed {
+            kafka: &kafka,
+            topic: &topic,
+            traffic: &traffic,
+            lead: usize::try_from(partitions).unwrap_or(1) * LEAD_BYTES_PER_PARTITION
+                / average.max(1),
+            stats: &stats,
+            prefilled: AtomicBool::new(false),
+            measured: AtomicBool::new(false),
+        };
         let stop = AtomicBool::new(false);
-        let mut first_read: Option<Instant> = None;
-        let mut drained: Option<Instant> = None;
-        // The embedded broker's threads exist already; the processor's start with `run`.
-        let broker_threads = broker_thread_ticks();
-        let process_start = process_ticks();
-        let started = Instant::now();
+        let mut marks = Marks::default();
         std::thread::scope(|scope| {
-            let watcher = scope.spawn(|| {
+            let producer = scope.spawn(|| produce(&feed));
+            while !feed.prefilled.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            if pinned {
+                cpu::pin_this_thread(0);
+            }
+            // The broker's and the producer's threads exist already; the processor's start
+            // with `run` (on this thread's core).
+            let others: Vec<u64> = cpu::other_thread_ticks()
+                .into_iter()
+                .map(|(tid, _)| tid)
+                .collect();
+            let started = Instant::now();
+            println!("  round {round}: consuming");
+            let (marks, stats, stop, others) = (&mut marks, &stats, &stop, others);
+            let watcher = scope.spawn(move || {
                 loop {
                     let read = stats.records_read.get();
-                    if first_read.is_none() && read > 0 {
-                        first_read = Some(Instant::now());
+                    if marks.first_read.is_none() && read > 0 {
+                        marks.first_read = Some(Snapshot::take(&others));
                     }
                     // Every record read: stop, and `run` commits every buffer before it returns.
-                    if read >= produced || started.elapsed() > Duration::from_secs(300) {
-                        drained = Some(Instant::now());
+                    if marks.drained.is_none()
+                        && (read >= total || started.elapsed() > Duration::from_secs(300))
+                    {
+                        marks.drained = Some(Snapshot::take(&others));
                         stop.store(true, Ordering::Relaxed);
+                    }
+                    let settled = stats.rows(tables::EVENTS)
+                        + stats.duplicates.get()
+                        + stats.dead_letters.get();
+                    if settled >= total || started.elapsed() > Duration::from_secs(360) {
+                        marks.committed = Some(Snapshot::take(&others));
                         return;
                     }
-                    if std::env::var_os("VEIL_BENCH_PROGRESS").is_some()
-                        && started.elapsed().subsec_millis() % 100 < 5
-                    {
-                        eprintln!(
-                            "  {:.1} s: {read} of {produced} records read, {} rows committed",
-                            started.elapsed().as_secs_f64(),
-                            stats.rows(tables::EVENTS),
-                        );
-                    }
-                    std::thread::sleep(Duration::from_millis(5));
+                    std::thread::sleep(Duration::from_millis(1));
                 }
             });
-            run(&config, &kafka, &layout, &stop, &stats).expect("processor runs");
+            run(&config, &kafka, &layout, stop, stats).expect("processor runs");
             watcher.join().expect("watcher");
+            feed.measured.store(true, Ordering::Release);
+            producer.join().expect("producer");
         });
-        let end = Instant::now();
-        let broker_cpu = broker_threads
-            .iter()
-            .map(|(tid, before)| thread_ticks(*tid).unwrap_or(*before) - before)
-            .sum::<u64>();
-        let processor_cpu =
-            (process_ticks() - process_start).saturating_sub(broker_cpu) as f64 / USER_HZ;
-        let (Some(first_read), Some(drained)) = (first_read, drained) else {
-            panic!("nothing read");
-        };
         let stored = stats.rows(tables::EVENTS) + stats.duplicates.get() + stats.dead_letters.get();
         assert_eq!(
-            stored, produced,
+            stored, total,
             "every record stored, dropped as a duplicate or dead-lettered"
         );
-        let steady = end.duration_since(first_read).as_secs_f64();
-        let metrics = stats.render();
-        let metric = |name: &str| {
-            metrics
-                .lines()
-                .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
-                .unwrap_or_default()
-        };
-        let (flushes, flushing) = (
-            metric("veil_processor_flush_latency_seconds_count"),
-            metric("veil_processor_flush_latency_seconds_sum"),
-        );
-        let total = end.duration_since(started).as_secs_f64();
-        println!(
-            "round {round}: {} rows stored, {} duplicates dropped, {} dead letters, {} daily_activity rows, {} events files",
-            stats.rows(tables::EVENTS),
-            stats.duplicates.get(),
-            stats.dead_letters.get(),
-            stats.rows(tables::DAILY_ACTIVITY),
-            stats
-                .files_written
-                .get_or_create(&veil_processor::metrics::TableLabels {
-                    table: tables::EVENTS
-                })
-                .get()
-        );
-        println!(
-            "  {:.0} messages/s from the first record read to the last commit ({produced} messages in {steady:.2} s; reading took {:.2} s, the final commit {:.2} s); {:.0} messages/s including start-up and group join ({total:.2} s)",
-            produced as f64 / steady,
-            drained.duration_since(first_read).as_secs_f64(),
-            end.duration_since(drained).as_secs_f64(),
-            produced as f64 / total
-        );
-        println!(
-            "  {flushes:.0} commits took {flushing:.2} s (Arrow, rollup, Parquet zstd, fsyncs, renames): {:.2} s for reading, decoding, deduplicating and closing",
-            steady - flushing
-        );
-        println!(
-            "  the processor (its thread and its librdkafka threads, not the embedded broker's) used {processor_cpu:.2} s of CPU from start to close: {:.0} messages per CPU-second",
-            produced as f64 / processor_cpu
-        );
+        report(&stats, total, &marks);
     }
 }
 
-/// utime + stime (clock ticks) of `/proc/.../stat` text (fields 14 and 15, after the name).
-fn stat_ticks(stat: &str) -> Option<u64> {
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+/// A moment of the run with the CPU used so far by the processor and by the others (the
+/// broker's and the producer's threads).
+#[derive(Debug, Clone, Copy)]
+struct Snapshot {
+    at: Instant,
+    processor_ticks: u64,
+    others_ticks: u64,
 }
 
-/// CPU ticks of the whole process, exited threads included.
-fn process_ticks() -> u64 {
-    std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|stat| stat_ticks(&stat))
-        .unwrap_or(0)
+impl Snapshot {
+    fn take(others: &[u64]) -> Snapshot {
+        let others_ticks = others
+            .iter()
+            .map(|tid| cpu::thread_ticks(*tid).unwrap_or(0))
+            .sum::<u64>();
+        Snapshot {
+            at: Instant::now(),
+            processor_ticks: cpu::process_ticks().saturating_sub(others_ticks),
+            others_ticks,
+        }
+    }
+
+    /// Seconds, processor CPU seconds and the others' CPU seconds from `earlier` to this one.
+    fn since(&self, earlier: &Snapshot) -> (f64, f64, f64) {
+        (
+            self.at.duration_since(earlier.at).as_secs_f64(),
+            self.processor_ticks.saturating_sub(earlier.processor_ticks) as f64 / cpu::USER_HZ,
+            self.others_ticks.saturating_sub(earlier.others_ticks) as f64 / cpu::USER_HZ,
+        )
+    }
 }
 
-fn thread_ticks(tid: u64) -> Option<u64> {
-    stat_ticks(&std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?)
+/// When the first record was read, the last one read, and every row committed.
+#[derive(Debug, Default)]
+struct Marks {
+    first_read: Option<Snapshot>,
+    drained: Option<Snapshot>,
+    committed: Option<Snapshot>,
 }
 
-/// The CPU ticks so far of every thread but this one (before `run`: the embedded broker's).
-fn broker_thread_ticks() -> Vec<(u64, u64)> {
-    let this = std::fs::read_link("/proc/thread-self")
-        .ok()
-        .and_then(|path| path.file_name()?.to_str()?.parse::<u64>().ok());
-    std::fs::read_dir("/proc/self/task")
-        .map(|tasks| {
-            tasks
-                .flatten()
-                .filter_map(|task| task.file_name().to_str()?.parse::<u64>().ok())
-                .filter(|tid| Some(*tid) != this)
-                .filter_map(|tid| Some((tid, thread_ticks(tid)?)))
-                .collect()
-        })
-        .unwrap_or_default()
+fn report(stats: &ProcessorStats, total: u64, marks: &Marks) {
+    let (Some(first_read), Some(drained), Some(committed)) =
+        (marks.first_read, marks.drained, marks.committed)
+    else {
+        panic!("the run did not finish");
+    };
+    let (seconds, processor_cpu, others_cpu) = committed.since(&first_read);
+    let metrics = stats.render();
+    let metric = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .unwrap_or_default()
+    };
+    let (flushes, flushing) = (
+        metric("veil_processor_flush_latency_seconds_count"),
+        metric("veil_processor_flush_latency_seconds_sum"),
+    );
+    let files = |table| {
+        stats
+            .files_written
+            .get_or_create(&TableLabels { table })
+            .get()
+    };
+    println!(
+        "  {} rows stored, {} duplicates dropped, {} dead letters, {} daily_activity rows; {} events files, {} daily_activity files",
+        stats.rows(tables::EVENTS),
+        stats.duplicates.get(),
+        stats.dead_letters.get(),
+        stats.rows(tables::DAILY_ACTIVITY),
+        files(tables::EVENTS),
+        files(tables::DAILY_ACTIVITY),
+    );
+    println!(
+        "  {:.0} messages/s from the first record read to the last commit ({total} messages in {seconds:.2} s; the last record was read after {:.2} s, the last commit took {:.2} s more)",
+        total as f64 / seconds,
+        drained.at.duration_since(first_read.at).as_secs_f64(),
+        committed.at.duration_since(drained.at).as_secs_f64(),
+    );
+    println!(
+        "  {flushes:.0} commits took {flushing:.2} s in all (Arrow, rollup, Parquet zstd, fsyncs, renames)"
+    );
+    println!(
+        "  the processor (its thread and its librdkafka threads) used {processor_cpu:.2} s of CPU in that time: {:.0} messages per CPU-second, busy {:.0}% of the time; the broker and the producer used {others_cpu:.2} s ({:.0}% of their core)",
+        total as f64 / processor_cpu,
+        100.0 * processor_cpu / seconds,
+        100.0 * others_cpu / seconds
+    );
 }
-
-/// Clock ticks per second of `/proc` CPU times (Linux's USER_HZ, 100 on every mainstream
-/// architecture).
-const USER_HZ: f64 = 100.0;
-
-/// Average bytes per partition the bench aims at: well under the mock cluster's 5 MiB log.
-const MOCK_PARTITION_BYTES: usize = 2 * 1024 * 1024;
-
-/// A cautious lz4 ratio for sanitized messages in producer batches (the low-watermark check
-/// below fails the bench if it was too optimistic).
-const LZ4_RATIO: usize = 2;
