@@ -17,7 +17,8 @@ use std::sync::Arc;
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use arrow::datatypes::DataType;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
@@ -99,6 +100,17 @@ pub(crate) fn encode_parquet(
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
         // Unique per row: a dictionary only costs hashing before the writer falls back.
         .set_column_dictionary_enabled(ColumnPath::from("message_id"), false);
+    for field in schema.fields() {
+        // A file holds every event, user and version of its tenant and day, so a string
+        // column's min/max prunes nothing, while computing them compares every value (whole
+        // strings when they are equal): ~10% of encoding. Timestamps and numbers keep theirs.
+        if matches!(field.data_type(), DataType::Utf8) {
+            properties = properties.set_column_statistics_enabled(
+                ColumnPath::from(field.name().as_str()),
+                EnabledStatistics::None,
+            );
+        }
+    }
     if let [batch] = batches {
         for (field, column) in schema.fields().iter().zip(batch.columns()) {
             // An all-null column is a few bytes of levels: compressing it only costs a codec.

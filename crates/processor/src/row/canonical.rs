@@ -1,0 +1,197 @@
+//! The gateway's canonical encoding of the contract read without a general JSON parser: compact
+//! JSON, strings without escapes, integers. Anything else (whitespace, escapes, floats, unknown
+//! or repeated keys, …) returns `None` and goes through serde ([`super::Wire`]), which reads every
+//! valid encoding and says what is wrong with the rest. So this path accepts a strict subset of
+//! what serde accepts, with the same result (checked by a property test in `tests.rs`).
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde::de::IntoDeserializer;
+use serde::de::value::{Error as ValueError, StrDeserializer};
+
+use super::{Entries, Text, Value, Wire};
+
+/// A position in the record's text.
+struct Cursor<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.at).copied()
+    }
+
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        (self.peek() == Some(byte)).then(|| self.at += 1)
+    }
+
+    fn literal(&mut self, word: &str) -> Option<()> {
+        self.text.as_bytes()[self.at..]
+            .starts_with(word.as_bytes())
+            .then(|| self.at += word.len())
+    }
+
+    /// A string without escapes or control characters (the input is valid UTF-8 and `"` is
+    /// ASCII, so the slice is on character boundaries).
+    fn string(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let start = self.at;
+        let bytes = self.text.as_bytes();
+        loop {
+            match *bytes.get(self.at)? {
+                b'"' => break,
+                b'\\' | 0..=0x1f => return None,
+                _ => self.at += 1,
+            }
+        }
+        let text = &self.text[start..self.at];
+        self.at += 1;
+        Some(text)
+    }
+
+    /// An integer of at most 18 digits (always an `i64`, as serde reads it); `None` for
+    /// fractions, exponents and longer numbers.
+    fn integer(&mut self) -> Option<i64> {
+        let start = self.at;
+        let _ = self.eat(b'-');
+        let digits = self.at;
+        while matches!(self.peek(), Some(b'0'..=b'9')) {
+            self.at += 1;
+        }
+        let count = self.at - digits;
+        let leading_zero = count > 1 && self.text.as_bytes()[digits] == b'0';
+        if count == 0 || count > 18 || leading_zero {
+            return None;
+        }
+        if matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
+            return None;
+        }
+        self.text[start..self.at].parse().ok()
+    }
+
+    /// A kept field's value.
+    fn scalar(&mut self) -> Option<Value<'a>> {
+        match self.peek()? {
+            b'"' => self.string().map(|text| Value::Str(Cow::Borrowed(text))),
+            b't' => self.literal("true").map(|()| Value::Bool(true)),
+            b'f' => self.literal("false").map(|()| Value::Bool(false)),
+            b'-' | b'0'..=b'9' => self.integer().map(Value::Int),
+            _ => None,
+        }
+    }
+
+    /// `null` or a string.
+    fn optional_string(&mut self) -> Option<Option<Text<'a>>> {
+        if self.peek()? == b'n' {
+            return self.literal("null").map(|()| None);
+        }
+        self.string().map(|text| Some(Text(Cow::Borrowed(text))))
+    }
+
+    /// An object's entries in order, each value read by `value`.
+    fn object<V>(
+        &mut self,
+        mut value: impl FnMut(&mut Self) -> Option<V>,
+    ) -> Option<Entries<'a, V>> {
+        self.eat(b'{')?;
+        let mut entries = Vec::with_capacity(16);
+        if self.eat(b'}').is_some() {
+            return Some(Entries(entries));
+        }
+        loop {
+            let key = self.string()?;
+            self.eat(b':')?;
+            entries.push((Cow::Borrowed(key), value(self)?));
+            if self.eat(b',').is_none() {
+                self.eat(b'}')?;
+                return Some(Entries(entries));
+            }
+        }
+    }
+}
+
+/// A unit enum (`Tier`, `MessageKind`) by its serde name.
+fn variant<'de, T: Deserialize<'de>>(name: &'de str) -> Option<T> {
+    let names: StrDeserializer<'de, ValueError> = name.into_deserializer();
+    T::deserialize(names).ok()
+}
+
+/// The contract's top-level keys, one bit each (a key given twice is left to serde).
+const KEYS: [&str; 13] = [
+    "schema",
+    "tenant",
+    "tier",
+    "policy",
+    "keyEpoch",
+    "type",
+    "messageId",
+    "timestamp",
+    "receivedAt",
+    "event",
+    "name",
+    "fields",
+    "pseudonyms",
+];
+
+/// The message if it is in the canonical encoding, else `None` (read it with serde).
+pub(super) fn parse(text: &str) -> Option<Wire<'_>> {
+    let mut cursor = Cursor { text, at: 0 };
+    let (mut schema, mut tenant, mut tier, mut policy, mut key_epoch) =
+        (None, None, None, None, None);
+    let (mut kind, mut message_id, mut timestamp, mut received_at) = (None, None, None, None);
+    let (mut event, mut name) = (None, None);
+    let (mut fields, mut pseudonyms) = (Entries::default(), Entries::default());
+    let mut seen = 0_u16;
+    cursor.eat(b'{')?;
+    loop {
+        let key = cursor.string()?;
+        cursor.eat(b':')?;
+        let bit = 1_u16 << KEYS.iter().position(|known| *known == key)?;
+        if seen & bit != 0 {
+            return None;
+        }
+        seen |= bit;
+        match key {
+            "schema" => schema = Some(u32::try_from(cursor.integer()?).ok()?),
+            "tenant" => tenant = Some(cursor.string()?),
+            "tier" => tier = Some(variant(cursor.string()?)?),
+            "policy" => policy = Some(cursor.string()?),
+            "keyEpoch" => key_epoch = Some(cursor.string()?),
+            "type" => kind = Some(variant(cursor.string()?)?),
+            "messageId" => message_id = Some(cursor.string()?),
+            "timestamp" => timestamp = Some(cursor.string()?),
+            "receivedAt" => received_at = Some(cursor.string()?),
+            "event" => event = cursor.optional_string()?,
+            "name" => name = cursor.optional_string()?,
+            "fields" => fields = cursor.object(Cursor::scalar)?,
+            "pseudonyms" => {
+                pseudonyms = cursor.object(|cursor| Some(Text(Cow::Borrowed(cursor.string()?))))?;
+            }
+            _ => return None,
+        }
+        if cursor.eat(b',').is_none() {
+            break;
+        }
+    }
+    cursor.eat(b'}')?;
+    if cursor.at != text.len() {
+        return None;
+    }
+    Some(Wire {
+        schema: schema?,
+        tenant: Cow::Borrowed(tenant?),
+        tier: tier?,
+        policy: Cow::Borrowed(policy?),
+        key_epoch: Cow::Borrowed(key_epoch?),
+        kind: kind?,
+        message_id: Cow::Borrowed(message_id?),
+        timestamp: Cow::Borrowed(timestamp?),
+        received_at: Cow::Borrowed(received_at?),
+        event,
+        name,
+        fields,
+        pseudonyms,
+    })
+}
