@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use veil_sanitized::{MessageKind, Tier};
 
+use super::output::push_quoted_from_input;
 use super::reject::{DropReason, RejectReason, Rejection};
 use super::values::{forbidden_value, is_valid_message_id, write_json_str};
 use super::walk::{Scalar, Walk};
@@ -211,10 +212,14 @@ fn apply<'v>(
 }
 
 #[inline(always)]
-fn write_scalar(out: &mut Vec<u8>, value: &Scalar<'_>) {
+fn write_scalar(out: &mut Vec<u8>, input: &[u8], value: &Scalar<'_>) {
     match value {
-        // A string borrowed from the input had no escapes there, so it needs none here.
+        // A string borrowed from the input had no escapes there, so it needs none here: it is
+        // copied with its quotes as it stands in the input.
         Scalar::Str(Cow::Borrowed(text)) => {
+            if push_quoted_from_input(out, input, text) {
+                return;
+            }
             debug_assert!(
                 !text
                     .bytes()
@@ -237,6 +242,19 @@ fn write_scalar(out: &mut Vec<u8>, value: &Scalar<'_>) {
         }
         Scalar::Bool(flag) => out.extend_from_slice(if *flag { b"true" } else { b"false" }),
         Scalar::Null | Scalar::Composite => debug_assert!(false, "only scalars are written"),
+    }
+}
+
+/// Turns the comma before an object's first member (written at `start`) into its `{`, or
+/// writes the `{` of an empty object.
+#[inline(always)]
+fn open_object(out: &mut Vec<u8>, start: usize) {
+    match out.get_mut(start) {
+        Some(comma) => {
+            debug_assert_eq!(*comma, b',');
+            *comma = b'{';
+        }
+        None => out.push(b'{'),
     }
 }
 
@@ -292,8 +310,10 @@ pub(super) fn emit<S: DropSink>(
 
     let mut pseudonyms: smallvec::SmallVec<[(u32, [u8; crate::pseudonym::PSEUDONYM_LEN]); 8]> =
         smallvec::SmallVec::new();
-    out.extend_from_slice(b",\"fields\":{");
-    let mut first = true;
+    // Every field is written after a comma; the first comma becomes the object's `{`.
+    out.extend_from_slice(b",\"fields\":");
+    let fields_start = out.len();
+    let input = walk.input();
     for capture in &walk.captures {
         let reason = match policy.permission(capture.leaf, decision.rule, filter.tier) {
             Permission::Allowed => match apply(
@@ -304,12 +324,8 @@ pub(super) fn emit<S: DropSink>(
                 &capture.value,
             ) {
                 Outcome::Keep(value) => {
-                    if !first {
-                        out.push(b',');
-                    }
-                    first = false;
-                    out.extend_from_slice(policy.leaf_json_key(capture.leaf));
-                    write_scalar(out, value);
+                    filter.leaf_pieces.push(out, capture.leaf);
+                    write_scalar(out, input, value);
                     continue;
                 }
                 Outcome::Pseudonym(text) => {
@@ -324,16 +340,16 @@ pub(super) fn emit<S: DropSink>(
         };
         sink.dropped(DroppedField::Leaf(capture.leaf), reason);
     }
-    out.extend_from_slice(b"},\"pseudonyms\":{");
-    for (index, (leaf, text)) in pseudonyms.iter().enumerate() {
-        if index > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(policy.leaf_json_key(*leaf));
-        out.push(b'"');
-        out.extend_from_slice(text);
-        out.push(b'"');
+    open_object(out, fields_start);
+    out.extend_from_slice(b"},\"pseudonyms\":");
+    let pseudonyms_start = out.len();
+    for (leaf, text) in &pseudonyms {
+        filter.leaf_pieces.push(out, *leaf);
+        let mut quoted = [b'"'; crate::pseudonym::PSEUDONYM_LEN + 2];
+        quoted[1..=crate::pseudonym::PSEUDONYM_LEN].copy_from_slice(text);
+        out.extend_from_slice(&quoted);
     }
+    open_object(out, pseudonyms_start);
     out.extend_from_slice(b"}}");
     let routing_key = filter
         .routing_leaves

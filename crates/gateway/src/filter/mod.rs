@@ -8,6 +8,7 @@
 mod batch;
 mod children;
 mod emit;
+mod output;
 mod reject;
 mod scan;
 mod stats;
@@ -120,6 +121,8 @@ pub struct TenantFilter {
     /// tier, policy digest, key epoch and type, up to the opening quote of `messageId`, so one
     /// copy writes it.
     kind_heads: Vec<Vec<u8>>,
+    /// Each leaf's `,"path":` for the output, padded for one fixed-size copy.
+    leaf_pieces: output::LeafPieces,
     /// Leaves whose pseudonym routes the message: root `userId`, then root `anonymousId`.
     routing_leaves: [Option<LeafId>; 2],
 }
@@ -159,6 +162,7 @@ impl TenantFilter {
         TenantFilter {
             routing_leaves,
             children: children::ChildIndex::new(&policy),
+            leaf_pieces: output::LeafPieces::new(&policy),
             id,
             policy,
             tenant: tenant.to_owned(),

@@ -407,6 +407,11 @@ impl<'a> Scanner<'a> {
         Ok(value)
     }
 
+    /// The whole text being scanned.
+    pub(crate) fn text(&self) -> &'a str {
+        self.text
+    }
+
     /// Only whitespace may follow the document.
     /// The byte offset of the cursor.
     pub(crate) fn position(&self) -> usize {

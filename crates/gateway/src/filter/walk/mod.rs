@@ -150,6 +150,11 @@ impl<'p, 'a> Walk<'p, 'a> {
         }
     }
 
+    /// The message being read.
+    pub(crate) fn input(&self) -> &'a [u8] {
+        self.scanner.text().as_bytes()
+    }
+
     /// Reads the whole message; the error is the first reason to refuse it.
     pub(crate) fn run(&mut self) -> Result<(), Rejection> {
         self.run_boxed().map_err(|refusal| *refusal)
