@@ -52,7 +52,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// An integer of at most 18 digits (always an `i64`, as serde reads it); `None` for
-    /// fractions, exponents and longer numbers.
+    /// fractions, exponents, `-0` and longer numbers.
     fn integer(&mut self) -> Option<i64> {
         let start = self.at;
         let _ = self.eat(b'-');
@@ -62,7 +62,9 @@ impl<'a> Cursor<'a> {
         }
         let count = self.at - digits;
         let leading_zero = count > 1 && self.text.as_bytes()[digits] == b'0';
-        if count == 0 || count > 18 || leading_zero {
+        // serde_json reads `-0` as the float -0.0, not as an integer.
+        let negative_zero = digits > start && count == 1 && self.text.as_bytes()[digits] == b'0';
+        if count == 0 || count > 18 || leading_zero || negative_zero {
             return None;
         }
         if matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
