@@ -22,6 +22,14 @@ use support::{Broker, free_port, repo_root};
 use veil_gateway::sink::create_topics;
 use veil_processor::store::Store;
 
+/// Processor runs killed with SIGKILL before the last, clean one.
+const KILLED_RUNS: u64 = 5;
+
+/// The processor's consumer session timeout (`session.timeout.ms`) and statistics interval
+/// (`statistics.interval.ms`, which reports the lag), in seconds.
+const SESSION_TIMEOUT_SECONDS: u64 = 10;
+const STATISTICS_SECONDS: u64 = 5;
+
 /// Sanitized messages as the gateway writes them: `veil filter` over reference traffic.
 fn sanitized_messages(count: usize, keys: &Path) -> Vec<Value> {
     let input = support::traffic::gen_events(count, 5);
@@ -200,7 +208,7 @@ fn sigkill_at_random_points_loses_and_repeats_nothing() {
         state
     };
     let logs = tempfile::tempdir().expect("tempdir");
-    for round in 0..5 {
+    for round in 0..KILLED_RUNS {
         let mut child = processor(&logs.path().join(format!("run-{round}.log")));
         // Kill it at a random moment once it is working (after its first commit of this run).
         let before = state_writes(data.path());
@@ -228,10 +236,12 @@ fn sigkill_at_random_points_loses_and_repeats_nothing() {
     }
     // The last run's counters: what it stored, and no lag left once librdkafka reports the
     // high watermarks (every 5 s). When the killed runs had stored everything already, the last
-    // run first waits for the group to drop their sessions (10 s each) before it is assigned.
+    // run first waits for the group to drop their sessions (10 s each, one after the other in
+    // the worst case) before it is assigned, then for a statistics report.
     let lag_line = "veil_processor_consumer_lag{topic=\"veil.sanitized.us\",partition=\"0\"} 0";
     let mut metrics = String::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now()
+        + Duration::from_secs(KILLED_RUNS * SESSION_TIMEOUT_SECONDS + STATISTICS_SECONDS + 30);
     while Instant::now() < deadline {
         metrics = scrape(metrics_port);
         if metrics.contains(lag_line) {
