@@ -1,14 +1,14 @@
 //! Command-line interface: one subcommand per module.
 
 mod allowlist;
-mod erase;
 mod config;
+mod erase;
 mod filter;
 mod gateway;
 mod keys;
 mod processor;
-mod retention;
 mod reporting;
+mod retention;
 mod up;
 
 use std::path::PathBuf;
