@@ -108,6 +108,30 @@ impl TableLayout {
             .map(|at| (*at, self.fields[*at].1))
             .ok_or_else(|| LayoutError::UnknownField(path.to_owned()))
     }
+
+    /// [`TableLayout::column_of`] for the field at position `at` of a row, trying the column
+    /// that position held in the previous row first (`remembered`): a gateway writes fields in
+    /// the same order, so one string comparison usually replaces the hash lookup.
+    #[inline]
+    fn column_at(
+        &self,
+        remembered: &mut Vec<u32>,
+        at: usize,
+        path: &str,
+    ) -> Result<(usize, ColumnKind), LayoutError> {
+        if let Some(&column) = remembered.get(at)
+            && let Some((name, kind)) = self.fields.get(column as usize)
+            && name == path
+        {
+            return Ok((column as usize, *kind));
+        }
+        let (column, kind) = self.column_of(path)?;
+        if remembered.len() <= at {
+            remembered.resize(at + 1, u32::MAX);
+        }
+        remembered[at] = u32::try_from(column).unwrap_or(u32::MAX);
+        Ok((column, kind))
+    }
 }
 
 /// One allowlisted field's column being built.
@@ -134,6 +158,10 @@ pub struct EventColumns {
     fields: Vec<FieldColumn>,
     /// Per-row scratch: where each field column's value is (see [`PSEUDONYM`]).
     sources: Vec<u32>,
+    /// The column of each position of the previous row's fields, then of its pseudonyms
+    /// (see [`TableLayout::column_at`]).
+    remembered_fields: Vec<u32>,
+    remembered_pseudonyms: Vec<u32>,
 }
 
 impl EventColumns {
@@ -156,6 +184,8 @@ impl EventColumns {
                 })
                 .collect(),
             sources: vec![0; layout.fields.len()],
+            remembered_fields: Vec::new(),
+            remembered_pseudonyms: Vec::new(),
         }
     }
 
@@ -169,7 +199,7 @@ impl EventColumns {
         debug_assert_eq!(self.fields.len(), layout.fields.len());
         self.sources.fill(0);
         for (at, (path, value)) in row.fields.iter().enumerate() {
-            let (column, kind) = layout.column_of(path)?;
+            let (column, kind) = layout.column_at(&mut self.remembered_fields, at, path)?;
             let fits = matches!(
                 (kind, value),
                 (ColumnKind::Text, Value::Str(_))
@@ -186,7 +216,7 @@ impl EventColumns {
             self.sources[column] = 1 + at as u32;
         }
         for (at, (path, _)) in row.pseudonyms.iter().enumerate() {
-            let (column, kind) = layout.column_of(path)?;
+            let (column, kind) = layout.column_at(&mut self.remembered_pseudonyms, at, path)?;
             if kind != ColumnKind::Pseudonym {
                 return Err(LayoutError::WrongType(path.to_string()));
             }
@@ -344,6 +374,59 @@ track:
                 .expect("strings")
                 .value(0),
             "Document Opened"
+        );
+    }
+
+    #[test]
+    fn rows_with_their_fields_in_another_order_still_fill_the_right_columns() {
+        let layout = TableLayout::from_policy(&Allowlist::parse(POLICY).expect("valid").compile());
+        let mut columns = EventColumns::new(&layout);
+        let reordered = MESSAGE.replace(
+            r#""context.app.name":"DMS Web","properties.duration_ms":12,"properties.success":true"#,
+            r#""properties.success":false,"properties.duration_ms":7,"context.app.name":"DMS Mobile""#,
+        );
+        assert_ne!(reordered, MESSAGE);
+        let fewer = MESSAGE.replace(r#""context.app.name":"DMS Web","#, "");
+        for message in [MESSAGE, &reordered, MESSAGE, &fewer, &reordered] {
+            columns.append(&layout, &row(message)).expect("fits");
+        }
+        let batch = columns.finish(&layout).expect("batch");
+        let strings = |name: &str| -> Vec<Option<String>> {
+            let column = batch.column_by_name(name).expect("column");
+            let strings = column
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .expect("strings");
+            (0..strings.len())
+                .map(|at| strings.is_valid(at).then(|| strings.value(at).to_owned()))
+                .collect()
+        };
+        let web = Some("DMS Web".to_owned());
+        let mobile = Some("DMS Mobile".to_owned());
+        assert_eq!(
+            strings("context.app.name"),
+            [web.clone(), mobile.clone(), web, None, mobile]
+        );
+        let durations = batch
+            .column_by_name("properties.duration_ms")
+            .expect("column")
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("ints")
+            .values()
+            .to_vec();
+        assert_eq!(durations, [12, 7, 12, 12, 7]);
+        let flags = batch
+            .column_by_name("properties.success")
+            .expect("column")
+            .as_any()
+            .downcast_ref::<BooleanArray>()
+            .expect("bools")
+            .iter()
+            .collect::<Vec<_>>();
+        assert_eq!(
+            flags,
+            [Some(true), Some(false), Some(true), Some(true), Some(false)]
         );
     }
 

@@ -12,6 +12,36 @@ use serde::de::value::{Error as ValueError, StrDeserializer};
 
 use super::{Entries, Text, Value, Wire};
 
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Offset of the first `"`, `\\` or control character in `bytes`, eight bytes at a time (byte by
+/// byte this scan was most of the parse); `None` if there is none.
+#[inline]
+fn special_offset(bytes: &[u8]) -> Option<usize> {
+    let mut words = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for word in &mut words {
+        let chunk = u64::from_le_bytes(word.try_into().ok()?);
+        let equal = |byte: u8| {
+            let probe = chunk ^ (ONES * u64::from(byte));
+            probe.wrapping_sub(ONES) & !probe & HIGHS
+        };
+        let control = chunk.wrapping_sub(ONES * 0x20) & !chunk & HIGHS;
+        let found = equal(b'"') | equal(b'\\') | control;
+        if found != 0 {
+            // The lowest flag is exact (borrows only run upwards from a real match).
+            return Some(offset + (found.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    words
+        .remainder()
+        .iter()
+        .position(|byte| matches!(byte, b'"' | b'\\' | 0..=0x1f))
+        .map(|at| offset + at)
+}
+
 /// A position in the record's text.
 struct Cursor<'a> {
     text: &'a str,
@@ -38,16 +68,12 @@ impl<'a> Cursor<'a> {
     fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.at;
-        let bytes = self.text.as_bytes();
-        loop {
-            match *bytes.get(self.at)? {
-                b'"' => break,
-                b'\\' | 0..=0x1f => return None,
-                _ => self.at += 1,
-            }
+        let end = start + special_offset(self.text.as_bytes().get(start..)?)?;
+        if self.text.as_bytes().get(end) != Some(&b'"') {
+            return None;
         }
-        let text = &self.text[start..self.at];
-        self.at += 1;
+        let text = self.text.get(start..end)?;
+        self.at = end + 1;
         Some(text)
     }
 
@@ -137,6 +163,28 @@ const KEYS: [&str; 13] = [
     "pseudonyms",
 ];
 
+/// A top-level key's position in [`KEYS`] (one `match`, not a search of the list).
+fn key_index(key: &str) -> Option<usize> {
+    let index = match key {
+        "schema" => 0,
+        "tenant" => 1,
+        "tier" => 2,
+        "policy" => 3,
+        "keyEpoch" => 4,
+        "type" => 5,
+        "messageId" => 6,
+        "timestamp" => 7,
+        "receivedAt" => 8,
+        "event" => 9,
+        "name" => 10,
+        "fields" => 11,
+        "pseudonyms" => 12,
+        _ => return None,
+    };
+    debug_assert_eq!(KEYS[index], key);
+    Some(index)
+}
+
 /// The message if it is in the canonical encoding, else `None` (read it with serde).
 pub(super) fn parse(text: &str) -> Option<Wire<'_>> {
     let mut cursor = Cursor { text, at: 0 };
@@ -150,28 +198,28 @@ pub(super) fn parse(text: &str) -> Option<Wire<'_>> {
     loop {
         let key = cursor.string()?;
         cursor.eat(b':')?;
-        let bit = 1_u16 << KEYS.iter().position(|known| *known == key)?;
+        let index = key_index(key)?;
+        let bit = 1_u16 << index;
         if seen & bit != 0 {
             return None;
         }
         seen |= bit;
-        match key {
-            "schema" => schema = Some(u32::try_from(cursor.integer()?).ok()?),
-            "tenant" => tenant = Some(cursor.string()?),
-            "tier" => tier = Some(variant(cursor.string()?)?),
-            "policy" => policy = Some(cursor.string()?),
-            "keyEpoch" => key_epoch = Some(cursor.string()?),
-            "type" => kind = Some(variant(cursor.string()?)?),
-            "messageId" => message_id = Some(cursor.string()?),
-            "timestamp" => timestamp = Some(cursor.string()?),
-            "receivedAt" => received_at = Some(cursor.string()?),
-            "event" => event = cursor.optional_string()?,
-            "name" => name = cursor.optional_string()?,
-            "fields" => fields = cursor.object(Cursor::scalar)?,
-            "pseudonyms" => {
+        match index {
+            0 => schema = Some(u32::try_from(cursor.integer()?).ok()?),
+            1 => tenant = Some(cursor.string()?),
+            2 => tier = Some(variant(cursor.string()?)?),
+            3 => policy = Some(cursor.string()?),
+            4 => key_epoch = Some(cursor.string()?),
+            5 => kind = Some(variant(cursor.string()?)?),
+            6 => message_id = Some(cursor.string()?),
+            7 => timestamp = Some(cursor.string()?),
+            8 => received_at = Some(cursor.string()?),
+            9 => event = cursor.optional_string()?,
+            10 => name = cursor.optional_string()?,
+            11 => fields = cursor.object(Cursor::scalar)?,
+            _ => {
                 pseudonyms = cursor.object(|cursor| Some(Text(Cow::Borrowed(cursor.string()?))))?;
             }
-            _ => return None,
         }
         if cursor.eat(b',').is_none() {
             break;
@@ -196,4 +244,40 @@ pub(super) fn parse(text: &str) -> Option<Wire<'_>> {
         fields,
         pseudonyms,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::special_offset;
+
+    #[test]
+    fn special_offset_finds_the_first_quote_backslash_or_control_character() {
+        let reference = |bytes: &[u8]| {
+            bytes
+                .iter()
+                .position(|byte| matches!(byte, b'"' | b'\\' | 0..=0x1f))
+        };
+        let specials = [b'"', b'\\', 0x00, 0x1f, b'\n'];
+        // Bytes next to the specials' values, so a borrow or a near miss would show.
+        let fillers = [b'a', b' ', 0x21, 0x5b, 0x5d, 0x7f, 0x80, 0xc3, 0xff];
+        for length in 0..40 {
+            for filler in fillers {
+                let mut bytes = vec![filler; length];
+                assert_eq!(special_offset(&bytes), reference(&bytes), "none in {length}");
+                for at in 0..length {
+                    for special in specials {
+                        bytes[at] = special;
+                        assert_eq!(special_offset(&bytes), Some(at), "{special:#x} at {at}");
+                        // A second special after the first does not change the answer.
+                        if at + 1 < length {
+                            bytes[length - 1] = b'"';
+                            assert_eq!(special_offset(&bytes), reference(&bytes));
+                            bytes[length - 1] = filler;
+                        }
+                        bytes[at] = filler;
+                    }
+                }
+            }
+        }
+    }
 }

@@ -53,15 +53,17 @@ mod canonical_path {
 
     /// The JSON text of a string: canonical, with escapes, or invalid (raw control characters).
     fn string(canonical_only: bool) -> BoxedStrategy<String> {
-        let plain = "[a-zA-Z0-9 ._:/+=-]{0,12}".prop_map(|text| format!("\"{text}\""));
+        // Long enough that escapes and control characters sit past the fast path's first
+        // eight-byte word, and before, after and across word boundaries.
+        let plain = "[a-zA-Z0-9 ._:/+=-]{0,40}".prop_map(|text| format!("\"{text}\""));
         if canonical_only {
             return plain.boxed();
         }
         prop_oneof![
             3 => plain,
             1 => any::<String>().prop_map(|text| serde_json::to_string(&text).expect("json")),
-            1 => "[a-z]{0,3}\\\\u00[2-7][0-9a-f][a-z]{0,3}".prop_map(|text| format!("\"{text}\"")),
-            1 => "[a-z\\x00-\\x1f]{1,4}".prop_map(|text| format!("\"{text}\"")),
+            1 => "[a-z]{0,20}\\\\u00[2-7][0-9a-f][a-z]{0,20}".prop_map(|text| format!("\"{text}\"")),
+            1 => "[a-z\\x00-\\x1f]{1,24}".prop_map(|text| format!("\"{text}\"")),
         ]
         .boxed()
     }
