@@ -50,6 +50,9 @@ fn consumer_config(config: &ProcessorConfig, kafka: &KafkaConfig) -> ClientConfi
         .set("bootstrap.servers", &kafka.bootstrap_servers)
         .set("group.id", &config.group_id)
         .set("enable.auto.commit", "false")
+        // Offsets are committed explicitly after each flush (`flush.rs`); librdkafka's own
+        // per-record offset store would only take a partition lock per record.
+        .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
         // A partition that runs dry is asked again soon (librdkafka waits 500 ms by default).
