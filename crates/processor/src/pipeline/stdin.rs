@@ -39,15 +39,30 @@ pub fn run_stdin(
         compact_files: config.compact_files,
     };
     let mut dead = 0;
-    for (offset, line) in (0_i64..).zip(input.lines()) {
-        let line = line.map_err(|source| StoreError::Io {
-            path: "stdin".to_owned(),
-            source,
-        })?;
+    // One buffer for every line (decoding checks UTF-8 itself, as it does for Kafka records).
+    let mut input = input;
+    let mut line = Vec::with_capacity(4096);
+    for offset in 0_i64.. {
+        line.clear();
+        let read = input
+            .read_until(b'\n', &mut line)
+            .map_err(|source| StoreError::Io {
+                path: "stdin".to_owned(),
+                source,
+            })?;
+        if read == 0 {
+            break;
+        }
+        if line.last() == Some(&b'\n') {
+            line.pop();
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+        }
         if offset < resume_at {
             continue;
         }
-        if let Err(reason) = buffer.accept(offset, line.as_bytes(), false, layout, stats) {
+        if let Err(reason) = buffer.accept(offset, &line, false, layout, stats) {
             tracing::warn!(line = offset + 1, %reason, "line skipped");
             dead += 1;
         }
@@ -57,4 +72,64 @@ pub fn run_stdin(
     }
     flush(&flusher, STDIN_TOPIC, 0, &mut buffer)?;
     Ok(dead)
+}
+
+#[cfg(test)]
+mod tests {
+    use veil_policy::Allowlist;
+
+    use super::*;
+    use crate::tables;
+
+    const POLICY: &str = r#"
+version: 1
+common:
+  userId: { pseudonymize: user, reason: "r" }
+track:
+  fields:
+    properties.duration_ms: { keep: integer, reason: "r" }
+  events:
+    Document Opened: { reason: "r" }
+"#;
+
+    fn message(id: &str) -> String {
+        format!(
+            r#"{{"schema":1,"tenant":"t-1","tier":"baseline","policy":"sha256:0000000000000000000000000000000000000000000000000000000000000000","keyEpoch":"2026-11","type":"track","messageId":"{id}","timestamp":"2026-11-22T10:00:00.000Z","receivedAt":"2026-11-23T10:00:00.000Z","event":"Document Opened","fields":{{"properties.duration_ms":12}},"pseudonyms":{{"userId":"AAAAAAAAAAAAAAAAAAAAAA"}}}}"#
+        )
+    }
+
+    #[test]
+    fn lines_of_any_ending_are_stored_and_bad_ones_skipped_alone() {
+        let layout = TableLayout::from_policy(&Allowlist::parse(POLICY).expect("valid").compile());
+        let directory = tempfile::tempdir().expect("temp dir");
+        let config = ProcessorConfig {
+            data_dir: directory.path().to_path_buf(),
+            ..ProcessorConfig::default()
+        };
+        let mut input = Vec::new();
+        input.extend_from_slice(message("m-1").as_bytes());
+        input.extend_from_slice(b"\r\n");
+        input.extend_from_slice(b"{\"schema\":1,\"tenant\":\"\xff\xfe\"}\n");
+        input.extend_from_slice(b"not json\n");
+        input.extend_from_slice(message("m-2").as_bytes());
+        input.push(b'\n');
+        input.extend_from_slice(message("m-1").as_bytes());
+        input.push(b'\n');
+        // The last line has no newline.
+        input.extend_from_slice(message("m-3").as_bytes());
+
+        let stats = ProcessorStats::default();
+        let dead = run_stdin(&config, &layout, input.as_slice(), &stats).expect("import");
+        assert_eq!(dead, 2, "the invalid UTF-8 line and the non-JSON line");
+        assert_eq!(stats.rows(tables::EVENTS), 3, "m-1, m-2 and m-3");
+        assert_eq!(stats.duplicates.get(), 1, "m-1 again");
+
+        // Running the same input again resumes after the last stored line: nothing new.
+        let again = ProcessorStats::default();
+        assert_eq!(
+            run_stdin(&config, &layout, input.as_slice(), &again).expect("import"),
+            0
+        );
+        assert_eq!(again.rows(tables::EVENTS), 0);
+    }
 }
