@@ -46,7 +46,11 @@ mod tests {
 
     impl std::fmt::Display for ReadError {
         fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(formatter, "cannot read allowlist {}: {}", self.path, self.source)
+            write!(
+                formatter,
+                "cannot read allowlist {}: {}",
+                self.path, self.source
+            )
         }
     }
 

@@ -423,7 +423,11 @@ mod tests {
         let column = |values: Vec<Option<String>>| StringArray::from(values);
         let unique = column((0..2000).map(|at| Some(format!("doc-{at}"))).collect());
         assert!(mostly_distinct(&unique));
-        let repeating = column((0..2000).map(|at| Some(format!("user-{}", at % 300))).collect());
+        let repeating = column(
+            (0..2000)
+                .map(|at| Some(format!("user-{}", at % 300)))
+                .collect(),
+        );
         assert!(!mostly_distinct(&repeating));
         let mostly_null = column(
             (0..2000)

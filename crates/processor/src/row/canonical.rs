@@ -263,7 +263,11 @@ mod tests {
         for length in 0..40 {
             for filler in fillers {
                 let mut bytes = vec![filler; length];
-                assert_eq!(special_offset(&bytes), reference(&bytes), "none in {length}");
+                assert_eq!(
+                    special_offset(&bytes),
+                    reference(&bytes),
+                    "none in {length}"
+                );
                 for at in 0..length {
                     for special in specials {
                         bytes[at] = special;
