@@ -161,26 +161,36 @@ fn write_timestamp(out: &mut Vec<u8>, at: OffsetDateTime) {
 }
 
 /// What a captured value becomes under its leaf's action.
-enum Outcome<'v> {
+enum Outcome<'v, 'c> {
     Keep(&'v Scalar<'v>),
-    Pseudonym([u8; crate::pseudonym::PSEUDONYM_LEN]),
+    /// The pseudonym, where the cache holds it.
+    Pseudonym(&'c [u8; crate::pseudonym::PSEUDONYM_LEN]),
     Absent,
     Drop(DropReason),
 }
 
+/// The pseudonym of `input` for `leaf`, from the cache or computed into it.
 #[inline(always)]
-fn apply<'v>(
+fn pseudonym<'v, 'c>(
     filter: &TenantFilter,
-    cache: &mut PseudonymCache,
+    cache: &'c mut PseudonymCache,
+    leaf: LeafId,
+    domain: &str,
+    input: &[u8],
+) -> Outcome<'v, 'c> {
+    Outcome::Pseudonym(cache.get_or_insert_with(filter.id, leaf, input, || {
+        filter.key.pseudonymize(domain, input)
+    }))
+}
+
+#[inline(always)]
+fn apply<'v, 'c>(
+    filter: &TenantFilter,
+    cache: &'c mut PseudonymCache,
     leaf: LeafId,
     action: &LeafAction,
     value: &'v Scalar<'v>,
-) -> Outcome<'v> {
-    let mut pseudonym = |domain: &str, input: &[u8]| {
-        Outcome::Pseudonym(cache.get_or_insert_with(filter.id, leaf, input, || {
-            filter.key.pseudonymize(domain, input)
-        }))
-    };
+) -> Outcome<'v, 'c> {
     match (action, value) {
         (_, Scalar::Null) => Outcome::Absent,
         (LeafAction::Keep(ValueType::String), Scalar::Str(text)) => {
@@ -200,13 +210,23 @@ fn apply<'v>(
             Outcome::Keep(value)
         }
         (LeafAction::Pseudonymize(_), Scalar::Str(text)) if text.is_empty() => Outcome::Absent,
-        (LeafAction::Pseudonymize(domain), Scalar::Str(text)) => pseudonym(domain, text.as_bytes()),
-        (LeafAction::Pseudonymize(domain), Scalar::Int(number)) => {
-            pseudonym(domain, itoa::Buffer::new().format(*number).as_bytes())
+        (LeafAction::Pseudonymize(domain), Scalar::Str(text)) => {
+            pseudonym(filter, cache, leaf, domain, text.as_bytes())
         }
-        (LeafAction::Pseudonymize(domain), Scalar::UInt(number)) => {
-            pseudonym(domain, itoa::Buffer::new().format(*number).as_bytes())
-        }
+        (LeafAction::Pseudonymize(domain), Scalar::Int(number)) => pseudonym(
+            filter,
+            cache,
+            leaf,
+            domain,
+            itoa::Buffer::new().format(*number).as_bytes(),
+        ),
+        (LeafAction::Pseudonymize(domain), Scalar::UInt(number)) => pseudonym(
+            filter,
+            cache,
+            leaf,
+            domain,
+            itoa::Buffer::new().format(*number).as_bytes(),
+        ),
         _ => Outcome::Drop(DropReason::TypeMismatch),
     }
 }
@@ -263,6 +283,7 @@ pub(super) fn emit<S: DropSink>(
     filter: &TenantFilter,
     meta: &MessageMeta<'_>,
     cache: &mut PseudonymCache,
+    pseudonym_output: &mut Vec<u8>,
     out: &mut Vec<u8>,
     sink: &mut S,
 ) -> Result<Accepted, Rejection> {
@@ -308,8 +329,10 @@ pub(super) fn emit<S: DropSink>(
         );
     }
 
-    let mut pseudonyms: smallvec::SmallVec<[(u32, [u8; crate::pseudonym::PSEUDONYM_LEN]); 8]> =
-        smallvec::SmallVec::new();
+    // The `pseudonyms` object is written aside while `fields` is, each pseudonym copied once
+    // from the cache; the routing key's pseudonyms are kept (userId's, then anonymousId's).
+    pseudonym_output.clear();
+    let mut routing: [Option<[u8; crate::pseudonym::PSEUDONYM_LEN]>; 2] = [None, None];
     // Every field is written after a comma; the first comma becomes the object's `{`.
     out.extend_from_slice(b",\"fields\":");
     let fields_start = out.len();
@@ -329,7 +352,16 @@ pub(super) fn emit<S: DropSink>(
                     continue;
                 }
                 Outcome::Pseudonym(text) => {
-                    pseudonyms.push((capture.leaf, text));
+                    filter.leaf_pieces.push(pseudonym_output, capture.leaf);
+                    pseudonym_output.reserve(crate::pseudonym::PSEUDONYM_LEN + 2);
+                    pseudonym_output.push(b'"');
+                    pseudonym_output.extend_from_slice(text);
+                    pseudonym_output.push(b'"');
+                    for (slot, routing_leaf) in routing.iter_mut().zip(&filter.routing_leaves) {
+                        if *routing_leaf == Some(capture.leaf) {
+                            *slot = Some(*text);
+                        }
+                    }
                     continue;
                 }
                 Outcome::Absent => continue,
@@ -343,24 +375,11 @@ pub(super) fn emit<S: DropSink>(
     open_object(out, fields_start);
     out.extend_from_slice(b"},\"pseudonyms\":");
     let pseudonyms_start = out.len();
-    for (leaf, text) in &pseudonyms {
-        filter.leaf_pieces.push(out, *leaf);
-        let mut quoted = [b'"'; crate::pseudonym::PSEUDONYM_LEN + 2];
-        quoted[1..=crate::pseudonym::PSEUDONYM_LEN].copy_from_slice(text);
-        out.extend_from_slice(&quoted);
-    }
+    out.extend_from_slice(pseudonym_output);
     open_object(out, pseudonyms_start);
     out.extend_from_slice(b"}}");
-    let routing_key = filter
-        .routing_leaves
-        .iter()
-        .flatten()
-        .find_map(|routing_leaf| {
-            pseudonyms
-                .iter()
-                .find(|(leaf, _)| leaf == routing_leaf)
-                .map(|(_, text)| *text)
-        });
+    let [user, anonymous] = routing;
+    let routing_key = user.or(anonymous);
     for unlisted in &walk.unlisted {
         let key: &str = match &unlisted.key {
             Cow::Borrowed(key) => key,

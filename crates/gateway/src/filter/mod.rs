@@ -217,19 +217,22 @@ impl TenantFilter {
         let WorkerCache {
             pseudonyms,
             key_orders,
+            pseudonym_output,
         } = cache;
         let orders = key_orders.for_filter(self.id, self.children.node_count());
         let mut walk = walk::Walk::new(&self.policy, &self.children, orders, text);
         walk.run()?;
-        emit::emit(&walk, self, meta, pseudonyms, out, sink).map_err(|mut rejection| {
-            rejection.event = walk
-                .envelope
-                .event
-                .as_deref()
-                .filter(|event| reject::is_reportable_event(event))
-                .map(str::to_owned);
-            rejection
-        })
+        emit::emit(&walk, self, meta, pseudonyms, pseudonym_output, out, sink).map_err(
+            |mut rejection| {
+                rejection.event = walk
+                    .envelope
+                    .event
+                    .as_deref()
+                    .filter(|event| reject::is_reportable_event(event))
+                    .map(str::to_owned);
+                rejection
+            },
+        )
     }
 }
 

@@ -12,4 +12,6 @@ pub struct WorkerCache {
     pub pseudonyms: PseudonymCache,
     /// Each object's last key order per filter, so a repeated shape costs one comparison a key.
     pub(crate) key_orders: KeyOrders,
+    /// A message's `pseudonyms` object while its `fields` are being written (reused).
+    pub(crate) pseudonym_output: Vec<u8>,
 }

@@ -55,6 +55,8 @@ const EMPTY: Slot = Slot {
 /// Recent pseudonyms by (key namespace, field, value).
 pub struct PseudonymCache {
     slots: Box<[Slot]>,
+    /// The last pseudonym computed without being cached (returned by reference like the rest).
+    uncached: [u8; PSEUDONYM_LEN],
     trials: Vec<FieldTrial>,
     hits: u64,
     misses: u64,
@@ -64,6 +66,7 @@ impl Default for PseudonymCache {
     fn default() -> Self {
         PseudonymCache {
             slots: vec![EMPTY; SLOTS].into_boxed_slice(),
+            uncached: [0; PSEUDONYM_LEN],
             trials: Vec::new(),
             hits: 0,
             misses: 0,
@@ -85,6 +88,8 @@ impl PseudonymCache {
     /// The cached pseudonym for `value` under (`namespace`, `field`), or the computed one.
     ///
     /// `namespace` must identify the key and epoch (see `TenantFilter`), `field` the domain.
+    /// Returned by reference, to be copied once to where it goes: moved out by value, the
+    /// 22 bytes were stored and read back in pieces of other sizes, a store-forwarding stall.
     #[inline]
     pub fn get_or_insert_with(
         &mut self,
@@ -92,9 +97,10 @@ impl PseudonymCache {
         field: u32,
         value: &[u8],
         compute: impl FnOnce() -> [u8; PSEUDONYM_LEN],
-    ) -> [u8; PSEUDONYM_LEN] {
+    ) -> &[u8; PSEUDONYM_LEN] {
         if value.len() > MAX_CACHED_VALUE {
-            return compute();
+            self.uncached = compute();
+            return &self.uncached;
         }
         let index = field as usize;
         if index >= self.trials.len() {
@@ -103,7 +109,8 @@ impl PseudonymCache {
         let trial = &mut self.trials[index];
         if trial.bypass_left > 0 {
             trial.bypass_left -= 1;
-            return compute();
+            self.uncached = compute();
+            return &self.uncached;
         }
         trial.lookups += 1;
         if trial.lookups >= TRIAL_LOOKUPS {
@@ -129,7 +136,7 @@ impl PseudonymCache {
         {
             self.hits += 1;
             self.trials[index].hits += 1;
-            return slot.pseudonym;
+            return &slot.pseudonym;
         }
         self.misses += 1;
         let pseudonym = compute();
@@ -139,7 +146,7 @@ impl PseudonymCache {
         slot.length = length as u8;
         slot.value[..length].copy_from_slice(value);
         slot.pseudonym = pseudonym;
-        pseudonym
+        &slot.pseudonym
     }
 
     /// Lookups answered from the cache and computed, since creation.
@@ -157,7 +164,7 @@ mod tests {
         let mut cache = PseudonymCache::default();
         let mut calls = 0;
         let mut lookup = |cache: &mut PseudonymCache, namespace, field, value: &[u8], byte| {
-            cache.get_or_insert_with(namespace, field, value, || {
+            *cache.get_or_insert_with(namespace, field, value, || {
                 calls += 1;
                 [byte; PSEUDONYM_LEN]
             })
