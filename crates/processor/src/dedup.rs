@@ -3,9 +3,8 @@
 //! The window is rebuilt at start from the Parquet files this partition wrote recently, so it
 //! survives restarts and always agrees with what is stored.
 
-use std::collections::HashMap;
 use std::fs::File;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::path::Path;
 
 use arrow::array::{Array, StringArray, TimestampMillisecondArray};
@@ -15,31 +14,37 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use crate::store::StoreError;
 
 /// Seen message ids of one partition, by a 64-bit fingerprint of (tenant, messageId).
+///
+/// The fingerprint is SipHash under this window's own random key, so a client cannot choose ids
+/// that collide with another's (the window is rebuilt from the stored ids at start, under the
+/// new key); being unpredictable, fingerprints need no second SipHash as table keys.
 #[derive(Debug, Default)]
 pub struct DedupWindow {
-    seen: HashMap<u64, i64>,
+    seen: rustc_hash::FxHashMap<u64, i64>,
+    key: RandomState,
     window_ms: i64,
-}
-
-fn fingerprint(tenant: &str, message_id: &str) -> u64 {
-    let mut hasher = std::hash::DefaultHasher::new();
-    tenant.hash(&mut hasher);
-    message_id.hash(&mut hasher);
-    hasher.finish()
 }
 
 impl DedupWindow {
     /// An empty window of `window_ms`.
     pub fn new(window_ms: i64) -> DedupWindow {
         DedupWindow {
-            seen: HashMap::new(),
+            seen: rustc_hash::FxHashMap::default(),
+            key: RandomState::new(),
             window_ms,
         }
     }
 
+    fn fingerprint(&self, tenant: &str, message_id: &str) -> u64 {
+        let mut hasher = self.key.build_hasher();
+        tenant.hash(&mut hasher);
+        message_id.hash(&mut hasher);
+        hasher.finish()
+    }
+
     /// Whether the message was seen within the window; remembers it if not.
     pub fn first_sighting(&mut self, tenant: &str, message_id: &str, received_ms: i64) -> bool {
-        let key = fingerprint(tenant, message_id);
+        let key = self.fingerprint(tenant, message_id);
         match self.seen.get(&key) {
             Some(seen_at) if received_ms - seen_at < self.window_ms => false,
             _ => {
@@ -51,7 +56,8 @@ impl DedupWindow {
 
     /// Forgets a sighting (a buffered row that was dropped before it was stored).
     pub fn forget(&mut self, tenant: &str, message_id: &str) {
-        self.seen.remove(&fingerprint(tenant, message_id));
+        let key = self.fingerprint(tenant, message_id);
+        self.seen.remove(&key);
     }
 
     /// Drops entries older than the window before `now_ms`.
@@ -103,7 +109,7 @@ impl DedupWindow {
                 continue;
             };
             for row in 0..batch.num_rows() {
-                let key = fingerprint(tenant, ids.value(row));
+                let key = self.fingerprint(tenant, ids.value(row));
                 let at = received.value(row);
                 let entry = self.seen.entry(key).or_insert(at);
                 *entry = (*entry).max(at);
