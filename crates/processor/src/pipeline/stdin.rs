@@ -22,7 +22,7 @@ pub const STDIN_TOPIC: &str = "stdin";
 pub fn run_stdin(
     config: &ProcessorConfig,
     layout: &TableLayout,
-    input: impl BufRead,
+    mut input: impl BufRead,
     stats: &ProcessorStats,
 ) -> Result<u64, ProcessorError> {
     let store = Store::open(&config.data_dir)?;
@@ -40,7 +40,6 @@ pub fn run_stdin(
     };
     let mut dead = 0;
     // One buffer for every line (decoding checks UTF-8 itself, as it does for Kafka records).
-    let mut input = input;
     let mut line = Vec::with_capacity(4096);
     for offset in 0_i64.. {
         line.clear();

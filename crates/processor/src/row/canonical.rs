@@ -146,45 +146,6 @@ fn variant<'de, T: Deserialize<'de>>(name: &'de str) -> Option<T> {
     T::deserialize(names).ok()
 }
 
-/// The contract's top-level keys, one bit each (a key given twice is left to serde).
-const KEYS: [&str; 13] = [
-    "schema",
-    "tenant",
-    "tier",
-    "policy",
-    "keyEpoch",
-    "type",
-    "messageId",
-    "timestamp",
-    "receivedAt",
-    "event",
-    "name",
-    "fields",
-    "pseudonyms",
-];
-
-/// A top-level key's position in [`KEYS`] (one `match`, not a search of the list).
-fn key_index(key: &str) -> Option<usize> {
-    let index = match key {
-        "schema" => 0,
-        "tenant" => 1,
-        "tier" => 2,
-        "policy" => 3,
-        "keyEpoch" => 4,
-        "type" => 5,
-        "messageId" => 6,
-        "timestamp" => 7,
-        "receivedAt" => 8,
-        "event" => 9,
-        "name" => 10,
-        "fields" => 11,
-        "pseudonyms" => 12,
-        _ => return None,
-    };
-    debug_assert_eq!(KEYS[index], key);
-    Some(index)
-}
-
 /// The message if it is in the canonical encoding, else `None` (read it with serde).
 pub(super) fn parse(text: &str) -> Option<Wire<'_>> {
     let mut cursor = Cursor { text, at: 0 };
@@ -198,29 +159,67 @@ pub(super) fn parse(text: &str) -> Option<Wire<'_>> {
     loop {
         let key = cursor.string()?;
         cursor.eat(b':')?;
-        let index = key_index(key)?;
-        let bit = 1_u16 << index;
-        if seen & bit != 0 {
+        // Each of the contract's top-level keys has one bit in `seen`; a key given twice is
+        // left to serde (which names the duplicate).
+        let bit: u32 = match key {
+            "schema" => {
+                schema = Some(u32::try_from(cursor.integer()?).ok()?);
+                0
+            }
+            "tenant" => {
+                tenant = Some(cursor.string()?);
+                1
+            }
+            "tier" => {
+                tier = Some(variant(cursor.string()?)?);
+                2
+            }
+            "policy" => {
+                policy = Some(cursor.string()?);
+                3
+            }
+            "keyEpoch" => {
+                key_epoch = Some(cursor.string()?);
+                4
+            }
+            "type" => {
+                kind = Some(variant(cursor.string()?)?);
+                5
+            }
+            "messageId" => {
+                message_id = Some(cursor.string()?);
+                6
+            }
+            "timestamp" => {
+                timestamp = Some(cursor.string()?);
+                7
+            }
+            "receivedAt" => {
+                received_at = Some(cursor.string()?);
+                8
+            }
+            "event" => {
+                event = cursor.optional_string()?;
+                9
+            }
+            "name" => {
+                name = cursor.optional_string()?;
+                10
+            }
+            "fields" => {
+                fields = cursor.object(Cursor::scalar)?;
+                11
+            }
+            "pseudonyms" => {
+                pseudonyms = cursor.object(|cursor| Some(Text(Cow::Borrowed(cursor.string()?))))?;
+                12
+            }
+            _ => return None,
+        };
+        if seen & (1 << bit) != 0 {
             return None;
         }
-        seen |= bit;
-        match index {
-            0 => schema = Some(u32::try_from(cursor.integer()?).ok()?),
-            1 => tenant = Some(cursor.string()?),
-            2 => tier = Some(variant(cursor.string()?)?),
-            3 => policy = Some(cursor.string()?),
-            4 => key_epoch = Some(cursor.string()?),
-            5 => kind = Some(variant(cursor.string()?)?),
-            6 => message_id = Some(cursor.string()?),
-            7 => timestamp = Some(cursor.string()?),
-            8 => received_at = Some(cursor.string()?),
-            9 => event = cursor.optional_string()?,
-            10 => name = cursor.optional_string()?,
-            11 => fields = cursor.object(Cursor::scalar)?,
-            _ => {
-                pseudonyms = cursor.object(|cursor| Some(Text(Cow::Borrowed(cursor.string()?))))?;
-            }
-        }
+        seen |= 1 << bit;
         if cursor.eat(b',').is_none() {
             break;
         }
