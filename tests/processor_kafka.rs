@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, StringArray};
@@ -19,7 +20,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Value;
 use support::cli::veil;
 use support::{Broker, free_port, repo_root};
-use veil_gateway::sink::create_topics;
+use veil_gateway::sink::{MAX_PACKED_BYTES, RecordBatch, create_topics};
 use veil_processor::store::Store;
 
 /// Processor runs killed with SIGKILL before the last, clean one.
@@ -129,45 +130,63 @@ fn sigkill_at_random_points_loses_and_repeats_nothing() {
     assert!(messages.len() > 3000);
 
     // Every message once, 10% of them again (client retries), and a few records that are not
-    // sanitized messages at all.
+    // sanitized messages at all. The first half goes one message a record (browser SDKs send one
+    // event a request), the rest and the retries packed per partition, as the gateway packs a
+    // batch request; one packed record carries a garbage line among good ones.
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", broker.bootstrap())
         .set("linger.ms", "5")
         .create()
         .expect("producer");
+    let garbage = [
+        serde_json::json!({"not": "a sanitized message"}),
+        serde_json::json!({"schema": 1}),
+    ];
     runtime.block_on(async {
         let mut deliveries = Vec::new();
-        let send = |message: &Value, deliveries: &mut Vec<_>| {
-            let key = format!(
-                "t-1000/{}",
-                message["pseudonyms"]["userId"].as_str().unwrap_or("none")
-            );
-            let payload = message.to_string();
-            deliveries.push(
-                producer
-                    .send_result(
-                        FutureRecord::to("veil.sanitized.us")
-                            .key(&key)
-                            .payload(&payload),
-                    )
-                    .expect("queued"),
-            );
+        let send = |request: &[&Value], deliveries: &mut Vec<_>| {
+            let mut batch = RecordBatch::default();
+            batch.set_shared_key(b"t-1000");
+            for message in request {
+                let key = format!(
+                    "t-1000/{}",
+                    message["pseudonyms"]["userId"].as_str().unwrap_or("none")
+                );
+                batch.push_owned(
+                    Arc::from("veil.sanitized.us"),
+                    key.as_bytes(),
+                    message.to_string().as_bytes(),
+                );
+            }
+            for record in batch.packed(MAX_PACKED_BYTES, |_| Some(3)) {
+                let mut future_record = FutureRecord::to(record.topic)
+                    .key(record.key)
+                    .payload(record.payload.as_ref());
+                future_record.partition = record.partition;
+                deliveries.push(producer.send_result(future_record).expect("queued"));
+            }
         };
-        for message in &messages {
-            send(message, &mut deliveries);
+        let (singles, batched) = messages.split_at(messages.len() / 2);
+        for message in singles {
+            send(&[message], &mut deliveries);
         }
-        for message in messages.iter().step_by(10) {
-            send(message, &mut deliveries);
+        for request in batched.chunks(50) {
+            let request: Vec<&Value> = request.iter().collect();
+            send(&request, &mut deliveries);
+        }
+        let retries: Vec<&Value> = messages.iter().step_by(10).collect();
+        for request in retries.chunks(25) {
+            send(request, &mut deliveries);
         }
         for index in 0..AUDIT_RECORDS {
             send_audit(&producer, index, &mut deliveries);
         }
-        for garbage in [
-            serde_json::json!({"not": "a sanitized message"}),
-            serde_json::json!({"schema": 1}),
-        ] {
-            send(&garbage, &mut deliveries);
-        }
+        send(&[&garbage[0]], &mut deliveries);
+        let mixed: Vec<&Value> = [&garbage[1]]
+            .into_iter()
+            .chain(retries.iter().copied().take(40))
+            .collect();
+        send(&mixed, &mut deliveries);
         for delivery in deliveries {
             delivery.await.expect("delivered").expect("acknowledged");
         }
@@ -286,9 +305,14 @@ fn sigkill_at_random_points_loses_and_repeats_nothing() {
         (expected.len() - stored_before_final) as f64,
         "{metrics}"
     );
-    // Every stored row (and every duplicate) was read first.
-    let read = metric(&metrics, "veil_processor_records_read_total");
+    // Every stored row (and every duplicate) was read first, packed records being fewer.
+    let records = metric(&metrics, "veil_processor_records_read_total");
+    let read = metric(&metrics, "veil_processor_messages_read_total");
     assert!(read >= written, "{metrics}");
+    assert!(
+        records <= read,
+        "a record carries one message or more: {metrics}"
+    );
     for name in [
         "veil_processor_files_written_total{table=\"daily_activity\"}",
         "veil_processor_flush_latency_seconds_count",

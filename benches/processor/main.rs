@@ -3,8 +3,11 @@
 //! on one core, the broker and the gateway's producing on the other.
 //!
 //! `veil filter` turns `gen_events.py` traffic into sanitized messages; a producer thread sends
-//! them (then 10% of them again, as client retries) keyed by user pseudonym, uncompressed, to the
-//! default number of partitions, as the gateway does, while `veil_processor::pipeline::run`
+//! them (then 10% of them again, as client retries), uncompressed, to the default number of
+//! partitions as the gateway does: each request of `VEIL_BENCH_BATCH` messages (default 100, the
+//! Segment server SDKs' batch; 0 for one message a record, as browser traffic arrives) packed
+//! into one record per partition of its users' keys (`RecordBatch::packed`), while
+//! `veil_processor::pipeline::run`
 //! consumes them on the bench's main thread with the default flush policy. The bench pins itself
 //! with `taskset`: the broker, the producer and the traffic generation on core 1, the processor
 //! (the main thread and every librdkafka thread it starts) on core 0.
@@ -23,6 +26,7 @@ mod cpu;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -30,6 +34,7 @@ use rdkafka::ClientConfig;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use veil_config::KafkaConfig;
+use veil_gateway::sink::{MAX_PACKED_BYTES, RecordBatch};
 use veil_policy::Allowlist;
 use veil_processor::ProcessorConfig;
 use veil_processor::columns::TableLayout;
@@ -41,12 +46,22 @@ use veil_processor::tables;
 /// under the mock cluster's 5 MiB log.
 const LEAD_BYTES_PER_PARTITION: usize = 3 * 1024 * 1024;
 
-/// The reference traffic as sanitized messages, with the key the gateway gives each.
+/// The reference traffic as the Kafka records the gateway would produce.
 struct Traffic {
-    messages: Vec<Vec<u8>>,
-    keys: Vec<String>,
-    /// Indices into `messages` in the order they are produced (retries last).
-    order: Vec<usize>,
+    /// Sanitized messages, retries included (each counted once per copy).
+    messages: usize,
+    /// Their bytes.
+    bytes: usize,
+    /// The records in the order they are produced (retries last).
+    records: Vec<Packed>,
+}
+
+/// One Kafka record: one message keyed by its user, or (with `VEIL_BENCH_BATCH`) a request's
+/// messages bound for one partition, one a line, as the gateway packs them.
+struct Packed {
+    key: String,
+    partition: Option<i32>,
+    payload: Vec<u8>,
 }
 
 fn sanitized(count: usize, keys: &Path) -> Vec<Vec<u8>> {
@@ -79,28 +94,57 @@ fn sanitized(count: usize, keys: &Path) -> Vec<Vec<u8>> {
 }
 
 impl Traffic {
-    fn new(count: usize, keystore: &Path) -> Traffic {
+    /// `batch`: messages per gateway request, packed per partition (0: a record per message).
+    fn new(count: usize, keystore: &Path, topic: &str, batch: usize, partitions: i32) -> Traffic {
         let messages = sanitized(count, keystore);
         // Keyed by the user pseudonym, as the gateway does (a retry lands on the same partition).
-        let keys = messages
+        let keys: Vec<String> = messages
             .iter()
             .map(|message| {
                 let parsed: serde_json::Value = serde_json::from_slice(message).expect("json");
                 let pseudonyms = &parsed["pseudonyms"];
-                pseudonyms["userId"]
+                let user = pseudonyms["userId"]
                     .as_str()
                     .or(pseudonyms["anonymousId"].as_str())
-                    .unwrap_or_default()
-                    .to_owned()
+                    .unwrap_or_default();
+                format!("t-1000/{user}")
             })
             .collect();
-        let order = (0..messages.len())
+        let order: Vec<usize> = (0..messages.len())
             .chain((0..messages.len()).step_by(10))
             .collect();
+        let bytes = order.iter().map(|&index| messages[index].len()).sum();
+        let records = if batch == 0 {
+            order
+                .iter()
+                .map(|&index| Packed {
+                    key: keys[index].clone(),
+                    partition: None,
+                    payload: messages[index].clone(),
+                })
+                .collect()
+        } else {
+            let mut records = Vec::new();
+            for request in order.chunks(batch) {
+                let mut batch = RecordBatch::default();
+                batch.set_shared_key(b"t-1000");
+                for &index in request {
+                    batch.push_owned(Arc::from(topic), keys[index].as_bytes(), &messages[index]);
+                }
+                for packed in batch.packed(MAX_PACKED_BYTES, |_| Some(partitions)) {
+                    records.push(Packed {
+                        key: String::from_utf8(packed.key.to_vec()).expect("utf-8 key"),
+                        partition: packed.partition,
+                        payload: packed.payload.into_owned(),
+                    });
+                }
+            }
+            records
+        };
         Traffic {
-            messages,
-            keys,
-            order,
+            messages: order.len(),
+            bytes,
+            records,
         }
     }
 }
@@ -129,7 +173,7 @@ fn produce(feed: &Feed<'_>) {
         .set("queue.buffering.max.kbytes", "2000000")
         .create()
         .expect("producer");
-    for (sent, &index) in feed.traffic.order.iter().enumerate() {
+    for (sent, packed) in feed.traffic.records.iter().enumerate() {
         if sent == feed.lead {
             feed.prefilled.store(true, Ordering::Release);
         }
@@ -137,8 +181,11 @@ fn produce(feed: &Feed<'_>) {
             std::thread::sleep(Duration::from_micros(200));
         }
         let mut record = BaseRecord::to(feed.topic)
-            .payload(&feed.traffic.messages[index])
-            .key(&feed.traffic.keys[index]);
+            .payload(&packed.payload)
+            .key(&packed.key);
+        if let Some(partition) = packed.partition {
+            record = record.partition(partition);
+        }
         loop {
             match producer.send(record) {
                 Ok(()) => break,
@@ -162,12 +209,9 @@ fn main() {
     }
     let env_number = |name: &str| std::env::var(name).ok()?.parse::<usize>().ok();
     let count = env_number("VEIL_BENCH_MESSAGES").unwrap_or(300_000);
+    let batch = env_number("VEIL_BENCH_BATCH").unwrap_or(100);
     let pinned = cpu::pin_this_thread(1);
     let work = tempfile::tempdir().expect("tempdir");
-    let traffic = Traffic::new(count, &work.path().join("keys"));
-    let total = traffic.order.len() as u64;
-    let bytes: usize = traffic.messages.iter().map(Vec::len).sum();
-    let average = bytes / traffic.messages.len().max(1);
     let allowlist = Allowlist::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("allowlist.yaml"))
         .expect("allowlist");
     let layout = TableLayout::from_policy(&allowlist.compile());
@@ -181,6 +225,15 @@ fn main() {
         kafka.topics.partitions = i32::try_from(partitions).expect("partitions");
     }
     let partitions = kafka.topics.partitions;
+    let topic = kafka.topics.sanitized_topic(veil_config::Region::Us);
+    let traffic = Traffic::new(count, &work.path().join("keys"), &topic, batch, partitions);
+    let total = traffic.messages as u64;
+    let average_record = traffic
+        .records
+        .iter()
+        .map(|record| record.payload.len())
+        .sum::<usize>()
+        / traffic.records.len().max(1);
     // The mock cluster answers a fetch that finds no data only after the whole
     // `fetch.wait.max.ms`, even when records arrive meanwhile (`rdkafka_mock_handlers.c`: "this
     // isn't strictly correct"); a real broker answers as soon as data arrives. So that catching
@@ -189,9 +242,15 @@ fn main() {
         .properties
         .insert("fetch.wait.max.ms".to_owned(), "5".to_owned());
     println!(
-        "{} sanitized messages ({average} bytes on average) + {} retries, {partitions} partitions, processor on core 0 and broker + producer on core 1: {}",
-        traffic.messages.len(),
-        traffic.order.len() - traffic.messages.len(),
+        "{count} sanitized messages ({} bytes on average) + {} retries as {} records ({}; {average_record} bytes on average), {partitions} partitions, processor on core 0 and broker + producer on core 1: {}",
+        traffic.bytes / traffic.messages.max(1),
+        traffic.messages - count.min(traffic.messages),
+        traffic.records.len(),
+        if batch == 0 {
+            "one a message".to_owned()
+        } else {
+            format!("requests of {batch} packed per partition as the gateway does")
+        },
         if pinned {
             "pinned"
         } else {
@@ -207,7 +266,6 @@ fn main() {
         for topic in kafka.topics.all_topics() {
             cluster.create_topic(&topic, partitions, 1).expect("topic");
         }
-        let topic = kafka.topics.sanitized_topic(veil_config::Region::Us);
         let config = ProcessorConfig {
             data_dir: work.path().join(format!("parquet-{round}")),
             group_id: format!("bench-{round}"),
@@ -220,7 +278,7 @@ fn main() {
             topic: &topic,
             traffic: &traffic,
             lead: usize::try_from(partitions).unwrap_or(1) * LEAD_BYTES_PER_PARTITION
-                / average.max(1),
+                / average_record.max(1),
             stats: &stats,
             prefilled: AtomicBool::new(false),
             measured: AtomicBool::new(false),
@@ -246,7 +304,7 @@ fn main() {
             let (marks, stats, stop, others) = (&mut marks, &stats, &stop, others);
             let watcher = scope.spawn(move || {
                 loop {
-                    let read = stats.records_read.get();
+                    let read = stats.messages_read.get();
                     if marks.first_read.is_none() && read > 0 {
                         marks.first_read = Some(Snapshot::take(&others));
                     }

@@ -23,24 +23,17 @@ wrk -t1 -c40 -d"${seconds}s" -s benches/load/batches.lua http://127.0.0.1:28188 
 total=$(curl -s http://127.0.0.1:28188/metrics | awk '/^veil_gateway_messages_accepted_total/ {s+=$2} END {print s}')
 echo "the topic holds $total sanitized messages"
 
-stored() { python3 - "$work/parquet/_state" <<'PY'
-import json, os, sys
-d = sys.argv[1]
-total = 0
-if os.path.isdir(d):
-    for name in os.listdir(d):
-        if name.startswith("veil.sanitized.") and name.endswith(".json"):
-            try:
-                total += json.load(open(os.path.join(d, name)))["next_offset"]
-            except (ValueError, OSError):
-                pass
-print(total)
-PY
-}
-env VEIL_LOG__LEVEL=warn taskset -c 0 "$veil" processor --kafka 127.0.0.1:29192 --data-dir "$work/parquet" &
+# Messages settled: rows committed to the events table, plus duplicates and dead letters (the
+# gateway packs a batch's messages per partition, so offsets count records, not messages).
+stored() { curl -s http://127.0.0.1:28190/metrics | awk '
+    /^veil_processor_rows_written_total\{table="events"\}/ || /^veil_processor_duplicates_total/ ||
+    /^veil_processor_dead_letters_total/ {s+=$2} END {print s+0}'; }
+records() { curl -s http://127.0.0.1:28190/metrics | awk '/^veil_processor_records_read_total/ {print $2+0}'; }
+env VEIL_LOG__LEVEL=warn VEIL_PROCESSOR__METRICS_LISTEN=127.0.0.1:28190 \
+    taskset -c 0 "$veil" processor --kafka 127.0.0.1:29192 --data-dir "$work/parquet" &
 processor=$!
 cpu() { awk '{print $14 + $15}' "/proc/$processor/stat"; }   # user + system ticks, all threads
-until [ "$(stored)" -gt 0 ]; do sleep 0.05; done
+until [ "$(stored)" -gt 0 ] 2>/dev/null; do sleep 0.05; done
 start=$(date +%s.%N)
 first=$(stored)
 cpu_start=$(cpu)
@@ -48,5 +41,6 @@ until [ "$(stored)" -ge "$total" ]; do sleep 0.1; done
 end=$(date +%s.%N)
 cpu_end=$(cpu)
 ticks=$(getconf CLK_TCK)
+echo "the processor read them as $(records) Kafka records"
 python3 -c "n=$total-$first; t=$end-$start; c=($cpu_end-$cpu_start)/$ticks; print(f'{n} messages to committed Parquet in {t:.2f} s (after the first commit): {n/t:,.0f} messages/s on one core; the processor used {c:.2f} s of CPU: {n/max(c,1e-9):,.0f} messages per CPU-second')"
 du -sh "$work/parquet" | awk '{print "parquet size: " $1}'

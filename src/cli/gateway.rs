@@ -69,15 +69,21 @@ pub(crate) fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let (listener, gateway) = start(&settings).await?;
+        let max_packed = settings.gateway.max_packed_record_bytes;
+        let (listener, gateway) = start(&settings, max_packed).await?;
         serve(listener, gateway, shutdown_signal()).await?;
         anyhow::Ok(ExitCode::SUCCESS)
     })
 }
 
 /// Loads the policy, tenants and keys, creates Veil's topics, connects the Kafka publisher and
-/// binds the listener: everything `veil gateway` and `veil up` do before serving.
-pub(crate) async fn start(settings: &Settings) -> anyhow::Result<(TcpListener, Arc<Gateway>)> {
+/// binds the listener: everything `veil gateway` and `veil up` do before serving. A request's
+/// messages for one partition are packed into Kafka records of up to `max_packed_bytes` (0: one
+/// message a record).
+pub(crate) async fn start(
+    settings: &Settings,
+    max_packed_bytes: usize,
+) -> anyhow::Result<(TcpListener, Arc<Gateway>)> {
     let config = settings.gateway.clone();
     let allowlist = Allowlist::load(&config.allowlist)
         .with_context(|| format!("{} is refused", config.allowlist.display()))?;
@@ -86,7 +92,8 @@ pub(crate) async fn start(settings: &Settings) -> anyhow::Result<(TcpListener, A
     create_topics(&settings.kafka)
         .await
         .context("cannot create Veil's topics")?;
-    let publisher = KafkaPublisher::new(&settings.kafka, config.delivery_timeout())?;
+    let publisher = KafkaPublisher::new(&settings.kafka, config.delivery_timeout())?
+        .with_max_packed_bytes(max_packed_bytes);
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

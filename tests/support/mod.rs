@@ -148,7 +148,7 @@ pub fn read_topics(
     bootstrap: &str,
     topics: &[String],
     timeout: Duration,
-) -> Vec<(String, Vec<u8>, Vec<u8>)> {
+) -> Vec<(String, i32, Vec<u8>, Vec<u8>)> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", format!("veil-test-{}", free_port()))
@@ -204,6 +204,7 @@ pub fn read_topics(
                 }
                 messages.push((
                     message.topic().to_owned(),
+                    message.partition(),
                     message.key().unwrap_or_default().to_vec(),
                     message.payload().unwrap_or_default().to_vec(),
                 ));

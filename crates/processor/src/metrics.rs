@@ -39,9 +39,12 @@ pub struct ProcessorStats {
     pub files_written: Family<TableLabels, Counter>,
     /// Records read from Kafka (or stdin lines), before deduplication: how far the input is drained.
     pub records_read: Counter,
+    /// Messages read: a record holds one or more, one a line (the gateway packs a request's
+    /// messages for one partition into one record), before deduplication.
+    pub messages_read: Counter,
     /// Messages dropped as duplicates of a stored message.
     pub duplicates: Counter,
-    /// Records sent to the dead-letter topic.
+    /// Messages sent to the dead-letter topic (a record's bad lines go one by one).
     pub dead_letters: Counter,
     /// Compactions done, by table.
     pub compactions: Family<TableLabels, Counter>,
@@ -60,6 +63,7 @@ impl Default for ProcessorStats {
             rows_written: Family::default(),
             files_written: Family::default(),
             records_read: Counter::default(),
+            messages_read: Counter::default(),
             duplicates: Counter::default(),
             dead_letters: Counter::default(),
             compactions: Family::default(),
@@ -84,13 +88,18 @@ impl Default for ProcessorStats {
             stats.records_read.clone(),
         );
         registry.register(
+            "messages_read",
+            "Messages read from the records (one or more a record), before deduplication",
+            stats.messages_read.clone(),
+        );
+        registry.register(
             "duplicates",
             "Messages dropped as duplicates within the dedup window",
             stats.duplicates.clone(),
         );
         registry.register(
             "dead_letters",
-            "Records sent to the dead-letter topic",
+            "Messages sent to the dead-letter topic",
             stats.dead_letters.clone(),
         );
         registry.register(

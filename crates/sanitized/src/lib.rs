@@ -5,6 +5,9 @@
 //! message id, timestamps, event or page name), the kept fields by allowlist path, and the
 //! pseudonymized identifiers by allowlist path. It names the allowlist digest and the key epoch
 //! that produced it, so a reviewer can prove which policy produced any stored row.
+//!
+//! On Kafka, a record of a sanitized topic holds one sanitized message, or several, one a line
+//! ([`record_messages`]): the gateway packs a request's messages bound for one partition.
 
 pub mod timestamp;
 
@@ -15,6 +18,27 @@ use serde::{Deserialize, Serialize};
 
 /// Version of the sanitized-message contract; bumped on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// What separates the sanitized messages packed into one Kafka record.
+pub const MESSAGE_SEPARATOR: u8 = b'\n';
+
+/// The sanitized messages of one Kafka record: its non-empty lines (a final newline is allowed).
+pub fn record_messages(record: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = record;
+    std::iter::from_fn(move || {
+        while !rest.is_empty() {
+            let (line, after) = match memchr::memchr(MESSAGE_SEPARATOR, rest) {
+                Some(end) => (&rest[..end], &rest[end + 1..]),
+                None => (rest, &rest[rest.len()..]),
+            };
+            rest = after;
+            if !line.is_empty() {
+                return Some(line);
+            }
+        }
+        None
+    })
+}
 
 /// File name of the published JSON Schema under `schemas/`.
 pub const SCHEMA_FILE: &str = "sanitized-message.v1.json";
@@ -174,4 +198,21 @@ pub fn is_valid_tenant(tenant: &str) -> bool {
         && tenant
             .bytes()
             .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::record_messages;
+
+    #[test]
+    fn a_record_splits_into_its_non_empty_lines() {
+        fn split(record: &[u8]) -> Vec<&[u8]> {
+            record_messages(record).collect()
+        }
+        assert_eq!(split(b"{\"a\":1}"), vec![b"{\"a\":1}".as_slice()]);
+        assert_eq!(split(b"one\ntwo\n"), vec![b"one".as_slice(), b"two"]);
+        assert_eq!(split(b"\none\n\n\ntwo"), vec![b"one".as_slice(), b"two"]);
+        assert!(split(b"").is_empty());
+        assert!(split(b"\n\n").is_empty());
+    }
 }

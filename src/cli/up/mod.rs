@@ -148,7 +148,9 @@ impl Services {
     /// Starts the three services; ingest opens last.
     async fn start(settings: &Settings, embedded: bool) -> anyhow::Result<Services> {
         // The gateway's start creates missing topics, so it comes first; it serves last.
-        let (ingest_listener, gateway) = super::gateway::start(settings).await?;
+        // One message a record: the backpressure below counts lag in records, which only
+        // bounds the mock cluster's 5 MB per partition while a record is one ~1 KB message.
+        let (ingest_listener, gateway) = super::gateway::start(settings, 0).await?;
         let ingest_url = format!("http://{}", ingest_listener.local_addr()?);
         let stop_processor = Arc::new(AtomicBool::new(false));
         let processor = super::processor::spawn(settings, stop_processor.clone())?;

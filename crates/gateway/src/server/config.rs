@@ -32,6 +32,9 @@ pub struct GatewayConfig {
     pub cors_origins: Vec<String>,
     /// How long a shutdown waits for in-flight requests and their acknowledgements.
     pub shutdown_grace_ms: u64,
+    /// A request's messages bound for one partition share Kafka records up to this many bytes
+    /// (one message a line); 0 sends one message a record.
+    pub max_packed_record_bytes: usize,
 }
 
 impl Default for GatewayConfig {
@@ -48,6 +51,7 @@ impl Default for GatewayConfig {
             request_read_timeout_ms: 10_000,
             cors_origins: vec!["*".to_owned()],
             shutdown_grace_ms: 15_000,
+            max_packed_record_bytes: crate::sink::MAX_PACKED_BYTES,
         }
     }
 }

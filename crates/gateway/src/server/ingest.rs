@@ -179,8 +179,11 @@ fn filter_request(
         fallback_message_id: None,
         sent_at,
     };
+    let mut records = RecordBatch::with_capacity(items.len() + 1, 1024);
+    // A record that packs several of the request's messages is keyed by what they share.
+    records.set_shared_key(tenant.id.as_bytes());
     let mut filtered = Filtered {
-        records: RecordBatch::with_capacity(items.len() + 1, 1024),
+        records,
         accepted: 0,
         rejections: Vec::new(),
         drops: DropCounts::default(),

@@ -1,11 +1,11 @@
 //! The Kafka publisher: an idempotent rdkafka producer with `acks=all`; a request's records are
 //! acknowledged together or the request fails and the client retries.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -80,12 +80,25 @@ impl ProducerContext for AckContext {
     }
 }
 
+/// The slot of the current producer (see [`KafkaPublisher::producer`]).
+type ProducerSlot = RwLock<Arc<ThreadedProducer<AckContext>>>;
+
+/// Each Veil topic's partition count, as the cluster's metadata last said: what packing needs.
+type PartitionCounts = RwLock<HashMap<String, i32>>;
+
+/// How often the partition counts are read again (partitions can be added to a topic).
+const METADATA_REFRESH: Duration = Duration::from_secs(10);
+
 /// Publishes to Kafka.
 #[derive(Clone)]
 pub struct KafkaPublisher {
     /// Replaced whole when librdkafka reports a fatal error (an idempotent producer's sequence
     /// broken beyond repair): the broken one fails its in-flight records, clients retry.
-    producer: Arc<RwLock<Arc<ThreadedProducer<AckContext>>>>,
+    producer: Arc<ProducerSlot>,
+    /// Until a topic's count is known, its messages go one a record, placed by librdkafka.
+    partition_counts: Arc<PartitionCounts>,
+    /// The largest packed record (see [`RecordBatch::packed`]); 0 sends one message a record.
+    max_packed_bytes: usize,
     config: ClientConfig,
     delivery_timeout: Duration,
 }
@@ -103,11 +116,30 @@ impl KafkaPublisher {
     pub fn new(kafka: &KafkaConfig, delivery_timeout: Duration) -> Result<Self, KafkaError> {
         let config = producer_config(kafka, delivery_timeout);
         let producer: ThreadedProducer<AckContext> = config.create_with_context(AckContext)?;
-        Ok(KafkaPublisher {
+        let publisher = KafkaPublisher {
             producer: Arc::new(RwLock::new(Arc::new(producer))),
+            partition_counts: Arc::default(),
+            max_packed_bytes: super::MAX_PACKED_BYTES,
             config,
             delivery_timeout,
-        })
+        };
+        let (producer, counts) = (
+            Arc::downgrade(&publisher.producer),
+            Arc::downgrade(&publisher.partition_counts),
+        );
+        let topics = kafka.topics.all_topics();
+        std::thread::Builder::new()
+            .name("veil-metadata".to_owned())
+            .spawn(move || refresh_partition_counts(&producer, &counts, &topics))
+            .map_err(|error| KafkaError::ClientCreation(error.to_string()))?;
+        Ok(publisher)
+    }
+
+    /// Packs a request's messages for one partition into records of at most `bytes` (0: one
+    /// message a record, for brokers that bound their logs by record count).
+    pub fn with_max_packed_bytes(mut self, bytes: usize) -> Self {
+        self.max_packed_bytes = bytes;
+        self
     }
 
     /// The current producer, replaced first if the last one hit a fatal error.
@@ -136,19 +168,78 @@ impl KafkaPublisher {
     }
 }
 
+/// Reads the topics' partition counts now and every [`METADATA_REFRESH`], until the publisher
+/// is gone.
+fn refresh_partition_counts(
+    producer: &Weak<ProducerSlot>,
+    counts: &Weak<PartitionCounts>,
+    topics: &[String],
+) {
+    loop {
+        let (Some(slot), Some(counts)) = (producer.upgrade(), counts.upgrade()) else {
+            return;
+        };
+        let current = match slot.read() {
+            Ok(producer) => producer.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        drop(slot);
+        let pause = match current
+            .client()
+            .fetch_metadata(None, Duration::from_secs(5))
+        {
+            Ok(metadata) => {
+                let found: HashMap<String, i32> = metadata
+                    .topics()
+                    .iter()
+                    .filter(|topic| {
+                        topic.error().is_none() && topics.iter().any(|name| name == topic.name())
+                    })
+                    .filter_map(|topic| {
+                        let count = i32::try_from(topic.partitions().len()).ok()?;
+                        (count > 0).then(|| (topic.name().to_owned(), count))
+                    })
+                    .collect();
+                let pause = if found.is_empty() {
+                    Duration::from_secs(1)
+                } else {
+                    METADATA_REFRESH
+                };
+                if let Ok(mut counts) = counts.write() {
+                    *counts = found;
+                }
+                pause
+            }
+            Err(error) => {
+                tracing::debug!(%error, "topic metadata not read; retrying");
+                Duration::from_secs(1)
+            }
+        };
+        drop((current, counts));
+        std::thread::sleep(pause);
+    }
+}
+
 impl Publisher for KafkaPublisher {
     fn publish(&self, records: RecordBatch) -> PublishFuture {
+        let packed = match self.partition_counts.read() {
+            Ok(counts) => records.packed(self.max_packed_bytes, |topic| counts.get(topic).copied()),
+            Err(_) => records.packed(self.max_packed_bytes, |_| None),
+        };
         let ack = Arc::new(RequestAck {
-            remaining: AtomicUsize::new(records.len()),
+            remaining: AtomicUsize::new(packed.len()),
             failure: Mutex::new(None),
             done: Notify::new(),
         });
         let mut refused = None;
         let producer = self.producer();
-        for (sent, (topic, key, payload)) in records.iter().enumerate() {
-            let base_record = BaseRecord::with_opaque_to(topic, ack.clone())
-                .key(key)
-                .payload(payload);
+        for (sent, record) in packed.iter().enumerate() {
+            let mut base_record = BaseRecord::with_opaque_to(record.topic, ack.clone())
+                .key(record.key)
+                .payload(record.payload.as_ref());
+            if let Some(partition) = record.partition {
+                base_record = base_record.partition(partition);
+            }
             if let Err((error, _)) = producer.send(base_record) {
                 // Records already queued may still be delivered: duplicates are fine, the
                 // processor deduplicates by messageId.
@@ -158,7 +249,7 @@ impl Publisher for KafkaPublisher {
                     }
                     error => PublishError::Unavailable(error.to_string()),
                 });
-                ack.settle(records.len() - sent);
+                ack.settle(packed.len() - sent);
                 break;
             }
         }

@@ -6,6 +6,7 @@
 
 mod kafka;
 mod memory;
+mod pack;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 
 pub use kafka::{KafkaPublisher, create_topics};
 pub use memory::MemoryPublisher;
+pub use pack::{MAX_PACKED_BYTES, PackedRecord, partition_for};
 
 /// One message for one topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +33,8 @@ pub struct Record {
 pub struct RecordBatch {
     buffer: Vec<u8>,
     records: Vec<(Arc<str>, std::ops::Range<usize>, std::ops::Range<usize>)>,
+    /// The key of a record that packs several of these messages (see [`RecordBatch::packed`]).
+    shared_key: Vec<u8>,
 }
 
 impl RecordBatch {
@@ -39,7 +43,14 @@ impl RecordBatch {
         RecordBatch {
             buffer: Vec::with_capacity(records * bytes_each),
             records: Vec::with_capacity(records),
+            shared_key: Vec::new(),
         }
+    }
+
+    /// Sets the key of records that pack several messages: what they share (the tenant).
+    pub fn set_shared_key(&mut self, key: &[u8]) {
+        self.shared_key.clear();
+        self.shared_key.extend_from_slice(key);
     }
 
     /// The shared buffer, to append a record's key and payload to.

@@ -56,7 +56,9 @@ impl PartitionBuffer {
         }
     }
 
-    /// Buffers the record at `offset` (dropping a duplicate); `Err` names why it is a dead letter.
+    /// Buffers the record at `offset`: one sanitized message, or several, one a line (the
+    /// gateway packs a request's messages bound for one partition into one record). Duplicates
+    /// are dropped; each message that is a dead letter goes to `dead_letter` with the reason.
     pub(super) fn accept(
         &mut self,
         offset: i64,
@@ -64,7 +66,8 @@ impl PartitionBuffer {
         is_audit: bool,
         layout: &TableLayout,
         stats: &ProcessorStats,
-    ) -> Result<(), String> {
+        mut dead_letter: impl FnMut(&[u8], String),
+    ) {
         self.first_offset.get_or_insert(offset);
         self.last_offset = offset;
         self.position = Some(offset + 1);
@@ -72,15 +75,27 @@ impl PartitionBuffer {
             self.oldest = Some(Instant::now());
         }
         stats.records_read.inc();
-        let accepted = if is_audit {
-            self.accept_audit(payload)
-        } else {
-            self.accept_event(payload, layout, stats)
-        };
-        if accepted.is_err() {
-            stats.dead_letters.inc();
+        if is_audit {
+            stats.messages_read.inc();
+            if let Err(reason) = self.accept_audit(payload) {
+                stats.dead_letters.inc();
+                dead_letter(payload, reason);
+            }
+            return;
         }
-        accepted
+        let mut messages = 0;
+        for line in veil_sanitized::record_messages(payload) {
+            messages += 1;
+            if let Err(reason) = self.accept_event(line, layout, stats) {
+                stats.dead_letters.inc();
+                dead_letter(line, reason);
+            }
+        }
+        stats.messages_read.inc_by(messages);
+        if messages == 0 {
+            stats.dead_letters.inc();
+            dead_letter(payload, "a record without a message".to_owned());
+        }
     }
 
     fn accept_audit(&mut self, payload: &[u8]) -> Result<(), String> {
@@ -178,5 +193,73 @@ impl PartitionBuffer {
         self.first_offset = None;
         self.oldest = None;
         Ok(groups)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use veil_policy::Allowlist;
+
+    use super::*;
+
+    const POLICY: &str = r#"
+version: 1
+common:
+  userId: { pseudonymize: user, reason: "r" }
+track:
+  fields:
+    properties.duration_ms: { keep: integer, reason: "r" }
+  events:
+    Document Opened: { reason: "r" }
+"#;
+
+    fn message(id: &str) -> String {
+        format!(
+            r#"{{"schema":1,"tenant":"t-1","tier":"baseline","policy":"sha256:0000000000000000000000000000000000000000000000000000000000000000","keyEpoch":"2026-11","type":"track","messageId":"{id}","timestamp":"2026-11-22T10:00:00.000Z","receivedAt":"2026-11-23T10:00:00.000Z","event":"Document Opened","fields":{{"properties.duration_ms":12}},"pseudonyms":{{"userId":"AAAAAAAAAAAAAAAAAAAAAA"}}}}"#
+        )
+    }
+
+    #[test]
+    fn a_packed_record_keeps_its_good_lines_and_dead_letters_the_bad_one_alone() {
+        let layout = TableLayout::from_policy(&Allowlist::parse(POLICY).expect("valid").compile());
+        let stats = ProcessorStats::default();
+        let mut buffer = PartitionBuffer::new(DedupWindow::new(86_400_000));
+        let record = [
+            message("m-1"),
+            "not json".to_owned(),
+            message("m-2"),
+            message("m-1"),
+        ]
+        .join("\n");
+        let mut dead = Vec::new();
+        buffer.accept(
+            7,
+            record.as_bytes(),
+            false,
+            &layout,
+            &stats,
+            |line, reason| {
+                dead.push((line.to_vec(), reason));
+            },
+        );
+        assert_eq!(dead.len(), 1, "{dead:?}");
+        assert_eq!(dead[0].0, b"not json", "only the bad line is a dead letter");
+        assert_eq!(buffer.rows, 2, "m-1 and m-2");
+        assert_eq!(stats.duplicates.get(), 1, "m-1 again");
+        assert_eq!(
+            (stats.records_read.get(), stats.messages_read.get()),
+            (1, 4)
+        );
+        assert_eq!(stats.dead_letters.get(), 1);
+        assert_eq!((buffer.first_offset, buffer.last_offset), (Some(7), 7));
+
+        // A record with no message at all is a dead letter whole.
+        let mut dead = Vec::new();
+        buffer.accept(8, b"\n", false, &layout, &stats, |line, reason| {
+            dead.push((line.to_vec(), reason));
+        });
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].0, b"\n");
+        assert_eq!(stats.dead_letters.get(), 2);
     }
 }

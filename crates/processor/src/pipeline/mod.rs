@@ -210,16 +210,17 @@ pub fn run(
                 let offset = message.offset();
                 let payload = message.payload().unwrap_or_default();
                 let is_audit = topic == kafka.topics.rejections;
-                if let Err(reason) = buffer.accept(offset, payload, is_audit, layout, stats) {
+                let key = message.key().unwrap_or_default();
+                buffer.accept(offset, payload, is_audit, layout, stats, |dead, reason| {
                     tracing::warn!(topic = %topic, partition, offset, %reason, "message sent to the dead-letter topic");
                     let record = BaseRecord::to(&kafka.topics.dead_letter)
-                        .payload(payload)
-                        .key(message.key().unwrap_or_default());
+                        .payload(dead)
+                        .key(key);
                     if let Err((error, _)) = dead_letters.send(record) {
                         tracing::error!(%error, "dead-letter produce failed");
                     }
                     dead_letters.poll(Duration::ZERO);
-                }
+                });
                 if buffer.rows >= config.flush_rows {
                     flush(&flusher, topic, partition, buffer)?;
                 }

@@ -61,10 +61,10 @@ pub fn run_stdin(
         if offset < resume_at {
             continue;
         }
-        if let Err(reason) = buffer.accept(offset, &line, false, layout, stats) {
+        buffer.accept(offset, &line, false, layout, stats, |_, reason| {
             tracing::warn!(line = offset + 1, %reason, "line skipped");
             dead += 1;
-        }
+        });
         if buffer.rows >= config.flush_rows {
             flush(&flusher, STDIN_TOPIC, 0, &mut buffer)?;
         }
