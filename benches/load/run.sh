@@ -13,6 +13,7 @@ trap 'kill -9 $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$work"' 
 
 command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)" >&2; exit 1; }
 cargo build --release --quiet
+veil="${CARGO_TARGET_DIR:-target}/release/veil"
 python3 ../shared/workload/gen_events.py --count 100000 --seed 7 --batch 100 > "$work/batches.ndjson"
 
 broker_port=29092
@@ -22,7 +23,7 @@ gateway_port=28088
     > "$work/tansu.log" 2>&1) &
 sleep 1
 env VEIL_GATEWAY__KEYSTORE="$work/keys" VEIL_GATEWAY__RATE_LIMIT_PER_SECOND=0 VEIL_LOG__LEVEL=warn ${LOAD_ENV:-} \
-    ./target/release/veil gateway ${LOAD_ARGS:-} --kafka 127.0.0.1:$broker_port --listen 127.0.0.1:$gateway_port &
+    "$veil" gateway ${LOAD_ARGS:-} --kafka 127.0.0.1:$broker_port --listen 127.0.0.1:$gateway_port &
 until curl -sf "http://127.0.0.1:$gateway_port/readyz" >/dev/null; do sleep 0.2; done
 
 echo "warm-up (5 s)"
