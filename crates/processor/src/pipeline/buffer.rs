@@ -198,30 +198,12 @@ impl PartitionBuffer {
 
 #[cfg(test)]
 mod tests {
-    use veil_policy::Allowlist;
-
+    use super::super::fixtures::{layout, message};
     use super::*;
-
-    const POLICY: &str = r#"
-version: 1
-common:
-  userId: { pseudonymize: user, reason: "r" }
-track:
-  fields:
-    properties.duration_ms: { keep: integer, reason: "r" }
-  events:
-    Document Opened: { reason: "r" }
-"#;
-
-    fn message(id: &str) -> String {
-        format!(
-            r#"{{"schema":1,"tenant":"t-1","tier":"baseline","policy":"sha256:0000000000000000000000000000000000000000000000000000000000000000","keyEpoch":"2026-11","type":"track","messageId":"{id}","timestamp":"2026-11-22T10:00:00.000Z","receivedAt":"2026-11-23T10:00:00.000Z","event":"Document Opened","fields":{{"properties.duration_ms":12}},"pseudonyms":{{"userId":"AAAAAAAAAAAAAAAAAAAAAA"}}}}"#
-        )
-    }
 
     #[test]
     fn a_packed_record_keeps_its_good_lines_and_dead_letters_the_bad_one_alone() {
-        let layout = TableLayout::from_policy(&Allowlist::parse(POLICY).expect("valid").compile());
+        let layout = layout();
         let stats = ProcessorStats::default();
         let mut buffer = PartitionBuffer::new(DedupWindow::new(86_400_000));
         let record = [

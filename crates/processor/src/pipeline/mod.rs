@@ -6,6 +6,8 @@
 
 mod buffer;
 mod context;
+#[cfg(test)]
+mod fixtures;
 mod flush;
 mod stdin;
 

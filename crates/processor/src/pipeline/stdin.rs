@@ -75,31 +75,13 @@ pub fn run_stdin(
 
 #[cfg(test)]
 mod tests {
-    use veil_policy::Allowlist;
-
+    use super::super::fixtures::{layout, message};
     use super::*;
     use crate::tables;
 
-    const POLICY: &str = r#"
-version: 1
-common:
-  userId: { pseudonymize: user, reason: "r" }
-track:
-  fields:
-    properties.duration_ms: { keep: integer, reason: "r" }
-  events:
-    Document Opened: { reason: "r" }
-"#;
-
-    fn message(id: &str) -> String {
-        format!(
-            r#"{{"schema":1,"tenant":"t-1","tier":"baseline","policy":"sha256:0000000000000000000000000000000000000000000000000000000000000000","keyEpoch":"2026-11","type":"track","messageId":"{id}","timestamp":"2026-11-22T10:00:00.000Z","receivedAt":"2026-11-23T10:00:00.000Z","event":"Document Opened","fields":{{"properties.duration_ms":12}},"pseudonyms":{{"userId":"AAAAAAAAAAAAAAAAAAAAAA"}}}}"#
-        )
-    }
-
     #[test]
     fn lines_of_any_ending_are_stored_and_bad_ones_skipped_alone() {
-        let layout = TableLayout::from_policy(&Allowlist::parse(POLICY).expect("valid").compile());
+        let layout = layout();
         let directory = tempfile::tempdir().expect("temp dir");
         let config = ProcessorConfig {
             data_dir: directory.path().to_path_buf(),
