@@ -10,8 +10,8 @@ use std::borrow::Cow;
 
 use super::RecordBatch;
 
-/// The gateway's packed records stay under this many payload bytes (librdkafka's `message.max.bytes` is
-/// 1,000,000 by default); a group that would pass it continues in another record.
+/// The gateway's packed records stay under this many payload bytes by default (librdkafka's
+/// `message.max.bytes` is 1,000,000); a group that would pass it continues in another record.
 pub const MAX_PACKED_BYTES: usize = 256 * 1024;
 
 /// One Kafka record as the publisher sends it.

@@ -75,11 +75,15 @@ impl PartitionBuffer {
             self.oldest = Some(Instant::now());
         }
         stats.records_read.inc();
+        // Every dead letter is counted where it is handed off.
+        let mut reject = |message: &[u8], reason: String| {
+            stats.dead_letters.inc();
+            dead_letter(message, reason);
+        };
         if is_audit {
             stats.messages_read.inc();
             if let Err(reason) = self.accept_audit(payload) {
-                stats.dead_letters.inc();
-                dead_letter(payload, reason);
+                reject(payload, reason);
             }
             return;
         }
@@ -87,14 +91,12 @@ impl PartitionBuffer {
         for line in veil_sanitized::record_messages(payload) {
             messages += 1;
             if let Err(reason) = self.accept_event(line, layout, stats) {
-                stats.dead_letters.inc();
-                dead_letter(line, reason);
+                reject(line, reason);
             }
         }
         stats.messages_read.inc_by(messages);
         if messages == 0 {
-            stats.dead_letters.inc();
-            dead_letter(payload, "a record without a message".to_owned());
+            reject(payload, "a record without a message".to_owned());
         }
     }
 
