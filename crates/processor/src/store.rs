@@ -14,8 +14,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{Array, StringArray};
+use arrow::array::{Array, AsArray, StringArray};
 use arrow::datatypes::DataType;
+use arrow::datatypes::{Float64Type, Int64Type, TimestampMillisecondType};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -146,23 +147,42 @@ pub(crate) fn encode_parquet(
 /// Values sampled from a text column to judge whether a dictionary would pay.
 const DICTIONARY_SAMPLE: usize = 1024;
 
-/// Whether a text column's first [`DICTIONARY_SAMPLE`] values are at least 3/4 distinct (a
-/// dictionary would then hold nearly every value once and save nothing).
+/// Whether a text or 64-bit (integer, float, timestamp) column's first [`DICTIONARY_SAMPLE`]
+/// values are at least 3/4 distinct (a dictionary would then hold nearly every value once and
+/// save nothing: event timestamps in milliseconds are such a column).
 fn mostly_distinct(column: &dyn Array) -> bool {
-    let Some(strings) = column.as_any().downcast_ref::<StringArray>() else {
-        return false;
-    };
-    let sample = strings.len().min(DICTIONARY_SAMPLE);
+    let any = column.as_any();
+    if let Some(strings) = any.downcast_ref::<StringArray>() {
+        return sample_mostly_distinct(strings, |row| strings.value(row));
+    }
+    if let Some(integers) = column.as_primitive_opt::<Int64Type>() {
+        return sample_mostly_distinct(column, |row| integers.value(row));
+    }
+    if let Some(times) = column.as_primitive_opt::<TimestampMillisecondType>() {
+        return sample_mostly_distinct(column, |row| times.value(row));
+    }
+    if let Some(numbers) = column.as_primitive_opt::<Float64Type>() {
+        return sample_mostly_distinct(column, |row| numbers.value(row).to_bits());
+    }
+    false
+}
+
+/// [`mostly_distinct`] over the non-null values `value` reads from `column`'s first rows.
+fn sample_mostly_distinct<T: std::hash::Hash + Eq>(
+    column: &dyn Array,
+    value: impl Fn(usize) -> T,
+) -> bool {
+    let sample = column.len().min(DICTIONARY_SAMPLE);
     if sample < 64 {
         return false;
     }
-    let mut seen: rustc_hash::FxHashSet<&str> = rustc_hash::FxHashSet::default();
+    let mut seen: rustc_hash::FxHashSet<T> = rustc_hash::FxHashSet::default();
     seen.reserve(sample);
     let mut present = 0;
     for row in 0..sample {
-        if strings.is_valid(row) {
+        if column.is_valid(row) {
             present += 1;
-            seen.insert(strings.value(row));
+            seen.insert(value(row));
         }
     }
     present >= 64 && seen.len() * 4 >= present * 3
@@ -438,7 +458,17 @@ mod tests {
         let small = column((0..10).map(|at| Some(format!("doc-{at}"))).collect());
         assert!(!mostly_distinct(&small), "too few rows to judge");
         let numbers = arrow::array::Int64Array::from((0..2000).collect::<Vec<i64>>());
-        assert!(!mostly_distinct(&numbers), "only text columns");
+        assert!(mostly_distinct(&numbers), "distinct integers");
+        let offset =
+            arrow::array::Int64Array::from((0..2000).collect::<Vec<i64>>()).slice(1000, 1000);
+        assert!(mostly_distinct(&offset), "a slice reads its own rows");
+        let durations =
+            arrow::array::Int64Array::from((0..2000).map(|at| at % 50).collect::<Vec<i64>>());
+        assert!(!mostly_distinct(&durations), "repeating integers");
+        let flags = arrow::array::BooleanArray::from(
+            (0..2000).map(|at| at % 2 == 0).collect::<Vec<bool>>(),
+        );
+        assert!(!mostly_distinct(&flags), "only text and 64-bit columns");
     }
 
     fn group(tenant: &str, ids: &[&str]) -> Group {

@@ -9,6 +9,7 @@
 //! On Kafka, a record of a sanitized topic holds one sanitized message, or several, one a line
 //! ([`record_messages`]): the gateway packs a request's messages bound for one partition.
 
+pub mod json_string;
 pub mod timestamp;
 
 use std::collections::BTreeMap;

@@ -10,37 +10,9 @@ use serde::Deserialize;
 use serde::de::IntoDeserializer;
 use serde::de::value::{Error as ValueError, StrDeserializer};
 
+use veil_sanitized::json_string::special_offset;
+
 use super::{Entries, Text, Value, Wire};
-
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGHS: u64 = 0x8080_8080_8080_8080;
-
-/// Offset of the first `"`, `\\` or control character in `bytes`, eight bytes at a time (byte by
-/// byte this scan was most of the parse); `None` if there is none.
-#[inline]
-fn special_offset(bytes: &[u8]) -> Option<usize> {
-    let mut words = bytes.chunks_exact(8);
-    let mut offset = 0;
-    for word in &mut words {
-        let chunk = u64::from_le_bytes(word.try_into().ok()?);
-        let equal = |byte: u8| {
-            let probe = chunk ^ (ONES * u64::from(byte));
-            probe.wrapping_sub(ONES) & !probe & HIGHS
-        };
-        let control = chunk.wrapping_sub(ONES * 0x20) & !chunk & HIGHS;
-        let found = equal(b'"') | equal(b'\\') | control;
-        if found != 0 {
-            // The lowest flag is exact (borrows only run upwards from a real match).
-            return Some(offset + (found.trailing_zeros() / 8) as usize);
-        }
-        offset += 8;
-    }
-    words
-        .remainder()
-        .iter()
-        .position(|byte| matches!(byte, b'"' | b'\\' | 0..=0x1f))
-        .map(|at| offset + at)
-}
 
 /// A position in the record's text.
 struct Cursor<'a> {
@@ -243,44 +215,4 @@ pub(super) fn parse(text: &str) -> Option<Wire<'_>> {
         fields,
         pseudonyms,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::special_offset;
-
-    #[test]
-    fn special_offset_finds_the_first_quote_backslash_or_control_character() {
-        let reference = |bytes: &[u8]| {
-            bytes
-                .iter()
-                .position(|byte| matches!(byte, b'"' | b'\\' | 0..=0x1f))
-        };
-        let specials = [b'"', b'\\', 0x00, 0x1f, b'\n'];
-        // Bytes next to the specials' values, so a borrow or a near miss would show.
-        let fillers = [b'a', b' ', 0x21, 0x5b, 0x5d, 0x7f, 0x80, 0xc3, 0xff];
-        for length in 0..40 {
-            for filler in fillers {
-                let mut bytes = vec![filler; length];
-                assert_eq!(
-                    special_offset(&bytes),
-                    reference(&bytes),
-                    "none in {length}"
-                );
-                for at in 0..length {
-                    for special in specials {
-                        bytes[at] = special;
-                        assert_eq!(special_offset(&bytes), Some(at), "{special:#x} at {at}");
-                        // A second special after the first does not change the answer.
-                        if at + 1 < length {
-                            bytes[length - 1] = b'"';
-                            assert_eq!(special_offset(&bytes), reference(&bytes));
-                            bytes[length - 1] = filler;
-                        }
-                        bytes[at] = filler;
-                    }
-                }
-            }
-        }
-    }
 }

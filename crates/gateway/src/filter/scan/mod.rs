@@ -8,6 +8,8 @@
 
 use std::borrow::Cow;
 
+use veil_sanitized::json_string::special_offset;
+
 /// A syntax error: what was expected, and the byte offset where it was not found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SyntaxError {
@@ -16,16 +18,6 @@ pub(crate) struct SyntaxError {
 }
 
 pub(crate) type ScanResult<T> = Result<T, SyntaxError>;
-
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGHS: u64 = 0x8080_8080_8080_8080;
-
-/// Flags (in the high bit of each byte) the bytes of `chunk` equal to `byte`; the lowest flag is exact.
-#[inline(always)]
-fn flag_equal(chunk: u64, byte: u8) -> u64 {
-    let probe = chunk ^ (ONES * u64::from(byte));
-    probe.wrapping_sub(ONES) & !probe & HIGHS
-}
 
 /// The kinds of JSON value, by their first byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,26 +150,12 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// Offset of the next `"`, `\` or control character at or after `from`.
+    /// Offset of the next `"`, `\` or control character at or after `from` (the text's length
+    /// if there is none).
     #[inline(always)]
     fn find_special(&self, from: usize) -> usize {
-        let bytes = self.bytes;
-        let mut index = from;
-        while index + 8 <= bytes.len() {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(&bytes[index..index + 8]);
-            let chunk = u64::from_le_bytes(word);
-            let control = chunk.wrapping_sub(ONES * 0x20) & !chunk & HIGHS;
-            let mask = flag_equal(chunk, b'"') | flag_equal(chunk, b'\\') | control;
-            if mask != 0 {
-                return index + (mask.trailing_zeros() / 8) as usize;
-            }
-            index += 8;
-        }
-        while index < bytes.len() && !matches!(bytes[index], b'"' | b'\\' | 0x00..=0x1f) {
-            index += 1;
-        }
-        index
+        let rest = self.bytes.get(from..).unwrap_or_default();
+        from + special_offset(rest).unwrap_or(rest.len())
     }
 
     /// A string (the cursor is on its opening quote), borrowed when it has no escapes.
