@@ -16,23 +16,37 @@ pub type LeafId = u32;
 /// Index of a rule: one per accepted message type, and one per allowlisted track event.
 pub type RuleId = u32;
 
-/// A set of rules, one bit each.
+/// A set of rules, one bit each: the first 64 inline (the filter tests one per captured value,
+/// and a policy rarely has more rules), the rest in `more`.
 #[derive(Debug, Clone, Default)]
-struct RuleSet(Vec<u64>);
+struct RuleSet {
+    first: u64,
+    more: Vec<u64>,
+}
 
 impl RuleSet {
     fn with_capacity(rules: usize) -> RuleSet {
-        RuleSet(vec![0; rules.div_ceil(64).max(1)])
+        RuleSet {
+            first: 0,
+            more: vec![0; rules.div_ceil(64).saturating_sub(1)],
+        }
     }
 
     fn insert(&mut self, rule: RuleId) {
-        self.0[rule as usize / 64] |= 1 << (rule % 64);
+        let bit = 1 << (rule % 64);
+        match (rule / 64) as usize {
+            0 => self.first |= bit,
+            word => self.more[word - 1] |= bit,
+        }
     }
 
+    #[inline]
     fn contains(&self, rule: RuleId) -> bool {
-        self.0
-            .get(rule as usize / 64)
-            .is_some_and(|word| word & (1 << (rule % 64)) != 0)
+        let bit = 1 << (rule % 64);
+        match (rule / 64) as usize {
+            0 => self.first & bit != 0,
+            word => self.more.get(word - 1).is_some_and(|more| more & bit != 0),
+        }
     }
 }
 

@@ -243,6 +243,42 @@ fn the_compiled_policy_answers_per_rule_and_tier() {
 }
 
 #[test]
+fn rules_past_the_first_64_answer_like_the_first() {
+    // 130 events: rules beyond the inline word of a rule set, each with its own field.
+    let mut text = format!("{HEAD}track:\n  events:\n");
+    for event in 0..130 {
+        text.push_str(&format!(
+            "    E{event}:\n      reason: \"x\"\n      fields:\n        properties.f{event}: {{ keep: integer, reason: \"x\" }}\n"
+        ));
+    }
+    let policy = Allowlist::parse(&text).expect("valid").compile();
+    let properties = policy
+        .child(policy.root(), "properties")
+        .expect("properties");
+    let leaf = |event: usize| {
+        let node = policy.child(properties, &format!("f{event}")).expect("field");
+        policy.leaf_at(node).expect("leaf")
+    };
+    for event in [0, 63, 64, 65, 127, 128, 129] {
+        let (rule, _) = policy.event_rule(&format!("E{event}")).expect("event");
+        assert_eq!(
+            policy.permission(leaf(event), rule, Tier::Baseline),
+            Permission::Allowed,
+            "E{event}"
+        );
+        for other in [0, 64, 129] {
+            if other != event {
+                assert_eq!(
+                    policy.permission(leaf(other), rule, Tier::Enhanced),
+                    Permission::NotAllowlisted,
+                    "f{other} under E{event}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn diff_lists_exactly_what_is_newly_let_out() {
     let old = Allowlist::parse(&format!(
         "{HEAD}track:\n  fields:\n    properties.feature: {{ keep: string, reason: \"x\" }}\n    properties.doc_id: {{ pseudonymize: document, reason: \"x\" }}\n    properties.count: {{ keep: integer, tier: enhanced, reason: \"x\" }}\n  events:\n    A: {{ reason: \"x\" }}\n"
