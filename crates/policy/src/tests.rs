@@ -256,7 +256,9 @@ fn rules_past_the_first_64_answer_like_the_first() {
         .child(policy.root(), "properties")
         .expect("properties");
     let leaf = |event: usize| {
-        let node = policy.child(properties, &format!("f{event}")).expect("field");
+        let node = policy
+            .child(properties, &format!("f{event}"))
+            .expect("field");
         policy.leaf_at(node).expect("leaf")
     };
     for event in [0, 63, 64, 65, 127, 128, 129] {

@@ -12,7 +12,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use rustc_hash::FxHashMap;
-use veil_policy::{LeafAction, Policy, ValueType};
+use veil_policy::{LeafAction, Policy, ValueType, reportable_path};
 
 use crate::row::{Row, Value};
 
@@ -27,6 +27,8 @@ enum ColumnKind {
 }
 
 /// Why a message cannot be stored under the current layout (it goes to the dead-letter topic).
+/// Paths are rendered by [`reportable_path`]: a producer other than the gateway may write keys
+/// that are data (an e-mail address), and these reasons are logged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LayoutError {
     /// A field path the current allowlist does not declare.
@@ -106,7 +108,7 @@ impl TableLayout {
         self.index
             .get(path)
             .map(|at| (*at, self.fields[*at].1))
-            .ok_or_else(|| LayoutError::UnknownField(path.to_owned()))
+            .ok_or_else(|| LayoutError::UnknownField(reportable_path(path)))
     }
 
     /// [`TableLayout::column_of`] for the field at position `at` of a row, trying the column
@@ -208,20 +210,20 @@ impl EventColumns {
                     | (ColumnKind::Boolean, Value::Bool(_))
             );
             if !fits {
-                return Err(LayoutError::WrongType(path.to_string()));
+                return Err(LayoutError::WrongType(reportable_path(path)));
             }
             if self.sources[column] != 0 {
-                return Err(LayoutError::Repeated(path.to_string()));
+                return Err(LayoutError::Repeated(reportable_path(path)));
             }
             self.sources[column] = 1 + at as u32;
         }
         for (at, (path, _)) in row.pseudonyms.iter().enumerate() {
             let (column, kind) = layout.column_at(&mut self.remembered_pseudonyms, at, path)?;
             if kind != ColumnKind::Pseudonym {
-                return Err(LayoutError::WrongType(path.to_string()));
+                return Err(LayoutError::WrongType(reportable_path(path)));
             }
             if self.sources[column] != 0 {
-                return Err(LayoutError::Repeated(path.to_string()));
+                return Err(LayoutError::Repeated(reportable_path(path)));
             }
             self.sources[column] = PSEUDONYM | (1 + at as u32);
         }
@@ -438,6 +440,17 @@ track:
         assert_eq!(
             columns.append(&layout, &row(&unknown)),
             Err(LayoutError::UnknownField("context.app.build".to_owned()))
+        );
+        // A key another producer wrote may be data: the reason (which is logged) masks it.
+        let personal = MESSAGE.replace("context.app.name", "traits.Jane Doe <jane@example.com>");
+        let refused = columns
+            .append(&layout, &row(&personal))
+            .expect_err("unknown");
+        assert_eq!(refused, LayoutError::UnknownField("traits.*.*".to_owned()));
+        let reason = refused.to_string();
+        assert!(
+            !reason.contains("Jane") && !reason.contains("example"),
+            "{reason}"
         );
         let wrong = MESSAGE.replace(
             "\"properties.duration_ms\":12",

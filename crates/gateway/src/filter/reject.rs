@@ -152,28 +152,7 @@ impl DropReason {
     }
 }
 
-/// Whether a client-chosen key may appear in counters and reports as it is.
-///
-/// Keys are data too: one could be an e-mail address or a name. Only short identifier-like
-/// keys are shown; anything else is reported as `*`.
-pub fn is_reportable_key(key: &str) -> bool {
-    !key.is_empty()
-        && key.len() <= 64
-        && key
-            .bytes()
-            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'$'))
-        && !key
-            .bytes()
-            .all(|byte| byte.is_ascii_digit() || byte == b'-')
-}
-
-/// Appends `key` to a dotted path as it may be reported.
-pub fn push_reportable_key(path: &mut String, key: &str) {
-    if !path.is_empty() {
-        path.push('.');
-    }
-    path.push_str(if is_reportable_key(key) { key } else { "*" });
-}
+pub use veil_policy::{is_reportable_key, push_reportable_key};
 
 /// Whether a client-chosen event name may appear in audit records as it is: up to 64 characters
 /// of letters, digits, spaces and `_ - . : /`, with no e-mail or IP address and no long digit run

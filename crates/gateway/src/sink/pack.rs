@@ -43,6 +43,9 @@ pub fn partition_for(key: &[u8], partitions: i32) -> i32 {
     i32::try_from(crc32fast::hash(key) % count).unwrap_or(0)
 }
 
+/// One partition's messages of a batch, in order: (topic, partition, (key, payload) pairs).
+type PartitionGroup<'b> = (&'b str, i32, Vec<(&'b [u8], &'b [u8])>);
+
 impl RecordBatch {
     /// The batch as the records to send: messages grouped by topic and partition in their
     /// original order, each group packed into records of at most `max_bytes` (a single message
@@ -55,7 +58,7 @@ impl RecordBatch {
     ) -> Vec<PackedRecord<'_>> {
         // Messages grouped by (topic, partition), each group in the batch's order; a batch
         // spans few partitions, so the groups are found by a linear search.
-        let mut groups: Vec<(&str, i32, Vec<(&[u8], &[u8])>)> = Vec::new();
+        let mut groups: Vec<PartitionGroup<'_>> = Vec::new();
         let mut records = Vec::new();
         for (topic, key, payload) in self.iter() {
             let Some(count) = partitions(topic) else {
