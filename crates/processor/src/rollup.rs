@@ -7,14 +7,18 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use std::hash::{Hash, Hasher};
+
 use arrow::array::{
     Array, ArrayRef, BooleanArray, BooleanBuilder, Int64Array, Int64Builder, StringArray,
-    StringBuilder,
+    StringBuilder, UInt32Array, new_null_array,
 };
+use arrow::compute::take;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
-use rustc_hash::FxHashMap;
+use hashbrown::HashTable;
+use rustc_hash::FxHasher;
 
 /// The column holding the user pseudonym (`userId`'s, else `anonymousId`'s).
 pub const USER: &str = "user";
@@ -49,26 +53,33 @@ pub fn schema() -> SchemaRef {
     ]))
 }
 
-type Key<'r> = (
-    Option<&'r str>,
-    bool,
-    &'r str,
-    Option<&'r str>,
-    Option<&'r str>,
-    [Option<&'r str>; 4],
-    &'r str,
-);
+/// A text column's value at `row` (`None` when the column is absent or the value null).
+fn value(column: Option<&StringArray>, row: usize) -> Option<&str> {
+    column
+        .filter(|column| column.is_valid(row))
+        .map(|column| column.value(row))
+}
 
-fn strings<'r>(groups: &[(Key<'r>, i64)], pick: impl Fn(&Key<'r>) -> Option<&'r str>) -> ArrayRef {
-    let mut builder = StringBuilder::with_capacity(groups.len(), groups.len() * 16);
-    for (key, _) in groups {
-        builder.append_option(pick(key));
+/// `column` (if the events table has it as text) at the groups' first rows, else nulls (or
+/// empty strings for the non-null key columns).
+fn pick(
+    column: Option<&StringArray>,
+    rows: &UInt32Array,
+    nullable: bool,
+) -> Result<ArrayRef, ArrowError> {
+    match column {
+        Some(column) => take(column, rows, None),
+        None if nullable => Ok(new_null_array(&DataType::Utf8, rows.len())),
+        None => Ok(Arc::new(StringArray::from(vec![""; rows.len()]))),
     }
-    Arc::new(builder.finish())
 }
 
 /// The rollup of one tenant/day group's events batch ([`crate::columns`]), in first-seen order.
 /// Columns the allowlist does not declare (or declares as other than text) count as nulls.
+///
+/// Groups are found by row: a table of (key hash, group) whose keys are read in the Arrow
+/// columns, so no key is copied; each output column is then one `take` of the groups' first
+/// rows (the rows of a flush rarely repeat a key, so most rows start a group).
 pub fn batch(events: &RecordBatch) -> Result<RecordBatch, ArrowError> {
     let text = |name: &str| {
         events
@@ -76,60 +87,91 @@ pub fn batch(events: &RecordBatch) -> Result<RecordBatch, ArrowError> {
             .and_then(|column| column.as_any().downcast_ref::<StringArray>())
     };
     let (user_ids, anonymous_ids) = (text(USER_ID), text(ANONYMOUS_ID));
-    let (kinds, names, epochs) = (text("type"), text("name"), text("key_epoch"));
-    let event_names = text("event");
-    let dimensions = [text(FEATURE), text(PRODUCT), text(VERSION), text(OS)];
-    fn value(column: Option<&StringArray>, row: usize) -> Option<&str> {
-        column
-            .filter(|column| column.is_valid(row))
-            .map(|column| column.value(row))
-    }
+    // The key besides the user, in the output's column order.
+    let dimensions = [
+        text("type"),
+        text("event"),
+        text("name"),
+        text(FEATURE),
+        text(PRODUCT),
+        text(VERSION),
+        text(OS),
+        text("key_epoch"),
+    ];
+    let user = |row: usize| match value(user_ids, row) {
+        Some(user) => (Some(user), true),
+        None => (value(anonymous_ids, row), false),
+    };
+    let hash = |row: usize| {
+        let mut hasher = FxHasher::default();
+        user(row).hash(&mut hasher);
+        for column in dimensions {
+            value(column, row).hash(&mut hasher);
+        }
+        hasher.finish()
+    };
+    let same_key = |left: usize, right: usize| {
+        user(left) == user(right)
+            && dimensions
+                .iter()
+                .all(|column| value(*column, left) == value(*column, right))
+    };
     let rows = events.num_rows();
-    let mut index: FxHashMap<Key<'_>, usize> =
-        FxHashMap::with_capacity_and_hasher(rows / 2, Default::default());
-    let mut groups: Vec<(Key<'_>, i64)> = Vec::with_capacity(rows / 2);
+    let mut groups: HashTable<(u64, u32)> = HashTable::with_capacity(rows);
+    let mut first_rows: Vec<u32> = Vec::with_capacity(rows);
+    let mut counts: Vec<i64> = Vec::with_capacity(rows);
     for row in 0..rows {
-        let (user, identified) = match value(user_ids, row) {
-            Some(user) => (Some(user), true),
-            None => (value(anonymous_ids, row), false),
-        };
-        let key: Key<'_> = (
-            user,
-            identified,
-            value(kinds, row).unwrap_or_default(),
-            value(event_names, row),
-            value(names, row),
-            dimensions.map(|column| value(column, row)),
-            value(epochs, row).unwrap_or_default(),
-        );
-        match index.entry(key) {
-            std::collections::hash_map::Entry::Occupied(at) => groups[*at.get()].1 += 1,
-            std::collections::hash_map::Entry::Vacant(vacant) => {
-                vacant.insert(groups.len());
-                groups.push((key, 1));
+        let row_hash = hash(row);
+        let found = groups.find(row_hash, |&(group_hash, group)| {
+            group_hash == row_hash && same_key(first_rows[group as usize] as usize, row)
+        });
+        match found {
+            Some(&(_, group)) => counts[group as usize] += 1,
+            None => {
+                let (Ok(group), Ok(first)) = (u32::try_from(first_rows.len()), u32::try_from(row))
+                else {
+                    return Err(ArrowError::ComputeError(
+                        "too many rows for one rollup".into(),
+                    ));
+                };
+                groups.insert_unique(row_hash, (row_hash, group), |&(group_hash, _)| group_hash);
+                first_rows.push(first);
+                counts.push(1);
             }
         }
     }
-    let mut identified = BooleanBuilder::with_capacity(groups.len());
-    let mut counts = Int64Builder::with_capacity(groups.len());
-    for (key, count) in &groups {
-        identified.append_value(key.1);
-        counts.append_value(*count);
+    let mut users = StringBuilder::with_capacity(first_rows.len(), first_rows.len() * 24);
+    let mut identified = BooleanBuilder::with_capacity(first_rows.len());
+    for &row in &first_rows {
+        let (pseudonym, from_user_id) = user(row as usize);
+        users.append_option(pseudonym);
+        identified.append_value(from_user_id);
     }
+    let first_rows = UInt32Array::from(first_rows);
+    let [
+        kinds,
+        event_names,
+        names,
+        features,
+        products,
+        versions,
+        oses,
+        epochs,
+    ] = dimensions;
     RecordBatch::try_new(
         schema(),
         vec![
-            strings(&groups, |key| key.0),
+            Arc::new(users.finish()),
             Arc::new(identified.finish()),
-            strings(&groups, |key| Some(key.2)),
-            strings(&groups, |key| key.3),
-            strings(&groups, |key| key.4),
-            strings(&groups, |key| key.5[0]),
-            strings(&groups, |key| key.5[1]),
-            strings(&groups, |key| key.5[2]),
-            strings(&groups, |key| key.5[3]),
-            strings(&groups, |key| Some(key.6)),
-            Arc::new(counts.finish()),
+            pick(kinds, &first_rows, false)?,
+            pick(event_names, &first_rows, true)?,
+            pick(names, &first_rows, true)?,
+            pick(features, &first_rows, true)?,
+            pick(products, &first_rows, true)?,
+            pick(versions, &first_rows, true)?,
+            pick(oses, &first_rows, true)?,
+            pick(epochs, &first_rows, false)?,
+            Arc::new(Int64Array::from(counts)),
         ],
     )
 }
