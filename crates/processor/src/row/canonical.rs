@@ -6,11 +6,8 @@
 
 use std::borrow::Cow;
 
-use serde::Deserialize;
-use serde::de::IntoDeserializer;
-use serde::de::value::{Error as ValueError, StrDeserializer};
-
 use veil_sanitized::json_string::special_offset;
+use veil_sanitized::{MessageKind, Tier};
 
 use super::{Entries, Text, Value, Wire};
 
@@ -47,6 +44,45 @@ impl<'a> Cursor<'a> {
         let text = self.text.get(start..end)?;
         self.at = end + 1;
         Some(text)
+    }
+
+    /// Which of the top-level keys `expected`, `expected + 1` and `expected + 2` (the gateway
+    /// writes them in [`TOP_LEVEL_KEYS`] order; `event` and `name` are optional) starts at the
+    /// cursor, consumed with its `:`; `None` leaves the cursor for the general path.
+    #[inline]
+    fn expected_key(&mut self, expected: usize) -> Option<u32> {
+        let block: &[u8; 16] = self.text.as_bytes().get(self.at..)?.first_chunk()?;
+        let block = u128::from_le_bytes(*block);
+        (expected..TOP_LEVEL_PATTERNS.len().min(expected + 3)).find_map(|bit| {
+            let (pattern, mask) = TOP_LEVEL_PATTERNS[bit];
+            (block & mask == pattern).then(|| {
+                self.at += TOP_LEVEL_KEYS[bit].len();
+                bit as u32
+            })
+        })
+    }
+
+    /// A top-level key read in full, and its bit (`None` for a key the contract does not have).
+    fn any_key(&mut self) -> Option<u32> {
+        let key = self.string()?;
+        self.eat(b':')?;
+        let bit = match key {
+            "schema" => 0,
+            "tenant" => 1,
+            "tier" => 2,
+            "policy" => 3,
+            "keyEpoch" => 4,
+            "type" => 5,
+            "messageId" => 6,
+            "timestamp" => 7,
+            "receivedAt" => 8,
+            "event" => 9,
+            "name" => 10,
+            "fields" => 11,
+            "pseudonyms" => 12,
+            _ => return None,
+        };
+        Some(bit)
     }
 
     /// An integer of at most 18 digits (always an `i64`, as serde reads it); `None` for
@@ -112,11 +148,47 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// A unit enum (`Tier`, `MessageKind`) by its serde name.
-fn variant<'de, T: Deserialize<'de>>(name: &'de str) -> Option<T> {
-    let names: StrDeserializer<'de, ValueError> = name.into_deserializer();
-    T::deserialize(names).ok()
+/// The contract's top-level keys in the gateway's order, each as `"key":`; a key's index is its
+/// bit in `parse`'s `seen`.
+const TOP_LEVEL_KEYS: [&str; 13] = [
+    "\"schema\":",
+    "\"tenant\":",
+    "\"tier\":",
+    "\"policy\":",
+    "\"keyEpoch\":",
+    "\"type\":",
+    "\"messageId\":",
+    "\"timestamp\":",
+    "\"receivedAt\":",
+    "\"event\":",
+    "\"name\":",
+    "\"fields\":",
+    "\"pseudonyms\":",
+];
+
+/// A top-level key as 16 little-endian bytes and the mask of its length (every key is shorter).
+const fn key_pattern(key: &str) -> (u128, u128) {
+    let bytes = key.as_bytes();
+    assert!(bytes.len() < 16);
+    let (mut pattern, mut mask, mut at) = (0_u128, 0_u128, 0);
+    while at < bytes.len() {
+        pattern |= (bytes[at] as u128) << (8 * at);
+        mask |= 0xff << (8 * at);
+        at += 1;
+    }
+    (pattern, mask)
 }
+
+/// [`TOP_LEVEL_KEYS`] as patterns, so the expected next key costs one 16-byte comparison.
+const TOP_LEVEL_PATTERNS: [(u128, u128); 13] = {
+    let mut patterns = [(0, 0); 13];
+    let mut at = 0;
+    while at < 13 {
+        patterns[at] = key_pattern(TOP_LEVEL_KEYS[at]);
+        at += 1;
+    }
+    patterns
+};
 
 /// The message if it is in the canonical encoding, else `None` (read it with serde).
 pub(super) fn parse(text: &str) -> Option<Wire<'_>> {
@@ -128,66 +200,32 @@ pub(super) fn parse(text: &str) -> Option<Wire<'_>> {
     let (mut fields, mut pseudonyms) = (Entries::default(), Entries::default());
     let mut seen = 0_u16;
     cursor.eat(b'{')?;
+    let mut expected = 0;
     loop {
-        let key = cursor.string()?;
-        cursor.eat(b':')?;
+        let bit = match cursor.expected_key(expected) {
+            Some(bit) => bit,
+            None => cursor.any_key()?,
+        };
+        expected = bit as usize + 1;
         // Each of the contract's top-level keys has one bit in `seen`; a key given twice is
         // left to serde (which names the duplicate).
-        let bit: u32 = match key {
-            "schema" => {
-                schema = Some(u32::try_from(cursor.integer()?).ok()?);
-                0
-            }
-            "tenant" => {
-                tenant = Some(cursor.string()?);
-                1
-            }
-            "tier" => {
-                tier = Some(variant(cursor.string()?)?);
-                2
-            }
-            "policy" => {
-                policy = Some(cursor.string()?);
-                3
-            }
-            "keyEpoch" => {
-                key_epoch = Some(cursor.string()?);
-                4
-            }
-            "type" => {
-                kind = Some(variant(cursor.string()?)?);
-                5
-            }
-            "messageId" => {
-                message_id = Some(cursor.string()?);
-                6
-            }
-            "timestamp" => {
-                timestamp = Some(cursor.string()?);
-                7
-            }
-            "receivedAt" => {
-                received_at = Some(cursor.string()?);
-                8
-            }
-            "event" => {
-                event = cursor.optional_string()?;
-                9
-            }
-            "name" => {
-                name = cursor.optional_string()?;
-                10
-            }
-            "fields" => {
-                fields = cursor.object(Cursor::scalar)?;
-                11
-            }
-            "pseudonyms" => {
+        match bit {
+            0 => schema = Some(u32::try_from(cursor.integer()?).ok()?),
+            1 => tenant = Some(cursor.string()?),
+            2 => tier = Some(cursor.string()?.parse::<Tier>().ok()?),
+            3 => policy = Some(cursor.string()?),
+            4 => key_epoch = Some(cursor.string()?),
+            5 => kind = Some(MessageKind::from_wire(cursor.string()?)?),
+            6 => message_id = Some(cursor.string()?),
+            7 => timestamp = Some(cursor.string()?),
+            8 => received_at = Some(cursor.string()?),
+            9 => event = cursor.optional_string()?,
+            10 => name = cursor.optional_string()?,
+            11 => fields = cursor.object(Cursor::scalar)?,
+            _ => {
                 pseudonyms = cursor.object(|cursor| Some(Text(Cow::Borrowed(cursor.string()?))))?;
-                12
             }
-            _ => return None,
-        };
+        }
         if seen & (1 << bit) != 0 {
             return None;
         }
