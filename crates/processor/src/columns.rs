@@ -12,7 +12,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use rustc_hash::FxHashMap;
-use veil_policy::{LeafAction, Policy, ValueType, reportable_path};
+use veil_policy::{LeafAction, Policy, ValueType, reportable_path, short_eq};
 
 use crate::row::{Row, Value};
 
@@ -123,7 +123,7 @@ impl TableLayout {
     ) -> Result<(usize, ColumnKind), LayoutError> {
         if let Some(&column) = remembered.get(at)
             && let Some((name, kind)) = self.fields.get(column as usize)
-            && name == path
+            && short_eq(name.as_bytes(), path.as_bytes())
         {
             return Ok((column as usize, *kind));
         }
