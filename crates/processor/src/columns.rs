@@ -111,27 +111,32 @@ impl TableLayout {
             .ok_or_else(|| LayoutError::UnknownField(reportable_path(path)))
     }
 
-    /// [`TableLayout::column_of`] for the field at position `at` of a row, trying the column
-    /// that position held in the previous row first (`remembered`): a gateway writes fields in
-    /// the same order, so one string comparison usually replaces the hash lookup.
+    /// [`TableLayout::column_of`] for a row's next field, trying first the column that followed
+    /// the previous field's column last time (`successors[previous]`, where `previous` is that
+    /// column + 1, or 0 before a row's first field): fields come in the gateway's order, so one
+    /// comparison usually replaces the hash lookup, also when rows of different events hold
+    /// different fields (a successor survives a field that is missing or added before it, where
+    /// the column of a position did not).
     #[inline]
-    fn column_at(
+    fn column_after(
         &self,
-        remembered: &mut Vec<u32>,
-        at: usize,
+        successors: &mut Vec<u32>,
+        previous: &mut usize,
         path: &str,
     ) -> Result<(usize, ColumnKind), LayoutError> {
-        if let Some(&column) = remembered.get(at)
+        if let Some(&column) = successors.get(*previous)
             && let Some((name, kind)) = self.fields.get(column as usize)
             && short_eq(name.as_bytes(), path.as_bytes())
         {
+            *previous = column as usize + 1;
             return Ok((column as usize, *kind));
         }
         let (column, kind) = self.column_of(path)?;
-        if remembered.len() <= at {
-            remembered.resize(at + 1, u32::MAX);
+        if successors.len() <= *previous {
+            successors.resize(self.fields.len() + 1, u32::MAX);
         }
-        remembered[at] = u32::try_from(column).unwrap_or(u32::MAX);
+        successors[*previous] = u32::try_from(column).unwrap_or(u32::MAX);
+        *previous = column + 1;
         Ok((column, kind))
     }
 }
@@ -160,10 +165,10 @@ pub struct EventColumns {
     fields: Vec<FieldColumn>,
     /// Per-row scratch: where each field column's value is (see [`PSEUDONYM`]).
     sources: Vec<u32>,
-    /// The column of each position of the previous row's fields, then of its pseudonyms
-    /// (see [`TableLayout::column_at`]).
-    remembered_fields: Vec<u32>,
-    remembered_pseudonyms: Vec<u32>,
+    /// For each column (index + 1; 0 is a row's start), the column of the field that followed
+    /// it last time, among fields, then among pseudonyms (see [`TableLayout::column_after`]).
+    field_successors: Vec<u32>,
+    pseudonym_successors: Vec<u32>,
 }
 
 impl EventColumns {
@@ -186,8 +191,8 @@ impl EventColumns {
                 })
                 .collect(),
             sources: vec![0; layout.fields.len()],
-            remembered_fields: Vec::new(),
-            remembered_pseudonyms: Vec::new(),
+            field_successors: Vec::new(),
+            pseudonym_successors: Vec::new(),
         }
     }
 
@@ -200,8 +205,10 @@ impl EventColumns {
     pub fn append(&mut self, layout: &TableLayout, row: &Row<'_>) -> Result<(), LayoutError> {
         debug_assert_eq!(self.fields.len(), layout.fields.len());
         self.sources.fill(0);
+        let mut previous = 0;
         for (at, (path, value)) in row.fields.iter().enumerate() {
-            let (column, kind) = layout.column_at(&mut self.remembered_fields, at, path)?;
+            let (column, kind) =
+                layout.column_after(&mut self.field_successors, &mut previous, path)?;
             let fits = matches!(
                 (kind, value),
                 (ColumnKind::Text, Value::Str(_))
@@ -217,8 +224,10 @@ impl EventColumns {
             }
             self.sources[column] = 1 + at as u32;
         }
+        let mut previous = 0;
         for (at, (path, _)) in row.pseudonyms.iter().enumerate() {
-            let (column, kind) = layout.column_at(&mut self.remembered_pseudonyms, at, path)?;
+            let (column, kind) =
+                layout.column_after(&mut self.pseudonym_successors, &mut previous, path)?;
             if kind != ColumnKind::Pseudonym {
                 return Err(LayoutError::WrongType(reportable_path(path)));
             }
