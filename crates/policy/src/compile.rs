@@ -358,7 +358,7 @@ impl Policy {
 }
 
 /// Byte equality without a call into `memcmp` or a byte loop for short keys: two overlapping
-/// fixed-size loads cover any length up to 32 (dotted field paths are mostly 17 to 25 bytes).
+/// fixed-size loads cover any length up to 16.
 #[inline(always)]
 pub fn short_eq(left: &[u8], right: &[u8]) -> bool {
     let length = left.len();
@@ -377,12 +377,6 @@ pub fn short_eq(left: &[u8], right: &[u8]) -> bool {
             .and_then(|b| <[u8; 4]>::try_from(b).ok())
             .map_or(0, u32::from_le_bytes)
     };
-    let block = |bytes: &[u8], at: usize| {
-        bytes
-            .get(at..at + 16)
-            .and_then(|b| <[u8; 16]>::try_from(b).ok())
-            .map_or(0, u128::from_le_bytes)
-    };
     match length {
         0..=3 => left == right,
         4..=7 => {
@@ -390,10 +384,6 @@ pub fn short_eq(left: &[u8], right: &[u8]) -> bool {
         }
         8..=16 => {
             word(left, 0) == word(right, 0) && word(left, length - 8) == word(right, length - 8)
-        }
-        17..=32 => {
-            block(left, 0) == block(right, 0)
-                && block(left, length - 16) == block(right, length - 16)
         }
         _ => left == right,
     }

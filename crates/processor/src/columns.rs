@@ -16,6 +16,29 @@ use veil_policy::{LeafAction, Policy, ValueType, reportable_path, short_eq};
 
 use crate::row::{Row, Value};
 
+/// Byte equality of two field paths without a call into `memcmp`: paths are mostly 17 to 25
+/// bytes, which two overlapping 16-byte loads cover (shorter ones go to [`short_eq`]).
+#[inline(always)]
+fn path_eq(left: &[u8], right: &[u8]) -> bool {
+    let length = left.len();
+    if length != right.len() {
+        return false;
+    }
+    let block = |bytes: &[u8], at: usize| {
+        bytes
+            .get(at..)
+            .and_then(<[u8]>::first_chunk::<16>)
+            .map_or(0, |block| u128::from_le_bytes(*block))
+    };
+    match length {
+        17..=32 => {
+            block(left, 0) == block(right, 0)
+                && block(left, length - 16) == block(right, length - 16)
+        }
+        _ => short_eq(left, right),
+    }
+}
+
 /// How one allowlisted field is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ColumnKind {
@@ -126,7 +149,7 @@ impl TableLayout {
     ) -> Result<(usize, ColumnKind), LayoutError> {
         if let Some(&column) = successors.get(*previous)
             && let Some((name, kind)) = self.fields.get(column as usize)
-            && short_eq(name.as_bytes(), path.as_bytes())
+            && path_eq(name.as_bytes(), path.as_bytes())
         {
             *previous = column as usize + 1;
             return Ok((column as usize, *kind));
@@ -335,6 +358,21 @@ track:
     }
 
     const MESSAGE: &str = r#"{"schema":1,"tenant":"t-1","tier":"baseline","policy":"sha256:0000000000000000000000000000000000000000000000000000000000000000","keyEpoch":"2026-11","type":"track","messageId":"m-1","timestamp":"2026-11-22T23:59:59.500+01:00","receivedAt":"2026-11-23T10:00:00.000Z","event":"Document Opened","fields":{"context.app.name":"DMS Web","properties.duration_ms":12,"properties.success":true},"pseudonyms":{"userId":"AAAAAAAAAAAAAAAAAAAAAA"}}"#;
+
+    #[test]
+    fn path_eq_agrees_with_slice_equality_at_every_length() {
+        let text: Vec<u8> = (0..40u8).map(|byte| b'a' + byte % 26).collect();
+        for length in 0..text.len() {
+            let left = &text[..length];
+            assert!(path_eq(left, left));
+            for at in 0..length {
+                let mut right = left.to_vec();
+                right[at] ^= 0x20;
+                assert!(!path_eq(left, &right), "length {length}, differing at {at}");
+            }
+            assert!(!path_eq(left, &text[..length + 1]));
+        }
+    }
 
     #[test]
     fn columns_are_typed_as_the_allowlist_declares() {
