@@ -10,7 +10,7 @@ use crate::audit::{self, AuditRow, decode_audit};
 use crate::columns::{EventColumns, TableLayout};
 use crate::dedup::DedupWindow;
 use crate::metrics::ProcessorStats;
-use crate::row::Row;
+use crate::row::{Row, RowScratch};
 use crate::store::Group;
 use crate::timestamp::Day;
 use crate::{rollup, tables};
@@ -36,6 +36,8 @@ pub(crate) struct PartitionBuffer {
     /// When the first record of this buffer was read.
     pub(super) oldest: Option<Instant>,
     pub(super) dedup: DedupWindow,
+    /// The decoded rows' field lists, reused from one message to the next.
+    scratch: RowScratch,
     /// The next offset to read (for lag), once known.
     pub(super) position: Option<i64>,
 }
@@ -52,6 +54,7 @@ impl PartitionBuffer {
             last_offset: -1,
             oldest: None,
             dedup,
+            scratch: RowScratch::default(),
             position: None,
         }
     }
@@ -113,12 +116,14 @@ impl PartitionBuffer {
         layout: &TableLayout,
         stats: &ProcessorStats,
     ) -> Result<(), String> {
-        let row = Row::decode(payload).map_err(|error| error.to_string())?;
+        let row =
+            Row::decode_reusing(payload, &mut self.scratch).map_err(|error| error.to_string())?;
         if !self
             .dedup
             .first_sighting(&row.tenant, &row.message_id, row.received_ms)
         {
             stats.duplicates.inc();
+            self.scratch.recycle(row);
             return Ok(());
         }
         let group = self.group_of(&row.tenant, row.day, layout);
@@ -128,6 +133,7 @@ impl PartitionBuffer {
             return Err(error.to_string());
         }
         self.rows += 1;
+        self.scratch.recycle(row);
         Ok(())
     }
 

@@ -126,13 +126,15 @@ impl<'a> Cursor<'a> {
         self.string().map(|text| Some(Text(Cow::Borrowed(text))))
     }
 
-    /// An object's entries in order, each value read by `value`.
+    /// An object's entries in order, each value read by `value`, into `entries` (empty; reused
+    /// from an earlier row for its allocation).
     fn object<V>(
         &mut self,
+        mut entries: Vec<(Cow<'a, str>, V)>,
         mut value: impl FnMut(&mut Self) -> Option<V>,
     ) -> Option<Entries<'a, V>> {
+        debug_assert!(entries.is_empty());
         self.eat(b'{')?;
-        let mut entries = Vec::with_capacity(16);
         if self.eat(b'}').is_some() {
             return Some(Entries(entries));
         }
@@ -190,14 +192,20 @@ const TOP_LEVEL_PATTERNS: [(u128, u128); 13] = {
     patterns
 };
 
-/// The message if it is in the canonical encoding, else `None` (read it with serde).
-pub(super) fn parse(text: &str) -> Option<Wire<'_>> {
+/// The message if it is in the canonical encoding, else `None` (read it with serde). Its
+/// `fields` and `pseudonyms` are read into the given (empty) lists.
+pub(super) fn parse<'a>(
+    text: &'a str,
+    field_list: Vec<(Cow<'a, str>, Value<'a>)>,
+    pseudonym_list: Vec<(Cow<'a, str>, Text<'a>)>,
+) -> Option<Wire<'a>> {
     let mut cursor = Cursor { text, at: 0 };
     let (mut schema, mut tenant, mut tier, mut policy, mut key_epoch) =
         (None, None, None, None, None);
     let (mut kind, mut message_id, mut timestamp, mut received_at) = (None, None, None, None);
     let (mut event, mut name) = (None, None);
     let (mut fields, mut pseudonyms) = (Entries::default(), Entries::default());
+    let (mut field_list, mut pseudonym_list) = (Some(field_list), Some(pseudonym_list));
     let mut seen = 0_u16;
     cursor.eat(b'{')?;
     let mut expected = 0;
@@ -221,9 +229,12 @@ pub(super) fn parse(text: &str) -> Option<Wire<'_>> {
             8 => received_at = Some(cursor.string()?),
             9 => event = cursor.optional_string()?,
             10 => name = cursor.optional_string()?,
-            11 => fields = cursor.object(Cursor::scalar)?,
+            11 => fields = cursor.object(field_list.take().unwrap_or_default(), Cursor::scalar)?,
             _ => {
-                pseudonyms = cursor.object(|cursor| Some(Text(Cow::Borrowed(cursor.string()?))))?;
+                pseudonyms = cursor
+                    .object(pseudonym_list.take().unwrap_or_default(), |cursor| {
+                        Some(Text(Cow::Borrowed(cursor.string()?)))
+                    })?;
             }
         }
         if seen & (1 << bit) != 0 {

@@ -204,11 +204,47 @@ fn wire_with_serde(text: &str) -> Result<Wire<'_>, DecodeError> {
     })
 }
 
+/// A row's field lists kept between rows ([`Row::decode_reusing`]), so that decoding a
+/// message does not allocate (and dropping it free) two lists.
+#[derive(Debug, Default)]
+pub struct RowScratch {
+    fields: Vec<(Cow<'static, str>, Value<'static>)>,
+    pseudonyms: Vec<(Cow<'static, str>, Cow<'static, str>)>,
+}
+
+/// An emptied list for entries of another lifetime, keeping its allocation: an empty `Vec`'s
+/// `into_iter().map().collect()` into elements of the same layout is collected in place.
+fn relist<From, To>(mut list: Vec<From>) -> Vec<To> {
+    list.clear();
+    list.into_iter()
+        .map(|_| unreachable!("the list was just cleared"))
+        .collect()
+}
+
+impl RowScratch {
+    /// Takes back a row's lists, emptied, for the next row.
+    pub fn recycle(&mut self, row: Row<'_>) {
+        self.fields = relist(row.fields);
+        self.pseudonyms = relist(row.pseudonyms);
+    }
+}
+
 impl<'a> Row<'a> {
     /// Decodes one Kafka record's payload.
     pub fn decode(payload: &'a [u8]) -> Result<Row<'a>, DecodeError> {
+        Row::decode_reusing(payload, &mut RowScratch::default())
+    }
+
+    /// [`Row::decode`] into the lists `scratch` holds (give them back with
+    /// [`RowScratch::recycle`]).
+    pub fn decode_reusing(
+        payload: &'a [u8],
+        scratch: &mut RowScratch,
+    ) -> Result<Row<'a>, DecodeError> {
         let text = utf8(payload)?;
-        let wire = match canonical::parse(text) {
+        let fields = relist(std::mem::take(&mut scratch.fields));
+        let pseudonyms = relist(std::mem::take(&mut scratch.pseudonyms));
+        let wire = match canonical::parse(text, fields, pseudonyms) {
             Some(wire) => wire,
             None => wire_with_serde(text)?,
         };
