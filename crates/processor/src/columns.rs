@@ -17,7 +17,9 @@ use veil_policy::{LeafAction, Policy, ValueType, reportable_path, short_eq};
 use crate::row::{Row, Value};
 
 /// Byte equality of two field paths without a call into `memcmp`: paths are mostly 17 to 25
-/// bytes, which two overlapping 16-byte loads cover (shorter ones go to [`short_eq`]).
+/// bytes, which two overlapping 16-byte loads cover (shorter ones go to [`short_eq`]). Not an
+/// arm of `short_eq` itself: there it cost the gateway's key loop (JSON keys are short) more
+/// instructions and a lower filter ratio in alternating runs (0.455 against 0.475, medians).
 #[inline(always)]
 fn path_eq(left: &[u8], right: &[u8]) -> bool {
     let length = left.len();
