@@ -56,7 +56,8 @@ impl<'a> Cursor<'a> {
         (expected..TOP_LEVEL_PATTERNS.len().min(expected + 3)).find_map(|bit| {
             let (pattern, mask) = TOP_LEVEL_PATTERNS[bit];
             (block & mask == pattern).then(|| {
-                self.at += TOP_LEVEL_KEYS[bit].len();
+                // The name, its two quotes and the colon.
+                self.at += TOP_LEVEL_KEYS[bit].len() + 3;
                 bit as u32
             })
         })
@@ -66,23 +67,8 @@ impl<'a> Cursor<'a> {
     fn any_key(&mut self) -> Option<u32> {
         let key = self.string()?;
         self.eat(b':')?;
-        let bit = match key {
-            "schema" => 0,
-            "tenant" => 1,
-            "tier" => 2,
-            "policy" => 3,
-            "keyEpoch" => 4,
-            "type" => 5,
-            "messageId" => 6,
-            "timestamp" => 7,
-            "receivedAt" => 8,
-            "event" => 9,
-            "name" => 10,
-            "fields" => 11,
-            "pseudonyms" => 12,
-            _ => return None,
-        };
-        Some(bit)
+        let bit = TOP_LEVEL_KEYS.iter().position(|name| *name == key)?;
+        u32::try_from(bit).ok()
     }
 
     /// An integer of at most 18 digits (always an `i64`, as serde reads it); `None` for
@@ -150,38 +136,43 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// The contract's top-level keys in the gateway's order, each as `"key":`; a key's index is its
-/// bit in `parse`'s `seen`.
+/// The contract's top-level keys in the gateway's order; a key's index is its bit in `parse`'s
+/// `seen`.
 const TOP_LEVEL_KEYS: [&str; 13] = [
-    "\"schema\":",
-    "\"tenant\":",
-    "\"tier\":",
-    "\"policy\":",
-    "\"keyEpoch\":",
-    "\"type\":",
-    "\"messageId\":",
-    "\"timestamp\":",
-    "\"receivedAt\":",
-    "\"event\":",
-    "\"name\":",
-    "\"fields\":",
-    "\"pseudonyms\":",
+    "schema",
+    "tenant",
+    "tier",
+    "policy",
+    "keyEpoch",
+    "type",
+    "messageId",
+    "timestamp",
+    "receivedAt",
+    "event",
+    "name",
+    "fields",
+    "pseudonyms",
 ];
 
-/// A top-level key as 16 little-endian bytes and the mask of its length (every key is shorter).
+/// A top-level key as it starts an entry (`"key":`), as 16 little-endian bytes and the mask of
+/// its length (every key fits).
 const fn key_pattern(key: &str) -> (u128, u128) {
-    let bytes = key.as_bytes();
-    assert!(bytes.len() < 16);
-    let (mut pattern, mut mask, mut at) = (0_u128, 0_u128, 0);
-    while at < bytes.len() {
-        pattern |= (bytes[at] as u128) << (8 * at);
-        mask |= 0xff << (8 * at);
+    let name = key.as_bytes();
+    assert!(name.len() + 3 < 16);
+    let (mut pattern, mut mask, mut at) = (b'"' as u128, 0xff_u128, 0);
+    while at < name.len() {
+        pattern |= (name[at] as u128) << (8 * (at + 1));
+        mask |= 0xff << (8 * (at + 1));
         at += 1;
     }
+    let end = name.len() + 1;
+    pattern |= ((b'"' as u128) << (8 * end)) | ((b':' as u128) << (8 * (end + 1)));
+    mask |= 0xffff << (8 * end);
     (pattern, mask)
 }
 
-/// [`TOP_LEVEL_KEYS`] as patterns, so the expected next key costs one 16-byte comparison.
+/// [`TOP_LEVEL_KEYS`] as `"key":` patterns, so the expected next key costs one 16-byte
+/// comparison.
 const TOP_LEVEL_PATTERNS: [(u128, u128); 13] = {
     let mut patterns = [(0, 0); 13];
     let mut at = 0;
@@ -264,4 +255,28 @@ pub(super) fn parse<'a>(
         fields,
         pseudonyms,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Cursor, TOP_LEVEL_KEYS};
+
+    #[test]
+    fn each_expected_top_level_key_is_matched_by_its_pattern() {
+        for (bit, key) in TOP_LEVEL_KEYS.iter().enumerate() {
+            // A key at the cursor, followed by enough input for the 16-byte comparison.
+            let text = format!("\"{key}\":\"a value long enough\"");
+            let mut cursor = Cursor { text: &text, at: 0 };
+            assert_eq!(cursor.expected_key(bit), Some(bit as u32), "{key}");
+            assert_eq!(
+                &text[cursor.at..cursor.at + 1],
+                "\"",
+                "{key}: after its colon"
+            );
+            // The same name without its colon is not a key.
+            let bent = format!("\"{key}\" :\"a value long enough\"");
+            let mut cursor = Cursor { text: &bent, at: 0 };
+            assert_eq!(cursor.expected_key(bit), None, "{key}");
+        }
+    }
 }
