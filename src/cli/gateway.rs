@@ -69,8 +69,7 @@ pub(crate) fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let max_packed = settings.gateway.max_packed_record_bytes;
-        let (listener, gateway) = start(&settings, max_packed).await?;
+        let (listener, gateway) = start(&settings).await?;
         serve(listener, gateway, shutdown_signal()).await?;
         anyhow::Ok(ExitCode::SUCCESS)
     })
@@ -78,12 +77,9 @@ pub(crate) fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
 
 /// Loads the policy, tenants and keys, creates Veil's topics, connects the Kafka publisher and
 /// binds the listener: everything `veil gateway` and `veil up` do before serving. A request's
-/// messages for one partition are packed into Kafka records of up to `max_packed_bytes` (0: one
-/// message a record).
-pub(crate) async fn start(
-    settings: &Settings,
-    max_packed_bytes: usize,
-) -> anyhow::Result<(TcpListener, Arc<Gateway>)> {
+/// messages for one partition are packed into Kafka records of up to
+/// `gateway.max_packed_record_bytes` (0: one message a record).
+pub(crate) async fn start(settings: &Settings) -> anyhow::Result<(TcpListener, Arc<Gateway>)> {
     let config = settings.gateway.clone();
     let allowlist = Allowlist::load(&config.allowlist)
         .with_context(|| format!("{} is refused", config.allowlist.display()))?;
@@ -93,7 +89,7 @@ pub(crate) async fn start(
         .await
         .context("cannot create Veil's topics")?;
     let publisher = KafkaPublisher::new(&settings.kafka, config.delivery_timeout())?
-        .with_max_packed_bytes(max_packed_bytes);
+        .with_max_packed_bytes(config.max_packed_record_bytes);
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

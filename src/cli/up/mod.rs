@@ -72,6 +72,9 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     }
     settings.gateway.keystore = args.data_dir.join("keys");
     settings.processor.data_dir = args.data_dir.join("parquet");
+    // One message a record: the backpressure below counts lag in records, which only bounds
+    // the mock cluster's 5 MB per partition while a record is one ~1 KB message.
+    settings.gateway.max_packed_record_bytes = 0;
     settings.log.format = "text".to_owned();
     settings.log.level = args.log_level.clone();
     init_logging(&settings.log);
@@ -148,9 +151,7 @@ impl Services {
     /// Starts the three services; ingest opens last.
     async fn start(settings: &Settings, embedded: bool) -> anyhow::Result<Services> {
         // The gateway's start creates missing topics, so it comes first; it serves last.
-        // One message a record: the backpressure below counts lag in records, which only
-        // bounds the mock cluster's 5 MB per partition while a record is one ~1 KB message.
-        let (ingest_listener, gateway) = super::gateway::start(settings, 0).await?;
+        let (ingest_listener, gateway) = super::gateway::start(settings).await?;
         let ingest_url = format!("http://{}", ingest_listener.local_addr()?);
         let stop_processor = Arc::new(AtomicBool::new(false));
         let processor = super::processor::spawn(settings, stop_processor.clone())?;
