@@ -9,8 +9,8 @@
 //! into one record per partition of its users' keys (`RecordBatch::packed`), while
 //! `veil_processor::pipeline::run`
 //! consumes them on the bench's main thread with the default flush policy. The bench pins itself
-//! with `taskset`: the broker, the producer and the traffic generation on core 1, the processor
-//! (the main thread and every librdkafka thread it starts) on core 0.
+//! with `taskset`: the broker, the producer, the traffic generation and the bench's watcher on
+//! core 1, the processor (the main thread and every librdkafka thread it starts) on core 0.
 //!
 //! The mock cluster keeps at most 5 MiB per partition (`rdkafka_mock.c`: older message sets are
 //! dropped), so the producer stays at most [`LEAD_BYTES_PER_PARTITION`] per partition ahead of
@@ -18,8 +18,8 @@
 //! duplicate or dead-lettered.
 //!
 //! `VEIL_BENCH_MESSAGES` (default 300000) sets the message count, `VEIL_BENCH_PARTITIONS` the
-//! partitions (default: `kafka.topics.partitions`); `VEIL_PROFILE=processor` repeats the run
-//! three times (for `perf record`).
+//! partitions (default: `kafka.topics.partitions`), `VEIL_BENCH_ROUNDS` the rounds over the same
+//! traffic (default 3; the last line gives their median).
 
 mod cpu;
 
@@ -215,11 +215,10 @@ fn main() {
     let allowlist = Allowlist::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("allowlist.yaml"))
         .expect("allowlist");
     let layout = TableLayout::from_policy(&allowlist.compile());
-    let rounds = if std::env::var("VEIL_PROFILE").as_deref() == Ok("processor") {
-        3
-    } else {
-        1
-    };
+    // Several rounds over the same traffic, so one burst of load from elsewhere on a shared
+    // host does not make the figure.
+    let rounds = env_number("VEIL_BENCH_ROUNDS").unwrap_or(3).max(1);
+    let mut per_cpu_second = Vec::with_capacity(rounds);
     let mut kafka = KafkaConfig::default();
     if let Some(partitions) = env_number("VEIL_BENCH_PARTITIONS") {
         kafka.topics.partitions = i32::try_from(partitions).expect("partitions");
@@ -301,8 +300,14 @@ fn main() {
                 .collect();
             let started = Instant::now();
             println!("  round {round}: consuming");
-            let (marks, stats, stop, others) = (&mut marks, &stats, &stop, others);
+            let (marks, stats, stop, mut others) = (&mut marks, &stats, &stop, others);
             let watcher = scope.spawn(move || {
+                // The bench's own instrument: on the others' core and counted as theirs, so its
+                // wake-ups neither preempt the processor nor count as its CPU.
+                if pinned {
+                    cpu::pin_this_thread(1);
+                }
+                others.extend(cpu::this_thread());
                 loop {
                     let read = stats.messages_read.get();
                     if marks.first_read.is_none() && read > 0 {
@@ -335,12 +340,19 @@ fn main() {
             stored, total,
             "every record stored, dropped as a duplicate or dead-lettered"
         );
-        report(&stats, total, &marks);
+        per_cpu_second.push(report(&stats, total, &marks));
     }
+    per_cpu_second.sort_by(f64::total_cmp);
+    println!(
+        "median of {rounds} rounds: {:.0} messages per CPU-second (best {:.0}, worst {:.0})",
+        per_cpu_second[per_cpu_second.len() / 2],
+        per_cpu_second[per_cpu_second.len() - 1],
+        per_cpu_second[0],
+    );
 }
 
 /// A moment of the run with the CPU used so far by the processor and by the others (the
-/// broker's and the producer's threads).
+/// broker's, the producer's and the watcher's threads).
 #[derive(Debug, Clone, Copy)]
 struct Snapshot {
     at: Instant,
@@ -379,7 +391,8 @@ struct Marks {
     committed: Option<Snapshot>,
 }
 
-fn report(stats: &ProcessorStats, total: u64, marks: &Marks) {
+/// Prints one round's figures and returns its messages per processor CPU-second.
+fn report(stats: &ProcessorStats, total: u64, marks: &Marks) -> f64 {
     let (Some(first_read), Some(drained), Some(committed)) =
         (marks.first_read, marks.drained, marks.committed)
     else {
@@ -427,4 +440,5 @@ fn report(stats: &ProcessorStats, total: u64, marks: &Marks) {
         100.0 * processor_cpu / seconds,
         100.0 * others_cpu / seconds
     );
+    total as f64 / processor_cpu
 }

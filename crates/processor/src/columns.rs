@@ -196,23 +196,54 @@ pub struct EventColumns {
     pseudonym_successors: Vec<u32>,
 }
 
+/// How large a group's columns grew: reserved up front for the next group, so the builders
+/// do not reallocate and copy their buffers as they fill (that was ~4% of the processor's time).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ColumnSizes {
+    rows: usize,
+    /// Value bytes of each text column: the envelope's, then the fields' (0 for other kinds).
+    text_bytes: Vec<usize>,
+}
+
+impl ColumnSizes {
+    /// The rows these sizes were taken over.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+}
+
 impl EventColumns {
     /// Empty columns for `layout`.
     pub fn new(layout: &TableLayout) -> EventColumns {
+        EventColumns::with_capacity(layout, &ColumnSizes::default())
+    }
+
+    /// Empty columns for `layout` with room for `sizes` (see [`EventColumns::sizes`]).
+    pub fn with_capacity(layout: &TableLayout, sizes: &ColumnSizes) -> EventColumns {
+        let rows = sizes.rows;
+        let mut text_bytes = sizes.text_bytes.iter().copied();
+        let mut text = || StringBuilder::with_capacity(rows, text_bytes.next().unwrap_or(0));
         EventColumns {
-            envelope: std::array::from_fn(|_| StringBuilder::new()),
-            timestamps: Vec::new(),
-            received: Vec::new(),
+            envelope: std::array::from_fn(|_| text()),
+            timestamps: Vec::with_capacity(rows),
+            received: Vec::with_capacity(rows),
             fields: layout
                 .fields
                 .iter()
                 .map(|(_, kind)| match kind {
-                    ColumnKind::Text | ColumnKind::Pseudonym => {
-                        FieldColumn::Text(StringBuilder::new())
+                    ColumnKind::Text | ColumnKind::Pseudonym => FieldColumn::Text(text()),
+                    ColumnKind::Integer => {
+                        let _ = text();
+                        FieldColumn::Integer(Int64Builder::with_capacity(rows))
                     }
-                    ColumnKind::Integer => FieldColumn::Integer(Int64Builder::new()),
-                    ColumnKind::Number => FieldColumn::Number(Float64Builder::new()),
-                    ColumnKind::Boolean => FieldColumn::Boolean(BooleanBuilder::new()),
+                    ColumnKind::Number => {
+                        let _ = text();
+                        FieldColumn::Number(Float64Builder::with_capacity(rows))
+                    }
+                    ColumnKind::Boolean => {
+                        let _ = text();
+                        FieldColumn::Boolean(BooleanBuilder::with_capacity(rows))
+                    }
                 })
                 .collect(),
             sources: vec![0; layout.fields.len()],
@@ -224,6 +255,23 @@ impl EventColumns {
     /// Whether no row was appended.
     pub fn is_empty(&self) -> bool {
         self.timestamps.is_empty()
+    }
+
+    /// The rows appended so far, and each text column's value bytes.
+    pub fn sizes(&self) -> ColumnSizes {
+        let fields = self.fields.iter().map(|column| match column {
+            FieldColumn::Text(builder) => builder.values_slice().len(),
+            _ => 0,
+        });
+        ColumnSizes {
+            rows: self.timestamps.len(),
+            text_bytes: self
+                .envelope
+                .iter()
+                .map(|builder| builder.values_slice().len())
+                .chain(fields)
+                .collect(),
+        }
     }
 
     /// Appends `row` if every field has a column of its type, exactly once; else nothing changes.
@@ -374,6 +422,42 @@ track:
             }
             assert!(!path_eq(left, &text[..length + 1]));
         }
+    }
+
+    #[test]
+    fn sizes_measure_the_rows_and_text_bytes_a_new_group_reserves() {
+        let layout = TableLayout::from_policy(&Allowlist::parse(POLICY).expect("valid").compile());
+        let mut columns = EventColumns::new(&layout);
+        for _ in 0..3 {
+            columns.append(&layout, &row(MESSAGE)).expect("fits");
+        }
+        let sizes = columns.sizes();
+        assert_eq!(sizes.rows(), 3);
+        // tier, policy, key_epoch, type, message_id, event, name, then the fields in order.
+        let policy = "sha256:".len() + 64;
+        assert_eq!(
+            sizes.text_bytes,
+            [
+                vec![3 * 8, 3 * policy, 3 * 7, 3 * 5, 3 * 3, 3 * 15, 0],
+                layout
+                    .fields
+                    .iter()
+                    .map(|(path, _)| match path.as_str() {
+                        "userId" => 3 * 22,
+                        "context.app.name" => 3 * 7,
+                        _ => 0,
+                    })
+                    .collect(),
+            ]
+            .concat()
+        );
+        let expected = columns.finish(&layout).expect("batch");
+        let mut reserved = EventColumns::with_capacity(&layout, &sizes);
+        for _ in 0..3 {
+            reserved.append(&layout, &row(MESSAGE)).expect("fits");
+        }
+        assert_eq!(reserved.sizes(), sizes);
+        assert_eq!(reserved.finish(&layout).expect("batch"), expected);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Instant;
 use arrow::error::ArrowError;
 
 use crate::audit::{self, AuditRow, decode_audit};
-use crate::columns::{EventColumns, TableLayout};
+use crate::columns::{ColumnSizes, EventColumns, TableLayout};
 use crate::dedup::DedupWindow;
 use crate::metrics::ProcessorStats;
 use crate::row::{Row, RowScratch};
@@ -38,6 +38,8 @@ pub(crate) struct PartitionBuffer {
     pub(super) dedup: DedupWindow,
     /// The decoded rows' field lists, reused from one message to the next.
     scratch: RowScratch,
+    /// The largest group of the last flush: a new group reserves that much.
+    group_sizes: ColumnSizes,
     /// The next offset to read (for lag), once known.
     pub(super) position: Option<i64>,
 }
@@ -55,6 +57,7 @@ impl PartitionBuffer {
             oldest: None,
             dedup,
             scratch: RowScratch::default(),
+            group_sizes: ColumnSizes::default(),
             position: None,
         }
     }
@@ -149,7 +152,7 @@ impl PartitionBuffer {
                 self.groups.push(GroupColumns {
                     tenant: tenant.into(),
                     day,
-                    columns: EventColumns::new(layout),
+                    columns: EventColumns::with_capacity(layout, &self.group_sizes),
                 });
                 self.groups.len() - 1
             }
@@ -164,6 +167,13 @@ impl PartitionBuffer {
         let mut groups = Vec::with_capacity(self.groups.len() * 2 + 1);
         let mut events = std::mem::take(&mut self.groups);
         events.sort_by(|one, other| (&one.tenant, one.day).cmp(&(&other.tenant, other.day)));
+        if let Some(largest) = events
+            .iter()
+            .map(|group| group.columns.sizes())
+            .max_by_key(ColumnSizes::rows)
+        {
+            self.group_sizes = largest;
+        }
         for mut group in events {
             if group.columns.is_empty() {
                 continue;
