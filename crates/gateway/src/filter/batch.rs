@@ -34,9 +34,11 @@ pub struct Batch<'a> {
     pub write_key: Option<String>,
 }
 
-/// Items may nest this deep inside a batch before the whole body is refused; the filter then
-/// applies its own, lower limit to each item.
-const MAX_BATCH_DEPTH: usize = 128;
+/// How deep items may nest for the splitter: as deep as the body's size allows. The splitter
+/// keeps its open containers on the heap (no recursion; at most one byte per byte of a body the
+/// size limit already bounds), and the filter refuses each item past its own depth limit on its
+/// own (`too_deep`), so one hostile item does not cost its batch-mates their delivery.
+const MAX_BATCH_DEPTH: usize = usize::MAX;
 
 fn malformed(error: SyntaxError) -> BatchError {
     BatchError::Malformed(format!(
@@ -306,9 +308,17 @@ mod tests {
                 String::from_utf8_lossy(body)
             );
         }
-        let deep = format!("{{\"batch\":[{}{}]}}", "[".repeat(200), "]".repeat(200));
+        // An item nested past any limit is split out exactly, for the filter to refuse alone.
+        let deep_item = format!("{}{}", "{\"a\":[".repeat(5_000), "]}".repeat(5_000));
+        let deep = format!("{{\"batch\":[{{\"n\":1}},{deep_item},{{\"n\":2}}]}}");
+        let batch = split_batch(deep.as_bytes()).expect("ok").expect("batch");
+        assert_eq!(batch.items.len(), 3);
+        assert_eq!(&*batch.items[0], br#"{"n":1}"#);
+        assert_eq!(&*batch.items[1], deep_item.as_bytes());
+        assert_eq!(&*batch.items[2], br#"{"n":2}"#);
+        let unclosed = format!("{{\"batch\":[{}]}}", "[".repeat(5_000));
         assert!(matches!(
-            split_batch(deep.as_bytes()),
+            split_batch(unclosed.as_bytes()),
             Err(BatchError::Malformed(_))
         ));
         // A non-object item is passed on alone, for the filter to refuse it.
