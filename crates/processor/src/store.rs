@@ -151,6 +151,10 @@ const DICTIONARY_SAMPLE: usize = 1024;
 /// values are at least 3/4 distinct (a dictionary would then hold nearly every value once and
 /// save nothing: event timestamps in milliseconds are such a column).
 fn mostly_distinct(column: &dyn Array) -> bool {
+    // Too few values to judge, whatever the sample would hold (sparse properties).
+    if column.len() - column.null_count() < 64 {
+        return false;
+    }
     let any = column.as_any();
     if let Some(strings) = any.downcast_ref::<StringArray>() {
         return sample_mostly_distinct(strings, |row| strings.value(row));
