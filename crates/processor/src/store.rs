@@ -181,7 +181,7 @@ fn sample_mostly_distinct<T: std::hash::Hash + Eq>(
         return false;
     }
     let mut seen: rustc_hash::FxHashSet<T> = rustc_hash::FxHashSet::default();
-    seen.reserve(EARLY_LOOK);
+    seen.reserve(sample);
     let mut present = 0;
     for row in 0..sample {
         if column.is_valid(row) {
