@@ -184,7 +184,7 @@ const PSEUDONYM: u32 = 1 << 31;
 #[derive(Debug)]
 pub struct EventColumns {
     /// tier, policy, key_epoch, type, message_id, event, name.
-    envelope: [StringBuilder; 7],
+    envelope: [StringBuilder; ENVELOPE_TEXT],
     timestamps: Vec<i64>,
     received: Vec<i64>,
     fields: Vec<FieldColumn>,
@@ -195,6 +195,9 @@ pub struct EventColumns {
     field_successors: Vec<u32>,
     pseudonym_successors: Vec<u32>,
 }
+
+/// The envelope's text columns (all but the two timestamps), first in [`ColumnSizes`].
+const ENVELOPE_TEXT: usize = 7;
 
 /// How large a group's columns grew: reserved up front for the next group, so the builders
 /// do not reallocate and copy their buffers as they fill (that was ~4% of the processor's time).
@@ -221,27 +224,25 @@ impl EventColumns {
     /// Empty columns for `layout` with room for `sizes` (see [`EventColumns::sizes`]).
     pub fn with_capacity(layout: &TableLayout, sizes: &ColumnSizes) -> EventColumns {
         let rows = sizes.rows;
-        let mut text_bytes = sizes.text_bytes.iter().copied();
-        let mut text = || StringBuilder::with_capacity(rows, text_bytes.next().unwrap_or(0));
+        // The text column at `at` in `sizes.text_bytes` (none: an empty `sizes`).
+        let text = |at: usize| {
+            StringBuilder::with_capacity(rows, sizes.text_bytes.get(at).copied().unwrap_or(0))
+        };
         EventColumns {
-            envelope: std::array::from_fn(|_| text()),
+            envelope: std::array::from_fn(text),
             timestamps: Vec::with_capacity(rows),
             received: Vec::with_capacity(rows),
             fields: layout
                 .fields
                 .iter()
-                .map(|(_, kind)| match kind {
-                    ColumnKind::Text | ColumnKind::Pseudonym => FieldColumn::Text(text()),
-                    ColumnKind::Integer => {
-                        let _ = text();
-                        FieldColumn::Integer(Int64Builder::with_capacity(rows))
+                .enumerate()
+                .map(|(at, (_, kind))| match kind {
+                    ColumnKind::Text | ColumnKind::Pseudonym => {
+                        FieldColumn::Text(text(ENVELOPE_TEXT + at))
                     }
-                    ColumnKind::Number => {
-                        let _ = text();
-                        FieldColumn::Number(Float64Builder::with_capacity(rows))
-                    }
+                    ColumnKind::Integer => FieldColumn::Integer(Int64Builder::with_capacity(rows)),
+                    ColumnKind::Number => FieldColumn::Number(Float64Builder::with_capacity(rows)),
                     ColumnKind::Boolean => {
-                        let _ = text();
                         FieldColumn::Boolean(BooleanBuilder::with_capacity(rows))
                     }
                 })
