@@ -170,6 +170,34 @@ fn batches_are_split_and_bad_lines_rejected_alone_without_values() {
 }
 
 #[test]
+fn messages_without_an_id_get_one_derived_from_their_bytes_and_batch_items_are_named() {
+    let keys = tempfile::tempdir().expect("tempdir");
+    let plain = b"{\"type\":\"identify\",\"userId\":\"u-1\"}";
+    let other = b"{\"type\":\"identify\",\"userId\":\"u-2\"}";
+    let mut input = Vec::new();
+    for line in [&plain[..], &plain[..], &other[..]] {
+        input.extend_from_slice(line);
+        input.push(b'\n');
+    }
+    // A batch whose second item is refused: the rejection names the line and the item.
+    input.extend_from_slice(
+        b"{\"batch\":[{\"type\":\"identify\",\"userId\":\"u-3\",\"messageId\":\"m-3\"},{\"type\":\"track\",\"event\":\"Secret Matter.docx\",\"userId\":\"u-4\"}]}\n",
+    );
+    let (messages, stderr) = filter(keys.path(), &input);
+    let ids: Vec<&str> = messages.iter().map(|m| m.message_id.as_str()).collect();
+    assert_eq!(ids.len(), 4, "{stderr}");
+    assert!(ids[0].starts_with("veil-") && ids[0].len() > 20, "{ids:?}");
+    assert_eq!(ids[0], ids[1], "the same bytes get the same id");
+    assert_ne!(ids[0], ids[2], "other bytes get another id");
+    assert_eq!(ids[3], "m-3", "a client's id is kept");
+    assert!(
+        stderr.contains("line 4 item 2: rejected event_not_allowlisted"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Secret"), "{stderr}");
+}
+
+#[test]
 fn allowlist_check_and_diff_report_to_reviewers() {
     let dir = tempfile::tempdir().expect("tempdir");
     let current = std::fs::read_to_string(root().join("allowlist.yaml")).expect("allowlist");

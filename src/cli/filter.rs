@@ -13,7 +13,6 @@ use veil_gateway::filter::{
     FilterStats, MessageMeta, RejectReason, Rejection, TenantFilter, WorkerCache, format_timestamp,
     split_batch,
 };
-use veil_gateway::message_id::new_message_id;
 use veil_gateway::pseudonym::{KeyStore, is_valid_tenant};
 use veil_sanitized::Tier;
 
@@ -117,18 +116,17 @@ pub(crate) fn run(args: FilterArgs) -> anyhow::Result<ExitCode> {
         }
         let received_at = format_timestamp(OffsetDateTime::now_utc());
         let mut sent_at = None;
-        let items: Vec<(String, std::borrow::Cow<'_, [u8]>)> = match split_batch(&line) {
-            Ok(None) => vec![(
-                format!("line {line_number}"),
-                std::borrow::Cow::Borrowed(&line[..]),
-            )],
+        // Each item with its position in a batch (`None`: the line is one message); the label a
+        // rejection names is only written for rejected messages.
+        let items: Vec<(Option<usize>, std::borrow::Cow<'_, [u8]>)> = match split_batch(&line) {
+            Ok(None) => vec![(None, std::borrow::Cow::Borrowed(&line[..]))],
             Ok(Some(batch)) => {
                 sent_at = batch.sent_at;
                 batch
                     .items
                     .into_iter()
                     .enumerate()
-                    .map(|(index, item)| (format!("line {line_number} item {}", index + 1), item))
+                    .map(|(index, item)| (Some(index + 1), item))
                     .collect()
             }
             Err(error) => {
@@ -138,28 +136,53 @@ pub(crate) fn run(args: FilterArgs) -> anyhow::Result<ExitCode> {
                 continue;
             }
         };
-        for (position, message) in items {
+        for (item, message) in items {
             stats.messages_in += 1;
-            let fallback = new_message_id();
             let meta = MessageMeta {
                 received_at: &received_at,
-                fallback_message_id: Some(&fallback),
+                fallback_message_id: None,
                 sent_at: sent_at.as_deref(),
             };
             sanitized.clear();
-            match filter.filter(
+            let mut result = filter.filter(
                 &message,
                 &meta,
                 &mut cache,
                 &mut sanitized,
                 &mut stats.dropped,
-            ) {
+            );
+            // As the gateway does: a message without `messageId` gets one derived from its bytes
+            // under the tenant's key, so the same message filtered twice gets the same id.
+            if let Err(rejection) = &result
+                && rejection.reason == RejectReason::InvalidMessageId
+                && rejection.field.is_none()
+            {
+                let derived = filter.derived_message_id(&message);
+                let meta = MessageMeta {
+                    fallback_message_id: Some(&derived),
+                    ..meta
+                };
+                result = filter.filter(
+                    &message,
+                    &meta,
+                    &mut cache,
+                    &mut sanitized,
+                    &mut stats.dropped,
+                );
+            }
+            match result {
                 Ok(_) => {
                     sanitized.push(b'\n');
                     output.write_all(&sanitized)?;
                     stats.messages_out += 1;
                 }
-                Err(rejection) => report(&position, &rejection, &mut stats),
+                Err(rejection) => {
+                    let position = match item {
+                        None => format!("line {line_number}"),
+                        Some(index) => format!("line {line_number} item {index}"),
+                    };
+                    report(&position, &rejection, &mut stats);
+                }
             }
         }
     }

@@ -7,7 +7,6 @@
 /// The allowlist policy (its own crate, so the processor reads the same declared types).
 pub use veil_policy as allowlist;
 pub mod filter;
-pub mod message_id;
 pub mod pseudonym;
 pub mod server;
 pub mod sink;
