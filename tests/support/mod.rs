@@ -112,7 +112,7 @@ impl Broker {
     pub fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(self.dir.path().join("tansu.log")).unwrap_or_default();
         let start = log.len().saturating_sub(
-            std::env::var("VEIL_TEST_LOG_BYTES")
+            std::env::var("BROKER_LOG_TAIL_BYTES")
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(3000),

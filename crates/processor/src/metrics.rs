@@ -54,6 +54,8 @@ pub struct ProcessorStats {
     pub flush_seconds: Histogram,
     /// High watermark minus the next offset to read, per assigned partition.
     pub consumer_lag: Family<PartitionLabels, Gauge>,
+    /// Partitions the group gave this processor: 0 for long while others lag means it idles.
+    pub assigned_partitions: Gauge,
 }
 
 impl Default for ProcessorStats {
@@ -70,6 +72,7 @@ impl Default for ProcessorStats {
             compacted_files: Family::default(),
             flush_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             consumer_lag: Family::default(),
+            assigned_partitions: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -121,6 +124,11 @@ impl Default for ProcessorStats {
             "consumer_lag",
             "High watermark minus the next offset to read, per partition",
             stats.consumer_lag.clone(),
+        );
+        registry.register(
+            "assigned_partitions",
+            "Partitions the consumer group assigned to this processor",
+            stats.assigned_partitions.clone(),
         );
         // Every table's counters exist from the start (a scrape shows 0, not nothing).
         for table in crate::tables::ALL {

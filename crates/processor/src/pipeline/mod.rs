@@ -115,6 +115,16 @@ impl Buffers {
         }
     }
 
+    /// How many partitions are assigned, for the gauge of the same name.
+    fn len(&self) -> i64 {
+        let assigned = self
+            .topics
+            .iter()
+            .flat_map(|(_, partitions)| partitions.iter().flatten())
+            .count();
+        i64::try_from(assigned).unwrap_or(i64::MAX)
+    }
+
     fn iter_mut(&mut self) -> impl Iterator<Item = (&str, i32, &mut PartitionBuffer)> {
         self.topics.iter_mut().flat_map(|(topic, partitions)| {
             let topic: &str = topic;
@@ -203,6 +213,7 @@ pub fn run(
                     }
                 }
             }
+            stats.assigned_partitions.set(buffers.len());
         }
         let mut look_at_clock = true;
         if let Some(message) = message {
