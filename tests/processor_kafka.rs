@@ -263,8 +263,8 @@ fn sigkill_at_random_points_loses_and_repeats_nothing() {
     // high watermarks (every 5 s). The margin is for a slow rebalance on a loaded machine.
     let lag_line = "veil_processor_consumer_lag{topic=\"veil.sanitized.us\",partition=\"0\"} 0";
     let mut metrics = String::new();
-    let deadline = Instant::now()
-        + Duration::from_secs(SESSION_TIMEOUT_SECONDS + STATISTICS_SECONDS + 90);
+    let deadline =
+        Instant::now() + Duration::from_secs(SESSION_TIMEOUT_SECONDS + STATISTICS_SECONDS + 90);
     while Instant::now() < deadline {
         metrics = scrape(metrics_port);
         if metrics.contains(lag_line) {
