@@ -277,10 +277,13 @@ fn sigkill_at_random_points_loses_and_repeats_nothing() {
         .status();
     let exit = child.wait().expect("exits");
     let final_log = std::fs::read_to_string(logs.path().join("final.log")).unwrap_or_default();
+    // The end of the last run's log, for the failure messages below.
+    let final_log_tail =
+        &final_log[final_log.floor_char_boundary(final_log.len().saturating_sub(3000))..];
     assert!(
         exit.success(),
         "clean exit on SIGTERM, not {exit}; final log:\n{}\nbroker log:\n{}",
-        &final_log[final_log.len().saturating_sub(3000)..],
+        final_log_tail,
         broker.log_tail()
     );
 
@@ -298,14 +301,14 @@ fn sigkill_at_random_points_loses_and_repeats_nothing() {
         "{} stored rows for {} messages; final log:\n{}",
         ids.len(),
         expected.len(),
-        &final_log[final_log.len().saturating_sub(3000)..]
+        final_log_tail
     );
     assert_eq!(stored, expected);
 
     assert!(
         metrics.contains(lag_line),
         "{metrics}\nfinal log:\n{}\nbroker log:\n{}",
-        &final_log[final_log.len().saturating_sub(3000)..],
+        final_log_tail,
         broker.log_tail()
     );
     let written = metric(
