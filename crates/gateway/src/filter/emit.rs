@@ -337,7 +337,7 @@ pub(super) fn emit<S: DropSink>(
     out.extend_from_slice(b",\"fields\":");
     let fields_start = out.len();
     let input = walk.input();
-    for capture in walk.captures.as_slice() {
+    for capture in &walk.captures {
         let reason = match policy.permission(capture.leaf, decision.rule, filter.tier) {
             Permission::Allowed => match apply(
                 filter,

@@ -56,54 +56,6 @@ pub(crate) struct Unlisted<'a> {
     pub(crate) reason: DropReason,
 }
 
-/// The allowlisted values of one message, in input order.
-///
-/// Slots are made (as nulls) before the walk and overwritten in place: pushed onto a vector,
-/// each capture was first built on the stack in 8-byte stores and then copied in 16-byte
-/// loads, a store-forwarding stall on every allowlisted value.
-pub(crate) struct Captures<'a> {
-    slots: SmallVec<[Capture<'a>; CAPTURE_SLOTS]>,
-    len: usize,
-}
-
-/// Captures held without allocating (the reference policy keeps at most 20 per message).
-const CAPTURE_SLOTS: usize = 24;
-
-/// An unused slot.
-const EMPTY_CAPTURE: Capture<'static> = Capture {
-    leaf: 0,
-    value: Scalar::Null,
-};
-
-impl Default for Captures<'_> {
-    fn default() -> Self {
-        Captures {
-            slots: SmallVec::from_buf([EMPTY_CAPTURE; CAPTURE_SLOTS]),
-            len: 0,
-        }
-    }
-}
-
-impl<'a> Captures<'a> {
-    /// Adds the value found at `leaf`.
-    #[inline(always)]
-    fn push(&mut self, leaf: LeafId, value: Scalar<'a>) {
-        match self.slots.get_mut(self.len) {
-            Some(slot) => {
-                slot.leaf = leaf;
-                slot.value = value;
-            }
-            None => self.slots.push(Capture { leaf, value }),
-        }
-        self.len += 1;
-    }
-
-    /// The captures so far, in input order.
-    pub(crate) fn as_slice(&self) -> &[Capture<'a>] {
-        &self.slots[..self.len]
-    }
-}
-
 /// The structural fields Veil reads itself.
 #[derive(Debug, Default)]
 pub(crate) struct Envelope<'a> {
@@ -139,7 +91,7 @@ pub(crate) struct Walk<'p, 'a> {
     /// This worker's remembered key order per trie node, for this filter.
     orders: &'p mut [NodeOrder],
     pub(crate) envelope: Envelope<'a>,
-    pub(crate) captures: Captures<'a>,
+    pub(crate) captures: SmallVec<[Capture<'a>; 24]>,
     pub(crate) unlisted: SmallVec<[Unlisted<'a>; 16]>,
     /// Keys of the objects being read, innermost last, for duplicate checks.
     seen: SmallVec<[(u64, Cow<'a, str>); 48]>,
@@ -190,7 +142,7 @@ impl<'p, 'a> Walk<'p, 'a> {
             children,
             orders,
             envelope: Envelope::default(),
-            captures: Captures::default(),
+            captures: SmallVec::new(),
             unlisted: SmallVec::new(),
             seen: SmallVec::new(),
             too_many_keys: false,
@@ -297,7 +249,7 @@ impl<'p, 'a> Walk<'p, 'a> {
             Scalar::Null | Scalar::Composite => false,
             _ => true,
         };
-        self.captures.push(leaf, value);
+        self.captures.push(Capture { leaf, value });
         Ok(if present {
             Found::Present
         } else {
