@@ -31,36 +31,11 @@ use veil_reporting::auth::{Viewers, token_digest};
 use veil_reporting::{AppState, DataSources, ReportingConfig};
 use veil_sanitized::{MessageKind, Tier};
 
-const USERS: [usize; 8] = [40, 60, 120, 25, 150, 200, 80, 300];
-const APPS: [(&str, &[&str]); 3] = [
-    ("DMS Desktop", &["10.8.2", "10.9.0", "10.9.1"]),
-    ("DMS Web", &["2026.10", "2026.11"]),
-    ("DMS Drive", &["4.2.0", "4.3.1"]),
-];
-const OSES: [&str; 3] = ["Windows", "Mac OS X", "iOS"];
-const FEATURES: [&str; 10] = [
-    "search",
-    "checkin",
-    "checkout",
-    "share",
-    "email_filing",
-    "versioning",
-    "preview",
-    "workspace_browse",
-    "co_authoring",
-    "recent_items",
-];
-const EVENTS: [&str; 8] = [
-    "Document Opened",
-    "Document Saved",
-    "Search Performed",
-    "Email Filed",
-    "Document Shared",
-    "Version Checked In",
-    "Workspace Created",
-    "App Launched",
-];
+#[path = "../src/demo/vocabulary.rs"]
+mod vocabulary;
+use vocabulary::{APPS, EVENTS, FEATURES, OS_NAMES as OSES};
 
+const USERS: [usize; 8] = [40, 60, 120, 25, 150, 200, 80, 300];
 struct Rng(u64);
 impl Rng {
     fn below(&mut self, n: usize) -> usize {

@@ -2,6 +2,7 @@
 //! gateway's HTTP API exactly as an SDK would, so every dashboard has data within a minute.
 
 pub(crate) mod traffic;
+pub(crate) mod vocabulary;
 
 use std::io::Write;
 use std::time::Duration;

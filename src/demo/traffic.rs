@@ -9,6 +9,8 @@
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
+use super::vocabulary::{APPS, EVENTS, FEATURES, OSES};
+
 const FIRST: [&str; 12] = [
     "Alice", "Bruno", "Chen", "Dana", "Emeka", "Fatima", "Goran", "Hana", "Ivan", "Julia", "Kofi",
     "Lena",
@@ -39,40 +41,6 @@ const DOC_WORDS: [&str; 10] = [
     "Settlement",
     "Brief",
 ];
-const APPS: [(&str, &[&str]); 3] = [
-    ("DMS Desktop", &["10.8.2", "10.9.0", "10.9.1"]),
-    ("DMS Web", &["2026.10", "2026.11"]),
-    ("DMS Drive", &["4.2.0", "4.3.1"]),
-];
-const OSES: [(&str, &str); 4] = [
-    ("Windows", "11"),
-    ("Windows", "10"),
-    ("Mac OS X", "14.6"),
-    ("iOS", "18.1"),
-];
-const FEATURES: [&str; 10] = [
-    "search",
-    "checkin",
-    "checkout",
-    "share",
-    "email_filing",
-    "versioning",
-    "preview",
-    "workspace_browse",
-    "co_authoring",
-    "recent_items",
-];
-const EVENTS: [&str; 8] = [
-    "Document Opened",
-    "Document Saved",
-    "Search Performed",
-    "Email Filed",
-    "Document Shared",
-    "Version Checked In",
-    "Workspace Created",
-    "App Launched",
-];
-
 /// How one demo tenant's people use the product.
 #[derive(Debug, Clone)]
 pub(crate) struct TenantProfile {
