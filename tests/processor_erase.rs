@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use arrow::array::{Array, Int64Array, StringArray};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
 use support::cli::veil;
 use veil_processor::tables;
@@ -61,13 +60,7 @@ fn rows(data: &Path, table: &str, columns: &[&str]) -> Vec<(BTreeMap<String, Str
     for (tenant, _, dir) in tables::partitions(data, table) {
         assert_eq!(tenant, "t-1001");
         for path in tables::parquet_files(&dir) {
-            let file = std::fs::File::open(&path).expect("file");
-            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-                .expect("parquet")
-                .build()
-                .expect("reader");
-            for batch in reader {
-                let batch = batch.expect("batch");
+            for batch in support::parquet::batches(&path) {
                 assert!(batch.column_by_name("tenant").is_none(), "hive layout");
                 for row in 0..batch.num_rows() {
                     let mut values = BTreeMap::new();

@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, StringArray};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Value;
@@ -78,13 +77,7 @@ fn stored_message_ids(root: &Path) -> Vec<String> {
                 }
                 continue;
             }
-            let file = std::fs::File::open(&path).expect("file");
-            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-                .expect("parquet")
-                .build()
-                .expect("reader");
-            for batch in reader {
-                let batch = batch.expect("batch");
+            for batch in support::parquet::batches(&path) {
                 let column = batch
                     .column_by_name("message_id")
                     .expect("message_id column");
@@ -384,13 +377,7 @@ fn rejection_rows(root: &Path) -> (usize, BTreeMap<String, i64>) {
     for (tenant, _, dir) in tables::partitions(root, tables::REJECTIONS) {
         assert_eq!(tenant, "t-1000");
         for path in tables::parquet_files(&dir) {
-            let file = std::fs::File::open(&path).expect("file");
-            for batch in ParquetRecordBatchReaderBuilder::try_new(file)
-                .expect("parquet")
-                .build()
-                .expect("reader")
-            {
-                let batch = batch.expect("batch");
+            for batch in support::parquet::batches(&path) {
                 let kinds = batch.column_by_name("kind").expect("kind");
                 let kinds = kinds.as_any().downcast_ref::<StringArray>().expect("text");
                 let counts = batch.column_by_name("count").expect("count");

@@ -13,7 +13,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, StringArray};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
 use support::traffic::{forbidden_values, gen_events_with, messages, send_with_python_sdk};
 use support::{free_port, repo_root};
@@ -151,13 +150,7 @@ fn stored(dir: &Path) -> (BTreeSet<String>, Vec<String>, BTreeMap<String, Vec<St
             .next()
             .unwrap_or_default();
         let is_event = path.components().any(|part| part.as_os_str() == "events");
-        let file = std::fs::File::open(&path).expect("open parquet");
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-            .expect("parquet")
-            .build()
-            .expect("reader");
-        for batch in reader {
-            let batch = batch.expect("batch");
+        for batch in support::parquet::batches(&path) {
             for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
                 if is_event {
                     columns.insert(field.name().clone());

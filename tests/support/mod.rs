@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod cli;
+pub mod parquet;
 pub mod traffic;
 
 use std::net::TcpListener as StdListener;
