@@ -33,9 +33,16 @@ use veil_sanitized::{MessageKind, Tier};
 
 #[path = "../src/demo/vocabulary.rs"]
 mod vocabulary;
-use vocabulary::{APPS, EVENTS, FEATURES, OS_NAMES as OSES};
+use vocabulary::{APPS, EVENTS, FEATURES};
 
+/// The platforms' distinct names (the vocabulary lists Windows once per version).
+const OSES: [&str; 3] = [
+    vocabulary::OSES[0].0,
+    vocabulary::OSES[2].0,
+    vocabulary::OSES[3].0,
+];
 const USERS: [usize; 8] = [40, 60, 120, 25, 150, 200, 80, 300];
+
 struct Rng(u64);
 impl Rng {
     fn below(&mut self, n: usize) -> usize {

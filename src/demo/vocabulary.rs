@@ -17,10 +17,6 @@ pub(crate) const OSES: [(&str, &str); 4] = [
     ("iOS", "18.1"),
 ];
 
-/// The operating systems' distinct names.
-#[allow(dead_code)] // used by the reporting bench only
-pub(crate) const OS_NAMES: [&str; 3] = [OSES[0].0, OSES[2].0, OSES[3].0];
-
 /// The product features a track event names.
 pub(crate) const FEATURES: [&str; 10] = [
     "search",
