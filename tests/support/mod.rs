@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod cli;
+pub mod gateway;
 pub mod parquet;
 pub mod traffic;
 
@@ -51,6 +52,25 @@ fn tansu_binary() -> PathBuf {
     candidate
 }
 
+/// A helper process (a static file server, a browser) killed when the test is done with it.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until something accepts connections on `port` of 127.0.0.1.
+pub fn wait_listening(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not start listening");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A tansu broker on loopback with its data in a temporary directory.
 pub struct Broker {
     pub port: u16,
@@ -87,11 +107,7 @@ impl Broker {
             .spawn()
             .expect("tansu starts");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "tansu did not start listening");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_listening(self.port, "tansu");
     }
 
     /// `host:port` for clients.

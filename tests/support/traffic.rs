@@ -2,11 +2,12 @@
 //! SDK sending it, and the forbidden values it carries (to prove none of them is stored).
 
 use std::collections::BTreeSet;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::repo_root;
+use super::{KillOnDrop, free_port, repo_root, wait_listening};
 
 /// `gen_events.py --count COUNT --seed SEED [extra arguments]` output (NDJSON).
 pub fn gen_events_with(count: usize, seed: u64, extra: &[&str]) -> Vec<u8> {
@@ -37,15 +38,130 @@ pub fn messages(input: &[u8]) -> Vec<Value> {
 /// Sends NDJSON `input` through the official Segment Python SDK (`tests/sdk/python_send.py`) to
 /// `host` with `write_key`; returns the script's summary (`calls`, `failed_batches`).
 pub fn send_with_python_sdk(host: &str, write_key: &str, input: &[u8]) -> Value {
-    let output = super::cli::pipe(
-        Command::new("python3")
-            .arg(repo_root().join("tests/sdk/python_send.py"))
-            .args([host, write_key]),
+    run_sender(
+        Command::new("python3").arg(repo_root().join("tests/sdk/python_send.py")),
+        host,
+        write_key,
         input,
+        "is `segment-analytics-python` installed? .ci/run installs it",
+    )
+}
+
+/// Sends NDJSON `input` through the official Segment Node.js SDK (`tests/sdk/node_send.mjs`,
+/// `@segment/analytics-node`) to `host` with `write_key`; returns the script's summary.
+pub fn send_with_node_sdk(host: &str, write_key: &str, input: &[u8]) -> Value {
+    run_sender(
+        Command::new("node").arg(repo_root().join("tests/sdk/node_send.mjs")),
+        host,
+        write_key,
+        input,
+        "are the SDKs installed? `npm ci --prefix tests/sdk` (.ci/run does it)",
+    )
+}
+
+/// Sends NDJSON `input` through the official Segment browser SDK (`@segment/analytics-next`) in
+/// headless Chromium: `tests/sdk/browser.html` is served with the SDK's build and the messages
+/// from a local static server, loads its settings from `host` and makes one call per message;
+/// returns the page's summary (`calls`, `delivered`).
+pub fn send_with_browser_sdk(host: &str, write_key: &str, input: &[u8]) -> Value {
+    let build = repo_root().join("tests/sdk/node_modules/@segment/analytics-next/dist/umd");
+    assert!(
+        build.join("index.js").is_file(),
+        "@segment/analytics-next is not installed: `npm ci --prefix tests/sdk` (.ci/run does it)"
     );
+    let site = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(
+        repo_root().join("tests/sdk/browser.html"),
+        site.path().join("index.html"),
+    )
+    .expect("page copied");
+    std::os::unix::fs::symlink(&build, site.path().join("umd")).expect("build linked");
+    std::fs::write(site.path().join("events.ndjson"), input).expect("messages written");
+    let port = free_port();
+    let _server = KillOnDrop(
+        Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .arg("--directory")
+            .arg(site.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 serves the page"),
+    );
+    wait_listening(port, "the page's static server");
+    let profile = tempfile::tempdir().expect("profile");
+    let chromium = std::env::var("VEIL_CHROMIUM").unwrap_or_else(|_| "chromium".to_owned());
+    let mut browser = KillOnDrop(
+        Command::new(chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+            ])
+            .args([
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            // Virtual time stops while requests are in flight, so the page gets to finish.
+            .args(["--virtual-time-budget=120000", "--dump-dom"])
+            .arg(format!(
+                "http://127.0.0.1:{port}/index.html?host={host}&key={write_key}"
+            ))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromium runs (apt-get install chromium)"),
+    );
+    let mut dom = String::new();
+    let mut stdout = browser.0.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut dom);
+        dom
+    });
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while browser.0.try_wait().expect("chromium's status").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "chromium did not finish in 180 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let dom = reader.join().expect("reader");
+    let Some(at) = dom.find("RESULT {") else {
+        panic!(
+            "the page did not finish: {}",
+            dom.lines()
+                .find(|line| line.contains("<pre"))
+                .unwrap_or(&dom)
+        );
+    };
+    let summary = &dom[at + "RESULT ".len()..];
+    let end = summary.find('}').expect("summary ends") + 1;
+    serde_json::from_str(&summary[..end]).expect("summary JSON")
+}
+
+/// Runs an SDK script with `host` and `write_key` as arguments and `input` on stdin, and reads
+/// the JSON summary it prints.
+fn run_sender(
+    command: &mut Command,
+    host: &str,
+    write_key: &str,
+    input: &[u8],
+    hint: &str,
+) -> Value {
+    let output = super::cli::pipe(command.args([host, write_key]), input);
     assert!(
         output.status.success(),
-        "the SDK script failed (is `segment-analytics-python` installed? .ci/run installs it): {}",
+        "the SDK script failed ({hint}): {}",
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).expect("summary JSON")
