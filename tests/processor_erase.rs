@@ -1,7 +1,8 @@
 //! `veil erase` end to end through the CLI: reference traffic of an enhanced tenant filtered
 //! (with a key rotation half way), stored with `veil processor --stdin`, one user erased; their
 //! rows are gone from events and daily_activity under both key epochs, every other row is
-//! untouched, and the audit record holds neither the id nor a pseudonym.
+//! untouched, and the audit record holds neither the id nor a pseudonym. Then the same by
+//! anonymous id: a device's rows, before sign-in and after, and the alias that links it.
 
 mod support;
 
@@ -45,12 +46,48 @@ fn filter(keys: &str, input: &[u8]) -> Vec<u8> {
 /// The user pseudonym the current key gives `user`: `veil filter` over one identify message.
 fn probe(keys: &str, user: &str, id: &str) -> String {
     let message = format!(r#"{{"type":"identify","userId":"{user}","messageId":"{id}"}}"#);
+    pseudonym_in(keys, &message, "userId")
+}
+
+/// The pseudonym `veil filter` (with the current key) writes for `field` of one `message`.
+fn pseudonym_in(keys: &str, message: &str, field: &str) -> String {
     let out = filter(keys, message.as_bytes());
     let sanitized: Value = serde_json::from_slice(&out).expect("one sanitized message");
-    sanitized["pseudonyms"]["userId"]
+    sanitized["pseudonyms"][field]
         .as_str()
         .expect("pseudonym")
         .to_owned()
+}
+
+/// `gen_events.py --count COUNT --seed 11`, one message a line.
+fn traffic(count: usize) -> Vec<Vec<u8>> {
+    let output = Command::new("python3")
+        .arg(root().join("../shared/workload/gen_events.py"))
+        .args(["--count", &count.to_string(), "--seed", "11"])
+        .output()
+        .expect("gen_events.py")
+        .stdout;
+    output
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+/// The most frequent value of top-level `field` in `lines`.
+fn most_frequent(lines: &[Vec<u8>], field: &str) -> String {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for line in lines {
+        let message: Value = serde_json::from_slice(line).expect("json");
+        if let Some(value) = message[field].as_str() {
+            *counts.entry(value.to_owned()).or_default() += 1;
+        }
+    }
+    let (value, _) = counts
+        .into_iter()
+        .max_by_key(|(_, count)| *count)
+        .expect("values");
+    value
 }
 
 /// Every row of a table as (file, column → value) for the string columns asked for, plus the
@@ -93,29 +130,8 @@ fn erase_removes_one_users_rows_under_every_epoch_and_nothing_else() {
     let keys = keys_dir.path().to_str().expect("utf8");
     let data_dir = tempfile::tempdir().expect("tempdir");
     let data = data_dir.path().to_str().expect("utf8");
-    let traffic = Command::new("python3")
-        .arg(root().join("../shared/workload/gen_events.py"))
-        .args(["--count", "3000", "--seed", "11"])
-        .output()
-        .expect("gen_events.py")
-        .stdout;
-    let lines: Vec<&[u8]> = traffic
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .collect();
-    // The most active user.
-    let mut activity: BTreeMap<String, usize> = BTreeMap::new();
-    for line in &lines {
-        let message: Value = serde_json::from_slice(line).expect("json");
-        if let Some(user) = message["userId"].as_str() {
-            *activity.entry(user.to_owned()).or_default() += 1;
-        }
-    }
-    let (user, _) = activity
-        .iter()
-        .max_by_key(|(_, count)| **count)
-        .expect("users");
-    let user = user.clone();
+    let lines = traffic(3000);
+    let user = most_frequent(&lines, "userId");
 
     let half = lines.len() / 2;
     let mut sanitized = filter(keys, &lines[..half].join(&b'\n'));
@@ -272,4 +288,136 @@ fn erase_removes_one_users_rows_under_every_epoch_and_nothing_else() {
         b"",
     ));
     assert!(String::from_utf8_lossy(&again).contains(": 0 rows removed"));
+}
+
+#[test]
+fn erase_by_anonymous_id_removes_the_devices_rows_and_the_alias_that_links_it() {
+    let keys_dir = tempfile::tempdir().expect("tempdir");
+    let keys = keys_dir.path().to_str().expect("utf8");
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let data = data_dir.path().to_str().expect("utf8");
+    let mut lines = traffic(2000);
+    let device = most_frequent(&lines, "anonymousId");
+    // The device before its user signed in, and the alias Segment's SDKs send at sign-in.
+    for at in 0..3 {
+        lines.push(
+            format!(
+                r#"{{"type":"track","event":"Document Opened","anonymousId":"{device}","messageId":"before-sign-in-{at}","timestamp":"2026-11-01T08:0{at}:00.000Z","properties":{{"feature":"preview"}}}}"#
+            )
+            .into_bytes(),
+        );
+    }
+    lines.push(
+        format!(
+            r#"{{"type":"alias","previousId":"{device}","userId":"u-signed-in","messageId":"the-alias","timestamp":"2026-11-01T08:05:00.000Z"}}"#
+        )
+        .into_bytes(),
+    );
+    let sanitized = filter(keys, &lines.join(&b'\n'));
+    let anonymous = pseudonym_in(
+        keys,
+        &format!(r#"{{"type":"identify","anonymousId":"{device}","messageId":"probe-a"}}"#),
+        "anonymousId",
+    );
+    let as_previous = pseudonym_in(
+        keys,
+        &format!(
+            r#"{{"type":"alias","previousId":"{device}","userId":"x","messageId":"probe-b"}}"#
+        ),
+        "previousId",
+    );
+    ok(veil(
+        &["processor", "--stdin", "--data-dir", data],
+        &sanitized,
+    ));
+
+    let columns = ["message_id", "anonymousId", "previousId"];
+    let is_device = |values: &BTreeMap<String, String>| {
+        values.get("anonymousId") == Some(&anonymous)
+            || values.get("previousId") == Some(&as_previous)
+    };
+    let events_before = rows(data_dir.path(), tables::EVENTS, &columns);
+    let (device_rows, other_rows): (Vec<_>, Vec<_>) = events_before
+        .iter()
+        .partition(|(values, _)| is_device(values));
+    let device_ids: BTreeSet<&str> = device_rows
+        .iter()
+        .map(|(values, _)| values["message_id"].as_str())
+        .collect();
+    for id in ["before-sign-in-0", "before-sign-in-2", "the-alias"] {
+        assert!(device_ids.contains(id), "{id} is stored under the device");
+    }
+    assert!(
+        device_rows.len() > 6,
+        "the device also sent signed-in traffic"
+    );
+    let rollup_before = rows(data_dir.path(), tables::DAILY_ACTIVITY, &["user"]);
+    let is_device_user = |values: &BTreeMap<String, String>| values.get("user") == Some(&anonymous);
+    let device_rollup_rows = rollup_before
+        .iter()
+        .filter(|(values, _)| is_device_user(values))
+        .count();
+    assert!(
+        device_rollup_rows > 0,
+        "the anonymous activity is in the rollup"
+    );
+    let other_rollup_events: i64 = rollup_before
+        .iter()
+        .filter(|(values, _)| !is_device_user(values))
+        .map(|(_, count)| count)
+        .sum();
+
+    let erased = ok(veil(
+        &[
+            "erase",
+            "--tenant",
+            "t-1001",
+            "--anonymous-id",
+            &device,
+            "--data-dir",
+            data,
+            "--keystore",
+            keys,
+        ],
+        b"",
+    ));
+    let printed = String::from_utf8_lossy(&erased);
+    assert!(
+        printed.contains(&format!(
+            "{} rows removed",
+            device_rows.len() + device_rollup_rows
+        )),
+        "{printed}"
+    );
+    assert!(!printed.contains(&device));
+
+    let events_after = rows(data_dir.path(), tables::EVENTS, &columns);
+    let remaining: BTreeSet<&str> = events_after
+        .iter()
+        .map(|(values, _)| values["message_id"].as_str())
+        .collect();
+    let others: BTreeSet<&str> = other_rows
+        .iter()
+        .map(|(values, _)| values["message_id"].as_str())
+        .collect();
+    assert_eq!(remaining, others, "exactly the others remain");
+    let rollup_after = rows(data_dir.path(), tables::DAILY_ACTIVITY, &["user"]);
+    assert!(
+        !rollup_after
+            .iter()
+            .any(|(values, _)| is_device_user(values))
+    );
+    assert_eq!(
+        rollup_after.iter().map(|(_, count)| count).sum::<i64>(),
+        other_rollup_events
+    );
+    let audit =
+        std::fs::read_to_string(data_dir.path().join("_audit/erasures.jsonl")).expect("audit log");
+    for secret in [&device, &anonymous, &as_previous] {
+        assert!(!audit.contains(secret.as_str()));
+    }
+
+    // Neither identifier given: refused by the command line.
+    let refused = veil(&["erase", "--tenant", "t-1001", "--data-dir", data], b"");
+    assert!(!refused.status.success());
 }

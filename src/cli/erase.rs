@@ -1,10 +1,11 @@
-//! `veil erase --tenant T --user ID`: removes an enhanced tenant's user from the Parquet tables.
+//! `veil erase --tenant T --user ID [--anonymous-id ID …]`: removes an enhanced tenant's person
+//! from the Parquet tables.
 //!
-//! The user's pseudonyms are computed here, with the tenant's keys of every epoch that still
-//! exists (rotated ones included) and for every column the allowlist pseudonymizes in the `user`
-//! domain; the processor crate rewrites the files and writes the audit record (without the id).
+//! The person's pseudonyms are computed here, with the tenant's keys of every epoch that still
+//! exists (rotated ones included), in the identifier domains the allowlist gives `userId` and
+//! `anonymousId`, and matched against every column the allowlist pseudonymizes in that domain;
+//! the processor crate rewrites the files and writes the audit record (without any id).
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -14,15 +15,16 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use veil_config::TenantsFile;
 use veil_gateway::pseudonym::KeyStore;
-use veil_policy::{Allowlist, LeafAction};
-use veil_processor::erase;
+use veil_policy::{Allowlist, LeafAction, Policy};
+use veil_processor::erase::{self, ErasureTarget};
 use veil_processor::store::Store;
 use veil_sanitized::Tier;
 
 use crate::settings::{Settings, init_logging};
 
-/// The identifier domain of user ids in the allowlist.
-const USER_DOMAIN: &str = "user";
+/// The fields whose identifier domains erasure computes pseudonyms in.
+const USER_ID: &str = "userId";
+const ANONYMOUS_ID: &str = "anonymousId";
 
 #[derive(Debug, Args)]
 pub(crate) struct EraseArgs {
@@ -33,8 +35,12 @@ pub(crate) struct EraseArgs {
     #[arg(long)]
     tenant: String,
     /// The user's id as the tenant's clients send it (`userId`); never logged or stored.
-    #[arg(long)]
-    user: String,
+    #[arg(long, required_unless_present = "anonymous_id")]
+    user: Option<String>,
+    /// An anonymous id of the same person (`anonymousId`: what a device sends before sign-in,
+    /// also the `previousId` of an alias); repeatable; never logged or stored.
+    #[arg(long = "anonymous-id")]
+    anonymous_id: Vec<String>,
     /// Parquet root, overriding `processor.data_dir`.
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -74,18 +80,38 @@ pub(crate) fn run(args: EraseArgs) -> anyhow::Result<ExitCode> {
     let allowlist = Allowlist::load(&settings.processor.allowlist)
         .with_context(|| format!("{} is refused", settings.processor.allowlist.display()))?;
     let policy = allowlist.compile();
-    let columns: Vec<&str> = policy
-        .leaves()
-        .filter(|(_, _, action)| {
-            matches!(action, LeafAction::Pseudonymize(domain) if &**domain == USER_DOMAIN)
-        })
-        .map(|(_, path, _)| path)
-        .collect();
-    if columns.is_empty() {
-        anyhow::bail!("the allowlist pseudonymizes no field in the user domain: nothing to erase");
+    let user_domain = domain_of(&policy, USER_ID)
+        .context("the allowlist does not pseudonymize userId: nothing to erase by user")?;
+    let anonymous_domain = domain_of(&policy, ANONYMOUS_ID);
+    if !args.anonymous_id.is_empty() && anonymous_domain.is_none() {
+        anyhow::bail!("the allowlist does not pseudonymize anonymousId: nothing to erase by it");
+    }
+    // Each identifier, in each domain it can be stored under: the user id as a user; an anonymous
+    // id as itself and, as an alias's `previousId`, in the user domain too.
+    let mut identifiers: Vec<(&str, &[u8])> = Vec::new();
+    if let Some(user) = &args.user {
+        identifiers.push((user_domain, user.as_bytes()));
+    }
+    for anonymous_id in &args.anonymous_id {
+        identifiers.push((user_domain, anonymous_id.as_bytes()));
+        if let Some(domain) = anonymous_domain {
+            identifiers.push((domain, anonymous_id.as_bytes()));
+        }
+    }
+    // By domain; both domains' pseudonyms can be the rollup's user.
+    let mut targets: Vec<(&str, ErasureTarget<'_>)> = Vec::new();
+    for (domain, _) in &identifiers {
+        if !targets.iter().any(|(known, _)| known == domain) {
+            let target = ErasureTarget {
+                columns: columns_in(&policy, domain),
+                pseudonyms: Default::default(),
+                in_rollup_user: true,
+            };
+            targets.push((domain, target));
+        }
     }
     let keystore = KeyStore::open(&settings.gateway.keystore)?;
-    let mut pseudonyms = HashSet::new();
+    let mut epochs = 0;
     let mut shredded = 0;
     for info in keystore.list()? {
         if info.tenant != tenant.id {
@@ -95,19 +121,27 @@ pub(crate) fn run(args: EraseArgs) -> anyhow::Result<ExitCode> {
             shredded += 1;
             continue;
         }
+        epochs += 1;
         let key = keystore.load(&tenant.id, &info.epoch)?;
-        let pseudonym = key.pseudonymize(USER_DOMAIN, args.user.as_bytes());
-        pseudonyms.insert(String::from_utf8_lossy(&pseudonym).into_owned());
+        for (domain, identifier) in &identifiers {
+            let pseudonym = key.pseudonymize(domain, identifier);
+            if let Some((_, target)) = targets.iter_mut().find(|(known, _)| known == domain) {
+                target
+                    .pseudonyms
+                    .insert(String::from_utf8_lossy(&pseudonym).into_owned());
+            }
+        }
     }
-    if pseudonyms.is_empty() {
+    if epochs == 0 {
         anyhow::bail!(
-            "tenant {} has no key: nothing of it can be linked to a user",
+            "tenant {} has no key: nothing of it can be linked to a person",
             tenant.id
         );
     }
+    let targets: Vec<ErasureTarget<'_>> = targets.into_iter().map(|(_, target)| target).collect();
     let store = Store::open(&settings.processor.data_dir)?;
     let at = OffsetDateTime::now_utc().format(&Rfc3339)?;
-    let record = erase::erase(&store, &tenant.id, &columns, &pseudonyms, at)?;
+    let record = erase::erase(&store, &tenant.id, &targets, at)?;
     tracing::info!(
         tenant = %record.tenant,
         rows = record.rows_removed,
@@ -121,7 +155,7 @@ pub(crate) fn run(args: EraseArgs) -> anyhow::Result<ExitCode> {
         record.rows_removed,
         record.files_rewritten,
         record.files_deleted,
-        pseudonyms.len(),
+        epochs,
         erase::audit_log(&store).display()
     );
     if shredded > 0 {
@@ -130,4 +164,26 @@ pub(crate) fn run(args: EraseArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The identifier domain the allowlist pseudonymizes `path` in (the first rule that names it).
+fn domain_of<'p>(policy: &'p Policy, path: &str) -> Option<&'p str> {
+    policy.leaves().find_map(|(_, leaf, action)| match action {
+        LeafAction::Pseudonymize(domain) if leaf == path => Some(&**domain),
+        _ => None,
+    })
+}
+
+/// Every field the allowlist pseudonymizes in `domain`.
+fn columns_in<'p>(policy: &'p Policy, domain: &str) -> Vec<&'p str> {
+    let mut columns: Vec<&str> = policy
+        .leaves()
+        .filter(
+            |(_, _, action)| matches!(action, LeafAction::Pseudonymize(own) if &**own == domain),
+        )
+        .map(|(_, path, _)| path)
+        .collect();
+    columns.sort_unstable();
+    columns.dedup();
+    columns
 }

@@ -45,7 +45,7 @@ enum Command {
     /// Apply retention: delete expired table partitions, shred expired baseline keys.
     #[command(subcommand)]
     Retention(retention::RetentionCommand),
-    /// Remove an enhanced tenant's user from the stored tables (audited, without the id).
+    /// Remove an enhanced tenant's person (by user id and/or anonymous ids) from the stored tables (audited, without any id).
     Erase(erase::EraseArgs),
     /// Manage per-tenant pseudonymization keys.
     #[command(subcommand)]

@@ -1,5 +1,6 @@
-//! Erasure: every stored row of one tenant whose user columns hold one of a set of pseudonyms is
-//! removed, by rewriting the affected files of the events and daily_activity tables.
+//! Erasure: every stored row of one tenant where a column holds one of a person's pseudonyms (of
+//! that column's identifier domain) is removed, by rewriting the affected files of the events
+//! and daily_activity tables.
 //!
 //! Crash-safe like compaction: the rewritten files are written and fsynced in `_tmp`, a manifest
 //! `_state/erasure.json` (replacements, deletions, the audit record) is the commit point, then
@@ -60,31 +61,47 @@ fn manifest_path(store: &Store) -> PathBuf {
     store.root().join(tables::STATE_DIR).join("erasure.json")
 }
 
-/// Which rows of `batch` to keep: those where none of `columns` holds one of `pseudonyms`.
-fn keep_mask(batch: &RecordBatch, columns: &[&str], pseudonyms: &HashSet<String>) -> BooleanArray {
-    let columns: Vec<&StringArray> = columns
+/// One identifier domain's share of an erasure: pseudonyms are only compared with columns of
+/// their own domain (an HMAC under another domain never matches by design).
+#[derive(Debug, Clone, Default)]
+pub struct ErasureTarget<'a> {
+    /// The events table's columns pseudonymized in this domain.
+    pub columns: Vec<&'a str>,
+    /// The person's pseudonyms in this domain, one per key epoch that still exists.
+    pub pseudonyms: HashSet<String>,
+    /// Whether the rollup's `user` column holds this domain's pseudonyms (`userId`'s, else
+    /// `anonymousId`'s).
+    pub in_rollup_user: bool,
+}
+
+/// Which rows of `batch` to keep: those where no column of a target holds one of its pseudonyms.
+fn keep_mask(batch: &RecordBatch, targets: &[(&[&str], &HashSet<String>)]) -> BooleanArray {
+    let columns: Vec<(&StringArray, &HashSet<String>)> = targets
         .iter()
-        .filter_map(|name| batch.column_by_name(name))
-        .filter_map(|column| column.as_any().downcast_ref::<StringArray>())
+        .flat_map(|(columns, pseudonyms)| {
+            columns
+                .iter()
+                .filter_map(|name| batch.column_by_name(name))
+                .filter_map(|column| column.as_any().downcast_ref::<StringArray>())
+                .map(move |column| (column, *pseudonyms))
+        })
         .collect();
     (0..batch.num_rows())
         .map(|row| {
-            Some(
-                !columns
-                    .iter()
-                    .any(|column| column.is_valid(row) && pseudonyms.contains(column.value(row))),
-            )
+            Some(!columns.iter().any(|(column, pseudonyms)| {
+                column.is_valid(row) && pseudonyms.contains(column.value(row))
+            }))
         })
         .collect()
 }
 
-/// Removes `tenant`'s rows whose `event_columns` (in events) or user (in daily_activity) is one
-/// of `pseudonyms`; `at` is the audit time (RFC 3339).
+/// Removes `tenant`'s rows where a target's columns (in events) or the user (in daily_activity,
+/// for targets of the user column's domains) hold one of its pseudonyms; `at` is the audit time
+/// (RFC 3339).
 pub fn erase(
     store: &Store,
     tenant: &str,
-    event_columns: &[&str],
-    pseudonyms: &HashSet<String>,
+    targets: &[ErasureTarget<'_>],
     at: String,
 ) -> Result<ErasureRecord, StoreError> {
     let _lock = store.maintenance_lock()?;
@@ -101,10 +118,19 @@ pub fn erase(
         deletions: Vec::new(),
         record: record.clone(),
     };
-    let rollup_columns = [rollup::USER];
-    for (table, columns) in [
-        (tables::EVENTS, event_columns),
-        (tables::DAILY_ACTIVITY, &rollup_columns[..]),
+    let rollup_user = [rollup::USER];
+    let event_targets: Vec<(&[&str], &HashSet<String>)> = targets
+        .iter()
+        .map(|target| (&target.columns[..], &target.pseudonyms))
+        .collect();
+    let rollup_targets: Vec<(&[&str], &HashSet<String>)> = targets
+        .iter()
+        .filter(|target| target.in_rollup_user)
+        .map(|target| (&rollup_user[..], &target.pseudonyms))
+        .collect();
+    for (table, table_targets) in [
+        (tables::EVENTS, &event_targets),
+        (tables::DAILY_ACTIVITY, &rollup_targets),
     ] {
         for (owner, _, dir) in tables::partitions(store.root(), table) {
             if owner != tenant {
@@ -115,7 +141,7 @@ pub fn erase(
                 let mut kept = Vec::with_capacity(batches.len());
                 let mut removed = 0;
                 for batch in &batches {
-                    let mask = keep_mask(batch, columns, pseudonyms);
+                    let mask = keep_mask(batch, table_targets);
                     let filtered = filter_record_batch(batch, &mask)
                         .map_err(|error| StoreError::Parquet(error.into()))?;
                     removed += batch.num_rows() - filtered.num_rows();
