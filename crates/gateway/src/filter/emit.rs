@@ -26,12 +26,39 @@ enum Timestamp<'a> {
     Received,
 }
 
+/// How far after its arrival a message's timestamp may lie: clocks drift (SDKs send `sentAt`,
+/// which corrects theirs), but an hour ahead is a wrong clock or time zone.
+const MAX_FUTURE_MS: i64 = 60 * 60 * 1000;
+
 struct Decision<'a> {
     kind: MessageKind,
     rule: RuleId,
     message_id: &'a str,
     timestamp: Timestamp<'a>,
+    /// The client's timestamp was more than [`MAX_FUTURE_MS`] ahead and is replaced.
+    future_timestamp: bool,
     keep_name: bool,
+}
+
+/// Whether `timestamp` lies more than [`MAX_FUTURE_MS`] after `received_at` (canonical).
+fn too_far_ahead(timestamp: &Timestamp<'_>, received_at: &str) -> bool {
+    use veil_sanitized::timestamp::parse_canonical;
+    debug_assert!(parse_canonical(received_at).is_some());
+    match timestamp {
+        Timestamp::Received => false,
+        // Canonical texts order as their instants do: only a later one needs arithmetic.
+        Timestamp::Canonical(text) => {
+            *text > received_at
+                && parse_canonical(text)
+                    .zip(parse_canonical(received_at))
+                    .is_some_and(|(at, received)| at - received > MAX_FUTURE_MS)
+        }
+        Timestamp::Parsed(at) => {
+            OffsetDateTime::parse(received_at, &Rfc3339).is_ok_and(|received| {
+                (*at - received).whole_milliseconds() > i128::from(MAX_FUTURE_MS)
+            })
+        }
+    }
 }
 
 fn decide<'a>(
@@ -110,6 +137,12 @@ fn decide<'a>(
                 }
             }
         };
+    let future_timestamp = too_far_ahead(&timestamp, meta.received_at);
+    let timestamp = if future_timestamp {
+        Timestamp::Received
+    } else {
+        timestamp
+    };
     let keep_name = match (kind, envelope.name.as_deref()) {
         (MessageKind::Page | MessageKind::Screen, Some(name)) => policy
             .view_name_tier(kind, name)
@@ -121,6 +154,7 @@ fn decide<'a>(
         rule,
         message_id,
         timestamp,
+        future_timestamp,
         keep_name,
     })
 }
@@ -312,6 +346,15 @@ pub(super) fn emit<S: DropSink>(
     }
     out.extend_from_slice(b",\"receivedAt\":");
     write_json_str(out, meta.received_at);
+    if decision.future_timestamp {
+        sink.dropped(
+            DroppedField::Key {
+                parent: policy.root(),
+                key: "timestamp",
+            },
+            DropReason::FutureTimestamp,
+        );
+    }
     if decision.kind == MessageKind::Track {
         out.extend_from_slice(b",\"event\":");
         write_json_str(out, envelope.event.as_deref().unwrap_or_default());

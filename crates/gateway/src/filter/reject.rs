@@ -128,16 +128,21 @@ pub enum DropReason {
     EmailValue,
     /// Its value is or contains an IP address.
     IpValue,
+    /// A `timestamp` more than an hour after the gateway received the message: replaced by the
+    /// receive time, so a wrong clock cannot file rows under a future day that retention never
+    /// reaches.
+    FutureTimestamp,
 }
 
 impl DropReason {
     /// Every reason, for fixed-size counters.
-    pub const ALL: [DropReason; 5] = [
+    pub const ALL: [DropReason; 6] = [
         DropReason::NotAllowlisted,
         DropReason::EnhancedOnly,
         DropReason::TypeMismatch,
         DropReason::EmailValue,
         DropReason::IpValue,
+        DropReason::FutureTimestamp,
     ];
 
     /// Stable snake_case name.
@@ -148,6 +153,7 @@ impl DropReason {
             DropReason::TypeMismatch => "type_mismatch",
             DropReason::EmailValue => "email_value",
             DropReason::IpValue => "ip_value",
+            DropReason::FutureTimestamp => "future_timestamp",
         }
     }
 }

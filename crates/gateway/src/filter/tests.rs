@@ -650,6 +650,53 @@ fn clock_skew_is_corrected_from_sent_at_as_segment_does() {
 }
 
 #[test]
+fn a_timestamp_over_an_hour_after_arrival_is_replaced_by_the_receive_time() {
+    let message = |timestamp: &str| track(json!({"timestamp": timestamp}));
+    let timestamp_drops = |drops: &DropCounts| {
+        drops
+            .by_field(&policy())
+            .get(&("timestamp".to_owned(), DropReason::FutureTimestamp))
+            .copied()
+    };
+    // Within the hour (a clock a little fast) and in the past: kept as sent.
+    for kept in [
+        "2026-11-23T10:59:59.999Z",
+        "2026-11-23T10:00:00.000Z",
+        "1999-01-01T00:00:00.000Z",
+    ] {
+        let (value, drops) = run(&tenant(Tier::Baseline, 1), &message(kept)).expect("accepted");
+        assert_eq!(value["timestamp"], kept);
+        assert_eq!(timestamp_drops(&drops), None);
+    }
+    // Further ahead, canonical or not: the receive time, and the replacement counted.
+    for ahead in [
+        "2026-11-23T11:00:00.001Z",
+        "2026-11-24T00:00:00.000Z",
+        "9999-12-31T23:59:59.999Z",
+        "2026-11-23T12:30:00+01:00",
+        "2026-11-23T23:00:00.5Z",
+    ] {
+        let (value, drops) = run(&tenant(Tier::Baseline, 1), &message(ahead)).expect("accepted");
+        assert_eq!(value["timestamp"], META.received_at, "{ahead}");
+        assert_eq!(timestamp_drops(&drops), Some(1), "{ahead}");
+    }
+    // Skew correction first: a client clock a day fast that says so in `sentAt` is corrected.
+    let (value, _) = run_with(
+        &META,
+        &json!({"type": "track", "event": "Document Opened", "userId": "u-1",
+                "timestamp": "2026-11-24T09:58:00.000Z", "sentAt": "2026-11-24T10:00:00.000Z"}),
+    );
+    assert_eq!(value["timestamp"], "2026-11-23T09:58:00.000Z");
+    // A `sentAt` that puts the corrected time over an hour ahead: the receive time.
+    let (value, _) = run_with(
+        &META,
+        &json!({"type": "track", "event": "Document Opened", "userId": "u-1",
+                "timestamp": "2026-11-23T12:00:00.000Z", "sentAt": "2026-11-23T09:00:00.000Z"}),
+    );
+    assert_eq!(value["timestamp"], META.received_at);
+}
+
+#[test]
 fn routing_key_is_the_user_pseudonym_else_the_anonymous_one() {
     let (value, accepted) = run_with(
         &META,
