@@ -74,6 +74,31 @@ fn traffic(count: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Runs `veil erase --tenant t-1001 FLAG ID` on the stored data and asserts that it reports
+/// `removed` rows and does not print the id.
+fn erase(data: &str, keys: &str, flag: &str, id: &str, removed: usize) {
+    let erased = ok(veil(
+        &[
+            "erase",
+            "--tenant",
+            "t-1001",
+            flag,
+            id,
+            "--data-dir",
+            data,
+            "--keystore",
+            keys,
+        ],
+        b"",
+    ));
+    let printed = String::from_utf8_lossy(&erased);
+    assert!(
+        printed.contains(&format!(": {removed} rows removed")),
+        "{printed}"
+    );
+    assert!(!printed.contains(id), "the id is not printed");
+}
+
 /// The most frequent value of top-level `field` in `lines`.
 fn most_frequent(lines: &[Vec<u8>], field: &str) -> String {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
@@ -205,29 +230,13 @@ fn erase_removes_one_users_rows_under_every_epoch_and_nothing_else() {
     assert!(message.contains("baseline tier"), "{message}");
     assert!(!message.contains(&user));
 
-    let erased = ok(veil(
-        &[
-            "erase",
-            "--tenant",
-            "t-1001",
-            "--user",
-            &user,
-            "--data-dir",
-            data,
-            "--keystore",
-            keys,
-        ],
-        b"",
-    ));
-    let printed = String::from_utf8_lossy(&erased);
-    assert!(
-        printed.contains(&format!(
-            "{} rows removed",
-            target_rows.len() + rollup_target_rows
-        )),
-        "{printed}"
+    erase(
+        data,
+        keys,
+        "--user",
+        &user,
+        target_rows.len() + rollup_target_rows,
     );
-    assert!(!printed.contains(&user));
 
     let events_after = rows(data_dir.path(), tables::EVENTS, &event_columns);
     let ids = |rows: &[&(BTreeMap<String, String>, i64)]| -> BTreeSet<String> {
@@ -272,22 +281,8 @@ fn erase_removes_one_users_rows_under_every_epoch_and_nothing_else() {
             .all(|pseudonym| !audit.contains(pseudonym.as_str()))
     );
 
-    // Erasing again finds nothing; the log says so too.
-    let again = ok(veil(
-        &[
-            "erase",
-            "--tenant",
-            "t-1001",
-            "--user",
-            &user,
-            "--data-dir",
-            data,
-            "--keystore",
-            keys,
-        ],
-        b"",
-    ));
-    assert!(String::from_utf8_lossy(&again).contains(": 0 rows removed"));
+    // Erasing again finds nothing.
+    erase(data, keys, "--user", &user, 0);
 }
 
 #[test]
@@ -367,29 +362,13 @@ fn erase_by_anonymous_id_removes_the_devices_rows_and_the_alias_that_links_it() 
         .map(|(_, count)| count)
         .sum();
 
-    let erased = ok(veil(
-        &[
-            "erase",
-            "--tenant",
-            "t-1001",
-            "--anonymous-id",
-            &device,
-            "--data-dir",
-            data,
-            "--keystore",
-            keys,
-        ],
-        b"",
-    ));
-    let printed = String::from_utf8_lossy(&erased);
-    assert!(
-        printed.contains(&format!(
-            "{} rows removed",
-            device_rows.len() + device_rollup_rows
-        )),
-        "{printed}"
+    erase(
+        data,
+        keys,
+        "--anonymous-id",
+        &device,
+        device_rows.len() + device_rollup_rows,
     );
-    assert!(!printed.contains(&device));
 
     let events_after = rows(data_dir.path(), tables::EVENTS, &columns);
     let remaining: BTreeSet<&str> = events_after
