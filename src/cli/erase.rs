@@ -6,6 +6,7 @@
 //! `anonymousId`, and matched against every column the allowlist pseudonymizes in that domain;
 //! the processor crate rewrites the files and writes the audit record (without any id).
 
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -98,19 +99,8 @@ pub(crate) fn run(args: EraseArgs) -> anyhow::Result<ExitCode> {
             identifiers.push((domain, anonymous_id.as_bytes()));
         }
     }
-    // By domain; both domains' pseudonyms can be the rollup's user.
-    let mut targets: Vec<(&str, ErasureTarget<'_>)> = Vec::new();
-    for (domain, _) in &identifiers {
-        if !targets.iter().any(|(known, _)| known == domain) {
-            let target = ErasureTarget {
-                columns: columns_in(&policy, domain),
-                pseudonyms: Default::default(),
-                in_rollup_user: true,
-            };
-            targets.push((domain, target));
-        }
-    }
     let keystore = KeyStore::open(&settings.gateway.keystore)?;
+    let mut pseudonyms: BTreeMap<&str, HashSet<String>> = BTreeMap::new();
     let mut epochs = 0;
     let mut shredded = 0;
     for info in keystore.list()? {
@@ -125,11 +115,10 @@ pub(crate) fn run(args: EraseArgs) -> anyhow::Result<ExitCode> {
         let key = keystore.load(&tenant.id, &info.epoch)?;
         for (domain, identifier) in &identifiers {
             let pseudonym = key.pseudonymize(domain, identifier);
-            if let Some((_, target)) = targets.iter_mut().find(|(known, _)| known == domain) {
-                target
-                    .pseudonyms
-                    .insert(String::from_utf8_lossy(&pseudonym).into_owned());
-            }
+            pseudonyms
+                .entry(domain)
+                .or_default()
+                .insert(String::from_utf8_lossy(&pseudonym).into_owned());
         }
     }
     if epochs == 0 {
@@ -138,7 +127,13 @@ pub(crate) fn run(args: EraseArgs) -> anyhow::Result<ExitCode> {
             tenant.id
         );
     }
-    let targets: Vec<ErasureTarget<'_>> = targets.into_iter().map(|(_, target)| target).collect();
+    let targets: Vec<ErasureTarget<'_>> = pseudonyms
+        .into_iter()
+        .map(|(domain, pseudonyms)| ErasureTarget {
+            columns: columns_in(&policy, domain),
+            pseudonyms,
+        })
+        .collect();
     let store = Store::open(&settings.processor.data_dir)?;
     let at = OffsetDateTime::now_utc().format(&Rfc3339)?;
     let record = erase::erase(&store, &tenant.id, &targets, at)?;

@@ -69,9 +69,6 @@ pub struct ErasureTarget<'a> {
     pub columns: Vec<&'a str>,
     /// The person's pseudonyms in this domain, one per key epoch that still exists.
     pub pseudonyms: HashSet<String>,
-    /// Whether the rollup's `user` column holds this domain's pseudonyms (`userId`'s, else
-    /// `anonymousId`'s).
-    pub in_rollup_user: bool,
 }
 
 /// Which rows of `batch` to keep: those where no column of a target holds one of its pseudonyms.
@@ -96,8 +93,8 @@ fn keep_mask(batch: &RecordBatch, targets: &[(&[&str], &HashSet<String>)]) -> Bo
 }
 
 /// Removes `tenant`'s rows where a target's columns (in events) or the user (in daily_activity,
-/// for targets of the user column's domains) hold one of its pseudonyms; `at` is the audit time
-/// (RFC 3339).
+/// which holds `userId`'s pseudonym, else `anonymousId`'s: a pseudonym of another domain never
+/// matches there) hold one of its pseudonyms; `at` is the audit time (RFC 3339).
 pub fn erase(
     store: &Store,
     tenant: &str,
@@ -125,7 +122,6 @@ pub fn erase(
         .collect();
     let rollup_targets: Vec<(&[&str], &HashSet<String>)> = targets
         .iter()
-        .filter(|target| target.in_rollup_user)
         .map(|target| (&rollup_user[..], &target.pseudonyms))
         .collect();
     for (table, table_targets) in [
