@@ -4,6 +4,7 @@
 //! and dumps its DOM and a screenshot (under the target directory, printed by the test).
 
 mod reporting_support;
+mod support;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -17,10 +18,6 @@ const GENERATOR: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../shared/workload/gen_events.py"
 );
-
-fn chromium() -> String {
-    std::env::var("VEIL_CHROMIUM").unwrap_or_else(|_| "chromium".to_owned())
-}
 
 /// Reference traffic spread over November (the generator puts small runs on one day), split by
 /// tenant and sanitized by `veil filter`, as the gateway would.
@@ -84,22 +81,8 @@ fn sanitized_reference_traffic(keystore: &Path) -> Vec<String> {
 
 async fn browse(args: &[String]) -> String {
     let profile = tempfile::tempdir().expect("profile");
-    let mut command = tokio::process::Command::new(chromium());
+    let mut command = tokio::process::Command::from(support::headless_chromium(profile.path()));
     command
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-        ])
-        .args([
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -9,25 +9,18 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, StringArray};
 use serde_json::Value;
 use support::traffic::{forbidden_values, gen_events_with, messages, send_with_python_sdk};
-use support::{free_port, repo_root};
+use support::{KillOnDrop, free_port, repo_root};
 
-/// `veil up`, killed if the test ends early.
+/// `veil up` (killed if the test ends early) and the banner it printed.
 struct Up {
-    child: Child,
+    process: KillOnDrop,
     banner: Vec<String>,
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn start_up(data_dir: &Path, ingest: u16, reporting: u16, metrics: u16) -> Up {
@@ -61,7 +54,10 @@ fn start_up(data_dir: &Path, ingest: u16, reporting: u16, metrics: u16) -> Up {
         banner.iter().any(|line| line.contains("embedded")),
         "no Kafka configured: the embedded broker runs ({banner:?})"
     );
-    Up { child, banner }
+    Up {
+        process: KillOnDrop(child),
+        banner,
+    }
 }
 
 /// The dashboard token the banner printed for `label` (`tenant t-1000`, `vendor`, ...).
@@ -277,7 +273,7 @@ fn veil_up_from_sdk_traffic_to_suppressed_reports_and_clean_parquet() {
     );
 
     // A clean stop stores everything the gateway acknowledged.
-    let pid = up.child.id().to_string();
+    let pid = up.process.0.id().to_string();
     let stopped = Command::new("kill")
         .args(["-TERM", &pid])
         .status()
@@ -285,14 +281,14 @@ fn veil_up_from_sdk_traffic_to_suppressed_reports_and_clean_parquet() {
     assert!(stopped.success());
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
-        if let Some(status) = up.child.try_wait().expect("wait") {
+        if let Some(status) = up.process.0.try_wait().expect("wait") {
             break status;
         }
         assert!(Instant::now() < deadline, "veil up did not stop");
         std::thread::sleep(Duration::from_millis(100));
     };
     let mut stderr = String::new();
-    if let Some(mut pipe) = up.child.stderr.take() {
+    if let Some(mut pipe) = up.process.0.stderr.take() {
         let _ = pipe.read_to_string(&mut stderr);
     }
     assert!(status.success(), "veil up failed: {stderr}");

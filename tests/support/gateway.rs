@@ -4,17 +4,17 @@
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use super::cli::veil;
-use super::{free_port, repo_root};
+use super::{KillOnDrop, free_port, repo_root};
 
 /// A running `veil gateway`, killed if the test ends early.
 pub struct GatewayProcess {
-    child: Option<Child>,
+    process: KillOnDrop,
     /// Its HTTP port on 127.0.0.1.
     pub port: u16,
 }
@@ -36,7 +36,7 @@ impl GatewayProcess {
             .spawn()
             .expect("veil gateway starts");
         let gateway = GatewayProcess {
-            child: Some(child),
+            process: KillOnDrop(child),
             port,
         };
         gateway.wait_ready();
@@ -72,7 +72,7 @@ impl GatewayProcess {
 
     /// Stops the gateway with SIGTERM, asserts that it exits cleanly, and returns its logs.
     pub fn stop(mut self) -> String {
-        let mut child = self.child.take().expect("running");
+        let child = &mut self.process.0;
         let _ = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status();
@@ -86,15 +86,6 @@ impl GatewayProcess {
             .read_to_string(&mut logs)
             .expect("logs");
         logs
-    }
-}
-
-impl Drop for GatewayProcess {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }
 

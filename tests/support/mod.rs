@@ -62,6 +62,28 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Headless Chromium (`$VEIL_CHROMIUM`, else Debian's `chromium`) with its profile in
+/// `profile`, and no traffic of its own (updates, sync, QUIC).
+pub fn headless_chromium(profile: &Path) -> Command {
+    let binary = std::env::var("VEIL_CHROMIUM").unwrap_or_else(|_| "chromium".to_owned());
+    let mut command = Command::new(binary);
+    command
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+        ])
+        .args(["--no-first-run", "--disable-background-networking"])
+        .args([
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()));
+    command
+}
+
 /// Waits until something accepts connections on `port` of 127.0.0.1.
 pub fn wait_listening(port: u16, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);

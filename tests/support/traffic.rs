@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{KillOnDrop, free_port, repo_root, wait_listening};
+use super::{KillOnDrop, free_port, headless_chromium, repo_root, wait_listening};
 
 /// `gen_events.py --count COUNT --seed SEED [extra arguments]` output (NDJSON).
 pub fn gen_events_with(count: usize, seed: u64, extra: &[&str]) -> Vec<u8> {
@@ -96,21 +96,8 @@ pub fn send_with_browser_sdk(host: &str, write_key: &str, input: &[u8]) -> Value
     );
     wait_listening(port, "the page's static server");
     let profile = tempfile::tempdir().expect("profile");
-    let chromium = std::env::var("VEIL_CHROMIUM").unwrap_or_else(|_| "chromium".to_owned());
     let mut browser = KillOnDrop(
-        Command::new(chromium)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-            ])
-            .args([
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ])
-            .arg(format!("--user-data-dir={}", profile.path().display()))
+        headless_chromium(profile.path())
             // Virtual time stops while requests are in flight, so the page gets to finish.
             .args(["--virtual-time-budget=120000", "--dump-dom"])
             .arg(format!(
