@@ -92,11 +92,11 @@ fn erase(data: &str, keys: &str, flag: &str, id: &str, removed: usize) {
         b"",
     ));
     let printed = String::from_utf8_lossy(&erased);
+    assert!(!printed.contains(id), "the id is not printed");
     assert!(
         printed.contains(&format!(": {removed} rows removed")),
         "{printed}"
     );
-    assert!(!printed.contains(id), "the id is not printed");
 }
 
 /// The most frequent value of top-level `field` in `lines`.
