@@ -7,19 +7,19 @@
 mod support;
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::Arc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, StringArray};
 use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Value;
-use support::cli::veil;
-use support::{Broker, free_port, repo_root};
-use veil_gateway::sink::{MAX_PACKED_BYTES, RecordBatch, create_topics};
+use support::processor::{
+    metric, processor_command, sanitized_messages, scrape, send_request, stored_message_ids,
+};
+use support::{Broker, free_port};
+use veil_gateway::sink::create_topics;
 use veil_processor::store::Store;
 
 /// Processor runs killed with SIGKILL before the last, clean one.
@@ -29,22 +29,6 @@ const KILLED_RUNS: u64 = 5;
 /// (`statistics.interval.ms`, which reports the lag), in seconds.
 const SESSION_TIMEOUT_SECONDS: u64 = 10;
 const STATISTICS_SECONDS: u64 = 5;
-
-/// Sanitized messages as the gateway writes them: `veil filter` over reference traffic.
-fn sanitized_messages(count: usize, keys: &Path) -> Vec<Value> {
-    let input = support::traffic::gen_events(count, 5);
-    let keys = keys.to_str().expect("utf8 path");
-    let output = veil(
-        &["filter", "--tenant", "t-1000", "--keystore", keys],
-        &input,
-    );
-    output
-        .stdout
-        .split(|byte| *byte == b'\n')
-        .filter(|line| !line.is_empty())
-        .map(|line| serde_json::from_slice(line).expect("JSON"))
-        .collect()
-}
 
 /// When any partition state was last committed (changes with every flush).
 fn state_writes(root: &Path) -> Vec<std::time::SystemTime> {
@@ -59,37 +43,6 @@ fn state_writes(root: &Path) -> Vec<std::time::SystemTime> {
         .unwrap_or_default();
     times.sort();
     times
-}
-
-fn stored_message_ids(root: &Path) -> Vec<String> {
-    let mut ids = Vec::new();
-    let mut stack = vec![root.join(veil_processor::tables::EVENTS)];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if path.is_dir() {
-                if !name.starts_with('_') {
-                    stack.push(path);
-                }
-                continue;
-            }
-            for batch in support::parquet::batches(&path) {
-                let column = batch
-                    .column_by_name("message_id")
-                    .expect("message_id column");
-                let column = column
-                    .as_any()
-                    .downcast_ref::<StringArray>()
-                    .expect("strings");
-                ids.extend((0..column.len()).map(|row| column.value(row).to_owned()));
-            }
-        }
-    }
-    ids
 }
 
 /// Finishes every partition's committed flush, as a processor does when it is assigned one.
@@ -138,26 +91,7 @@ fn sigkill_at_random_points_loses_and_repeats_nothing() {
     runtime.block_on(async {
         let mut deliveries = Vec::new();
         let send = |request: &[&Value], deliveries: &mut Vec<_>| {
-            let mut batch = RecordBatch::default();
-            batch.set_shared_key(b"t-1000");
-            for message in request {
-                let key = format!(
-                    "t-1000/{}",
-                    message["pseudonyms"]["userId"].as_str().unwrap_or("none")
-                );
-                batch.push_owned(
-                    Arc::from("veil.sanitized.us"),
-                    key.as_bytes(),
-                    message.to_string().as_bytes(),
-                );
-            }
-            for record in batch.packed(MAX_PACKED_BYTES, |_| Some(3)) {
-                let mut future_record = FutureRecord::to(record.topic)
-                    .key(record.key)
-                    .payload(record.payload.as_ref());
-                future_record.partition = record.partition;
-                deliveries.push(producer.send_result(future_record).expect("queued"));
-            }
+            send_request(&producer, request, deliveries);
         };
         let (singles, batched) = messages.split_at(messages.len() / 2);
         for message in singles {
@@ -192,19 +126,7 @@ fn sigkill_at_random_points_loses_and_repeats_nothing() {
     let data = tempfile::tempdir().expect("tempdir");
     let metrics_port = free_port();
     let processor = |log: &Path| {
-        Command::new(env!("CARGO_BIN_EXE_veil"))
-            .current_dir(repo_root())
-            .args(["processor", "--kafka", &broker.bootstrap(), "--data-dir"])
-            .arg(data.path())
-            .env("VEIL_PROCESSOR__FLUSH_ROWS", "150")
-            .env("VEIL_PROCESSOR__FLUSH_INTERVAL_MS", "200")
-            .env("VEIL_KAFKA__TOPICS__PARTITIONS", "3")
-            .env(
-                "VEIL_PROCESSOR__METRICS_LISTEN",
-                format!("127.0.0.1:{metrics_port}"),
-            )
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log).expect("log"))
+        processor_command(&broker.bootstrap(), data.path(), metrics_port, log)
             .spawn()
             .expect("veil processor starts")
     };
@@ -393,23 +315,4 @@ fn rejection_rows(root: &Path) -> (usize, BTreeMap<String, i64>) {
         }
     }
     (rows, sums)
-}
-
-/// `GET /metrics` over a plain socket.
-fn scrape(port: u16) -> String {
-    use std::io::Read;
-    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return String::new();
-    };
-    let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\nhost: localhost\r\n\r\n");
-    let mut text = String::new();
-    let _ = stream.read_to_string(&mut text);
-    text
-}
-
-/// The value of one sample line.
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or(-1.0)
 }

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod gateway;
 pub mod parquet;
+pub mod processor;
 pub mod traffic;
 
 use std::net::TcpListener as StdListener;

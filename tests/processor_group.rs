@@ -1,0 +1,300 @@
+//! Two processors in one consumer group against a real broker (tansu), as a deployment scales
+//! out: they share the partitions and one data directory; when one stops, the other takes its
+//! partitions over, resumes where the stopped one committed, and still recognizes the retries of
+//! messages the stopped one stored. Afterwards every message is in the Parquet set exactly once.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::FutureProducer;
+use serde_json::Value;
+use support::processor::{
+    message_id, metric, processor_command, sanitized_messages, scrape, send_request,
+    stored_message_ids,
+};
+use support::{Broker, KillOnDrop, free_port};
+use veil_gateway::sink::create_topics;
+
+/// Every partition of the eight topics (seven regions and the audit topic), three each.
+const ALL_PARTITIONS: f64 = 24.0;
+
+/// One `veil processor` process of the group, with its metrics port and log.
+struct Member {
+    process: KillOnDrop,
+    metrics_port: u16,
+    log: std::path::PathBuf,
+}
+
+impl Member {
+    fn start(bootstrap: &str, data: &Path, logs: &Path, name: &str) -> Member {
+        let metrics_port = free_port();
+        let log = logs.join(format!("{name}.log"));
+        let child: Child = processor_command(bootstrap, data, metrics_port, &log)
+            .spawn()
+            .expect("veil processor starts");
+        Member {
+            process: KillOnDrop(child),
+            metrics_port,
+            log,
+        }
+    }
+
+    fn metric(&self, name: &str) -> f64 {
+        metric(&scrape(self.metrics_port), name)
+    }
+
+    fn assigned(&self) -> f64 {
+        self.metric("veil_processor_assigned_partitions")
+    }
+
+    fn rows_written(&self) -> f64 {
+        self.metric("veil_processor_rows_written_total{table=\"events\"}")
+    }
+
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let mut start = log.len().saturating_sub(2000);
+        while !log.is_char_boundary(start) {
+            start += 1;
+        }
+        log[start..].to_owned()
+    }
+
+    /// Stops it as an orchestrator does (SIGTERM) and checks that it exited cleanly.
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.process.0.id().to_string()])
+            .status();
+        let exit = self.process.0.wait().expect("exits");
+        assert!(
+            exit.success(),
+            "clean exit, not {exit}:\n{}",
+            self.log_tail()
+        );
+    }
+}
+
+/// Waits until `done` holds, or fails with `what` and the members' logs after `limit`.
+fn wait_until(what: &str, limit: Duration, members: &[&Member], mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        if Instant::now() > deadline {
+            let logs: Vec<String> = members.iter().map(|member| member.log_tail()).collect();
+            panic!(
+                "timed out waiting until {what}; logs:\n{}",
+                logs.join("\n---\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Produces `messages` in requests of 25, as the gateway would, and waits for every
+/// acknowledgement.
+fn produce(runtime: &tokio::runtime::Runtime, producer: &FutureProducer, messages: &[&Value]) {
+    runtime.block_on(async {
+        let mut deliveries = Vec::new();
+        for request in messages.chunks(25) {
+            send_request(producer, request, &mut deliveries);
+        }
+        for delivery in deliveries {
+            delivery.await.expect("delivered").expect("acknowledged");
+        }
+    });
+}
+
+/// How many rows each message id has in the events table.
+fn stored_counts(data: &Path) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for id in stored_message_ids(data) {
+        *counts.entry(id).or_default() += 1;
+    }
+    counts
+}
+
+#[test]
+fn two_processors_share_the_partitions_and_hand_them_over_exactly_once() {
+    let broker = Broker::start();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime
+        .block_on(create_topics(&broker.kafka_config()))
+        .expect("topics");
+    let keys = tempfile::tempdir().expect("tempdir");
+    let messages = sanitized_messages(3000, keys.path());
+    assert!(messages.len() > 2000);
+    let (first, second) = messages.split_at(messages.len() / 2);
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer");
+
+    let data = tempfile::tempdir().expect("tempdir");
+    let logs = tempfile::tempdir().expect("tempdir");
+    let one = Member::start(&broker.bootstrap(), data.path(), logs.path(), "one");
+    wait_until(
+        "the first processor holds every partition",
+        Duration::from_secs(60),
+        &[&one],
+        || one.assigned() == ALL_PARTITIONS,
+    );
+    let two = Member::start(&broker.bootstrap(), data.path(), logs.path(), "two");
+    wait_until(
+        "the group splits the partitions between both processors",
+        Duration::from_secs(60),
+        &[&one, &two],
+        || {
+            let (assigned_one, assigned_two) = (one.assigned(), two.assigned());
+            assigned_one > 0.0
+                && assigned_two > 0.0
+                && assigned_one + assigned_two == ALL_PARTITIONS
+        },
+    );
+
+    // The first half while both work: each stores the messages of its own partitions.
+    produce(&runtime, &producer, &first.iter().collect::<Vec<_>>());
+    wait_until(
+        "the first half is stored",
+        Duration::from_secs(90),
+        &[&one, &two],
+        || stored_counts(data.path()).len() == first.len(),
+    );
+    let (written_one, written_two) = (one.rows_written(), two.rows_written());
+    assert!(
+        written_one > 0.0 && written_two > 0.0,
+        "both processors store rows: {written_one} and {written_two}"
+    );
+    assert_eq!(written_one + written_two, first.len() as f64);
+
+    // One stops (a scale-in, a deploy): the other takes over all partitions, from their commit
+    // state in the shared data directory.
+    one.stop();
+    wait_until(
+        "the remaining processor holds every partition",
+        Duration::from_secs(90),
+        &[&two],
+        || two.assigned() == ALL_PARTITIONS,
+    );
+    let duplicates_before = two.metric("veil_processor_duplicates_total");
+
+    // The second half, and client retries of every tenth message of the first half: a retry
+    // lands on its original's partition, so among them are retries of what the stopped
+    // processor stored, which the remaining one must recognize from the stored files.
+    let retries: Vec<&Value> = first.iter().step_by(10).collect();
+    let second_and_retries: Vec<&Value> = second.iter().chain(retries.iter().copied()).collect();
+    produce(&runtime, &producer, &second_and_retries);
+    wait_until(
+        "the second half is stored",
+        Duration::from_secs(90),
+        &[&two],
+        || stored_counts(data.path()).len() == messages.len(),
+    );
+    wait_until(
+        "the retries are counted as duplicates",
+        Duration::from_secs(30),
+        &[&two],
+        || {
+            two.metric("veil_processor_duplicates_total") - duplicates_before
+                >= retries.len() as f64
+        },
+    );
+    assert_eq!(
+        two.metric("veil_processor_duplicates_total") - duplicates_before,
+        retries.len() as f64
+    );
+    assert_eq!(two.rows_written(), written_two + second.len() as f64);
+    two.stop();
+
+    let counts = stored_counts(data.path());
+    let repeated = counts.values().filter(|count| **count > 1).count();
+    assert_eq!(repeated, 0, "no message is stored twice");
+    let expected: BTreeSet<String> = messages.iter().map(message_id).collect();
+    let stored: BTreeSet<String> = counts.into_keys().collect();
+    assert_eq!(stored, expected);
+}
+
+/// A crashed member's partitions go to the survivor once its session times out. Run on
+/// librdkafka's mock cluster (the embedded broker of `veil up`), not tansu: tansu 0.6's
+/// coordinator expires the dead member but forms the next generation with the survivor's old
+/// assignment only, leaving the dead member's partitions unassigned for good (seen here: the
+/// survivor stays at 8 of 24 partitions), where Kafka and the mock cluster give it all 24.
+#[test]
+fn a_crashed_processors_partitions_are_taken_over_and_nothing_is_lost_or_repeated() {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    let kafka = veil_config::KafkaConfig {
+        bootstrap_servers: cluster.bootstrap_servers(),
+        ..veil_config::KafkaConfig::default()
+    };
+    for topic in kafka.topics.all_topics() {
+        cluster.create_topic(&topic, 3, 1).expect("topic");
+    }
+    let bootstrap = cluster.bootstrap_servers();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let keys = tempfile::tempdir().expect("tempdir");
+    let messages = sanitized_messages(3000, keys.path());
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer");
+
+    let data = tempfile::tempdir().expect("tempdir");
+    let logs = tempfile::tempdir().expect("tempdir");
+    let one = Member::start(&bootstrap, data.path(), logs.path(), "one");
+    wait_until(
+        "the first processor holds every partition",
+        Duration::from_secs(60),
+        &[&one],
+        || one.assigned() == ALL_PARTITIONS,
+    );
+    let two = Member::start(&bootstrap, data.path(), logs.path(), "two");
+    wait_until(
+        "the group splits the partitions between both processors",
+        Duration::from_secs(60),
+        &[&one, &two],
+        || one.assigned() > 0.0 && two.assigned() > 0.0,
+    );
+
+    // All messages (and retries of every tenth) while both work; the first processor is
+    // killed with SIGKILL half way, with rows read but not yet committed.
+    let retries: Vec<&Value> = messages.iter().step_by(10).collect();
+    let all: Vec<&Value> = messages.iter().chain(retries.iter().copied()).collect();
+    let (early, late) = all.split_at(all.len() / 2);
+    produce(&runtime, &producer, early);
+    let Member {
+        process: mut crashed,
+        ..
+    } = one;
+    crashed.0.kill().expect("SIGKILL");
+    crashed.0.wait().expect("reaped");
+    produce(&runtime, &producer, late);
+
+    // Once the group drops the dead member (its session times out), the survivor takes its
+    // partitions over from their commit state and stores the rest.
+    wait_until(
+        "the survivor holds every partition",
+        Duration::from_secs(90),
+        &[&two],
+        || two.assigned() == ALL_PARTITIONS,
+    );
+    wait_until(
+        "every message is stored",
+        Duration::from_secs(90),
+        &[&two],
+        || stored_counts(data.path()).len() == messages.len(),
+    );
+    two.stop();
+
+    let counts = stored_counts(data.path());
+    let repeated = counts.values().filter(|count| **count > 1).count();
+    assert_eq!(repeated, 0, "no message is stored twice");
+    let expected: BTreeSet<String> = messages.iter().map(message_id).collect();
+    let stored: BTreeSet<String> = counts.into_keys().collect();
+    assert_eq!(stored, expected);
+}
