@@ -219,6 +219,7 @@ fn main() {
     // host does not make the figure.
     let rounds = env_number("VEIL_BENCH_ROUNDS").unwrap_or(3).max(1);
     let mut per_cpu_second = Vec::with_capacity(rounds);
+    let mut relative = Vec::with_capacity(rounds);
     let mut kafka = KafkaConfig::default();
     if let Some(partitions) = env_number("VEIL_BENCH_PARTITIONS") {
         kafka.topics.partitions = i32::try_from(partitions).expect("partitions");
@@ -340,15 +341,56 @@ fn main() {
             stored, total,
             "every record stored, dropped as a duplicate or dead-lettered"
         );
-        per_cpu_second.push(report(&stats, total, &marks));
+        let processor_rate = report(&stats, total, &marks);
+        // Right after the round, on the processor's core: how fast this host is at the moment.
+        if pinned {
+            cpu::pin_this_thread(0);
+        }
+        let reference = serde_reference(&traffic);
+        println!(
+            "  host reference on the processor's core: serde_json into IgnoredAny over the same messages, {reference:.0} messages/s; processor/reference {:.3}",
+            processor_rate / reference
+        );
+        per_cpu_second.push(processor_rate);
+        relative.push(processor_rate / reference);
     }
     per_cpu_second.sort_by(f64::total_cmp);
+    relative.sort_by(f64::total_cmp);
     println!(
-        "median of {rounds} rounds: {:.0} messages per CPU-second (best {:.0}, worst {:.0})",
+        "median of {rounds} rounds: {:.0} messages per CPU-second (best {:.0}, worst {:.0}); processor/reference {:.3} (best {:.3}, worst {:.3})",
         per_cpu_second[per_cpu_second.len() / 2],
         per_cpu_second[per_cpu_second.len() - 1],
         per_cpu_second[0],
+        relative[relative.len() / 2],
+        relative[relative.len() - 1],
+        relative[0],
     );
+}
+
+/// Messages per second at which `serde_json` parses the round's messages (each line of each
+/// record, retries included) into `IgnoredAny`, best of three passes: a reference for the
+/// host's speed at the moment, which moves by up to 1.8x within hours on this shared machine,
+/// so that runs at different times can be compared by the processor's ratio to it.
+fn serde_reference(traffic: &Traffic) -> f64 {
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let started = Instant::now();
+        let mut parsed = 0_u64;
+        for record in &traffic.records {
+            for line in record.payload.split(|byte| *byte == b'\n') {
+                if line.is_empty() {
+                    continue;
+                }
+                let value: serde::de::IgnoredAny =
+                    serde_json::from_slice(std::hint::black_box(line)).expect("JSON");
+                std::hint::black_box(value);
+                parsed += 1;
+            }
+        }
+        assert_eq!(parsed, traffic.messages as u64);
+        best = best.min(started.elapsed().as_secs_f64());
+    }
+    traffic.messages as f64 / best
 }
 
 /// A moment of the run with the CPU used so far by the processor and by the others (the
