@@ -118,6 +118,25 @@ fn stored_counts(data: &Path) -> BTreeMap<String, usize> {
     counts
 }
 
+/// Every message has exactly one row in the events table, and nothing else has one.
+fn assert_each_stored_once(data: &Path, messages: &[Value]) {
+    let counts = stored_counts(data);
+    let repeated = counts.values().filter(|count| **count > 1).count();
+    assert_eq!(repeated, 0, "no message is stored twice");
+    let expected: BTreeSet<String> = messages.iter().map(message_id).collect();
+    let stored: BTreeSet<String> = counts.into_keys().collect();
+    assert_eq!(stored, expected);
+}
+
+/// A producer to `bootstrap`, lingering a little to fill records as the gateway's does.
+fn producer(bootstrap: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer")
+}
+
 #[test]
 fn two_processors_share_the_partitions_and_hand_them_over_exactly_once() {
     let broker = Broker::start();
@@ -129,11 +148,7 @@ fn two_processors_share_the_partitions_and_hand_them_over_exactly_once() {
     let messages = sanitized_messages(3000, keys.path());
     assert!(messages.len() > 2000);
     let (first, second) = messages.split_at(messages.len() / 2);
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", broker.bootstrap())
-        .set("linger.ms", "5")
-        .create()
-        .expect("producer");
+    let producer = producer(&broker.bootstrap());
 
     let data = tempfile::tempdir().expect("tempdir");
     let logs = tempfile::tempdir().expect("tempdir");
@@ -211,12 +226,7 @@ fn two_processors_share_the_partitions_and_hand_them_over_exactly_once() {
     assert_eq!(two.rows_written(), written_two + second.len() as f64);
     two.stop();
 
-    let counts = stored_counts(data.path());
-    let repeated = counts.values().filter(|count| **count > 1).count();
-    assert_eq!(repeated, 0, "no message is stored twice");
-    let expected: BTreeSet<String> = messages.iter().map(message_id).collect();
-    let stored: BTreeSet<String> = counts.into_keys().collect();
-    assert_eq!(stored, expected);
+    assert_each_stored_once(data.path(), &messages);
 }
 
 /// A crashed member's partitions go to the survivor once its session times out. Run on
@@ -238,11 +248,7 @@ fn a_crashed_processors_partitions_are_taken_over_and_nothing_is_lost_or_repeate
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let keys = tempfile::tempdir().expect("tempdir");
     let messages = sanitized_messages(3000, keys.path());
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("linger.ms", "5")
-        .create()
-        .expect("producer");
+    let producer = producer(&bootstrap);
 
     let data = tempfile::tempdir().expect("tempdir");
     let logs = tempfile::tempdir().expect("tempdir");
@@ -291,10 +297,5 @@ fn a_crashed_processors_partitions_are_taken_over_and_nothing_is_lost_or_repeate
     );
     two.stop();
 
-    let counts = stored_counts(data.path());
-    let repeated = counts.values().filter(|count| **count > 1).count();
-    assert_eq!(repeated, 0, "no message is stored twice");
-    let expected: BTreeSet<String> = messages.iter().map(message_id).collect();
-    let stored: BTreeSet<String> = counts.into_keys().collect();
-    assert_eq!(stored, expected);
+    assert_each_stored_once(data.path(), &messages);
 }
