@@ -4,7 +4,8 @@
 //! <data_dir>/events/tenant=<t>/date=<YYYY-MM-DD>/part-<topic>-<partition>-<first>-<last>.parquet
 //! <data_dir>/rejections/tenant=<t>/date=<YYYY-MM-DD>/part-….parquet
 //! <data_dir>/daily_activity/tenant=<t>/date=<YYYY-MM-DD>/part-….parquet
-//! <data_dir>/_state/   commit points (per topic-partition), compaction and erasure manifests, lock
+//! <data_dir>/_state/   commit points and ownership locks (per topic-partition), compaction and
+//!                      erasure manifests, the maintenance lock
 //! <data_dir>/_tmp/     files not yet committed
 //! <data_dir>/_audit/erasures.jsonl
 //! ```
@@ -29,7 +30,7 @@ pub const ALL: [&str; 3] = [EVENTS, REJECTIONS, DAILY_ACTIVITY];
 pub const TENANT_PARTITION: &str = "tenant";
 /// The hive partition column holding the UTC day (directory `date=<YYYY-MM-DD>`).
 pub const DATE_PARTITION: &str = "date";
-/// Directory of commit points, manifests and the maintenance lock.
+/// Directory of commit points, manifests, ownership locks and the maintenance lock.
 pub const STATE_DIR: &str = "_state";
 /// Directory of files not yet committed.
 pub const TMP_DIR: &str = "_tmp";

@@ -1,8 +1,11 @@
-//! The consumer's context: seeks newly assigned partitions to where the store says they
-//! continue (the store, not Kafka's committed offset, is authoritative), queues assignment
-//! changes for the loop, and keeps the high watermarks librdkafka's statistics report (for lag).
+//! The consumer's context: takes each newly assigned partition's ownership lock, seeks it to
+//! where the store says it continues (the store, not Kafka's committed offset, is
+//! authoritative), queues assignment changes for the loop, lets go of revoked partitions, and
+//! keeps the high watermarks librdkafka's statistics report (for lag).
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::fs::File;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -30,6 +33,8 @@ pub(super) struct RecoveringContext {
     pub(super) changed: AtomicBool,
     pub(super) failure: Mutex<Option<StoreError>>,
     pub(super) high_watermarks: Mutex<HashMap<(String, i32), i64>>,
+    /// The ownership locks of the assigned partitions (see [`Store::partition_lock`]).
+    owned: Mutex<HashMap<(String, i32), File>>,
 }
 
 impl RecoveringContext {
@@ -41,6 +46,7 @@ impl RecoveringContext {
             changed: AtomicBool::new(false),
             failure: Mutex::new(None),
             high_watermarks: Mutex::new(HashMap::new()),
+            owned: Mutex::new(HashMap::new()),
         }
     }
 
@@ -64,6 +70,33 @@ impl RecoveringContext {
             .lock()
             .map(|mut changes| std::mem::take(&mut *changes))
             .unwrap_or_default()
+    }
+
+    fn fail(&self, error: StoreError) {
+        if let Ok(mut failure) = self.failure.lock() {
+            failure.get_or_insert(error);
+        }
+    }
+
+    /// Takes the partition's ownership lock unless this processor holds it already.
+    fn own(&self, topic: &str, partition: i32) -> Result<(), StoreError> {
+        let Ok(mut owned) = self.owned.lock() else {
+            return Ok(());
+        };
+        if let Entry::Vacant(slot) = owned.entry((topic.to_owned(), partition)) {
+            slot.insert(self.store.partition_lock(topic, partition)?);
+        }
+        Ok(())
+    }
+
+    /// Lets go of revoked partitions' ownership locks. Safe inside the rebalance callback: the
+    /// loop drops their buffers right after the poll that ran it, before any flush.
+    fn let_go(&self, partitions: &[(String, i32)]) {
+        if let Ok(mut owned) = self.owned.lock() {
+            for key in partitions {
+                owned.remove(key);
+            }
+        }
     }
 
     fn push_change(&self, change: Change) {
@@ -113,6 +146,11 @@ impl ConsumerContext for RecoveringContext {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 for (topic, partition) in &list {
+                    // Owned first, so the commit state read next is final (see `own`).
+                    if let Err(error) = self.own(topic, *partition) {
+                        self.fail(error);
+                        continue;
+                    }
                     match self.store.recover(topic, *partition) {
                         Ok(Some(next)) => {
                             let _ = partitions.set_partition_offset(
@@ -122,11 +160,7 @@ impl ConsumerContext for RecoveringContext {
                             );
                         }
                         Ok(None) => {}
-                        Err(error) => {
-                            if let Ok(mut failure) = self.failure.lock() {
-                                failure.get_or_insert(error);
-                            }
-                        }
+                        Err(error) => self.fail(error),
                     }
                 }
                 if let Err(error) = consumer.assign(partitions) {
@@ -135,6 +169,7 @@ impl ConsumerContext for RecoveringContext {
                 self.push_change(Change::Assigned(list));
             }
             _ => {
+                self.let_go(&list);
                 self.push_change(Change::Revoked(list));
                 let _ = consumer.unassign();
             }

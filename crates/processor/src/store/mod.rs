@@ -165,6 +165,32 @@ impl Store {
         }
     }
 
+    /// Takes the ownership lock of one topic-partition (`_state/<topic>-<partition>.lock`),
+    /// waiting while another processor holds it. A processor holds it from assignment until
+    /// revocation, so one that stalled past its group session (and lost the partition) finishes
+    /// the flush it was in before the next owner reads the partition's commit state: without
+    /// it, that late flush stored again rows the next owner had stored.
+    pub fn partition_lock(&self, topic: &str, partition: i32) -> Result<File, StoreError> {
+        let path = self
+            .root
+            .join(tables::STATE_DIR)
+            .join(format!("{topic}-{partition}.lock"));
+        let file = File::create(&path).map_err(io(&path))?;
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(fs::TryLockError::WouldBlock) => {}
+            Err(fs::TryLockError::Error(error)) => return Err(io(&path)(error)),
+        }
+        tracing::warn!(
+            topic,
+            partition,
+            "partition still held by its previous owner; waiting for it to let go"
+        );
+        file.lock().map_err(io(&path))?;
+        tracing::info!(topic, partition, "partition released by its previous owner");
+        Ok(file)
+    }
+
     /// The store's root directory.
     pub fn root(&self) -> &Path {
         &self.root

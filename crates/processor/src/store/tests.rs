@@ -226,3 +226,38 @@ fn a_damaged_state_file_stops_recovery_instead_of_guessing() {
         Err(StoreError::Damaged(_))
     ));
 }
+
+#[test]
+fn a_partitions_ownership_lock_waits_for_its_holder_and_is_per_partition() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("store");
+    let held = store.partition_lock("veil.sanitized.us", 0).expect("lock");
+    // Another partition is independent.
+    drop(
+        store
+            .partition_lock("veil.sanitized.us", 1)
+            .expect("other lock"),
+    );
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let waiter = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            let lock = store.partition_lock("veil.sanitized.us", 0);
+            sender.send(lock.is_ok()).expect("send");
+        })
+    };
+    // Held (a separate open file description locks like another process would).
+    assert!(
+        receiver
+            .recv_timeout(std::time::Duration::from_millis(300))
+            .is_err(),
+        "the lock is given out only once its holder lets go"
+    );
+    drop(held);
+    assert!(
+        receiver
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("taken after release")
+    );
+    waiter.join().expect("waiter");
+}
