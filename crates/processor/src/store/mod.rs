@@ -186,8 +186,35 @@ impl Store {
             partition,
             "partition still held by its previous owner; waiting for it to let go"
         );
-        file.lock().map_err(io(&path))?;
-        tracing::info!(topic, partition, "partition released by its previous owner");
+        // Polled rather than blocked on, to say so again while it lasts (a frozen owner holds it
+        // until it is killed).
+        let started = std::time::Instant::now();
+        let mut said_at = started;
+        loop {
+            std::thread::sleep(LOCK_POLL);
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(fs::TryLockError::WouldBlock) => {}
+                Err(fs::TryLockError::Error(error)) => return Err(io(&path)(error)),
+            }
+            if said_at.elapsed() >= LOCK_REMINDER {
+                said_at = std::time::Instant::now();
+                let waited_seconds = started.elapsed().as_secs();
+                tracing::warn!(
+                    topic,
+                    partition,
+                    waited_seconds,
+                    "still waiting for the partition's previous owner"
+                );
+            }
+        }
+        let waited_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        tracing::info!(
+            topic,
+            partition,
+            waited_ms,
+            "partition released by its previous owner"
+        );
         Ok(file)
     }
 
@@ -343,6 +370,12 @@ pub struct PartitionFlush<'a> {
     /// The files to write (possibly none: the offsets still move on).
     pub groups: &'a [Group],
 }
+
+/// How often a contested partition's ownership lock is tried again.
+const LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// How often the wait for a contested partition's lock is logged again.
+const LOCK_REMINDER: std::time::Duration = std::time::Duration::from_secs(30);
 
 #[cfg(test)]
 mod tests;
