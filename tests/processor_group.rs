@@ -7,18 +7,19 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
 use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
 use rdkafka::producer::FutureProducer;
 use serde_json::Value;
 use support::processor::{
     message_id, metric, processor_command, sanitized_messages, scrape, send_request,
     stored_message_ids,
 };
-use support::{Broker, KillOnDrop, free_port};
+use support::{Broker, KillOnDrop, free_port, signal};
 use veil_gateway::sink::create_topics;
 
 /// Every partition of the eight topics (seven regions and the audit topic), three each.
@@ -74,9 +75,7 @@ impl Member {
 
     /// Stops it as an orchestrator does (SIGTERM) and checks that it exited cleanly.
     fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.process.0.id().to_string()])
-            .status();
+        signal(&self.process.0, "-TERM");
         let exit = self.process.0.wait().expect("exits");
         assert!(
             exit.success(),
@@ -134,6 +133,40 @@ fn assert_each_stored_once(data: &Path, messages: &[Value]) {
     assert_eq!(stored, expected);
 }
 
+/// librdkafka's mock cluster (the embedded broker) with Veil's topics, three partitions each.
+fn mock_cluster() -> MockCluster<'static, DefaultProducerContext> {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    for topic in veil_config::KafkaConfig::default().topics.all_topics() {
+        cluster.create_topic(&topic, 3, 1).expect("topic");
+    }
+    cluster
+}
+
+/// Two processors in one group on `bootstrap`: the first holds every partition before the
+/// second starts, then the group splits them between both.
+fn start_pair(bootstrap: &str, data: &Path, logs: &Path) -> (Member, Member) {
+    let one = Member::start(bootstrap, data, logs, "one");
+    wait_until(
+        "the first processor holds every partition",
+        Duration::from_secs(60),
+        &[&one],
+        || one.assigned() == ALL_PARTITIONS,
+    );
+    let two = Member::start(bootstrap, data, logs, "two");
+    wait_until(
+        "the group splits the partitions between both processors",
+        Duration::from_secs(60),
+        &[&one, &two],
+        || {
+            let (assigned_one, assigned_two) = (one.assigned(), two.assigned());
+            assigned_one > 0.0
+                && assigned_two > 0.0
+                && assigned_one + assigned_two == ALL_PARTITIONS
+        },
+    );
+    (one, two)
+}
+
 /// A producer to `bootstrap`, lingering a little to fill records as the gateway's does.
 fn producer(bootstrap: &str) -> FutureProducer {
     ClientConfig::new()
@@ -158,25 +191,7 @@ fn two_processors_share_the_partitions_and_hand_them_over_exactly_once() {
 
     let data = tempfile::tempdir().expect("tempdir");
     let logs = tempfile::tempdir().expect("tempdir");
-    let one = Member::start(&broker.bootstrap(), data.path(), logs.path(), "one");
-    wait_until(
-        "the first processor holds every partition",
-        Duration::from_secs(60),
-        &[&one],
-        || one.assigned() == ALL_PARTITIONS,
-    );
-    let two = Member::start(&broker.bootstrap(), data.path(), logs.path(), "two");
-    wait_until(
-        "the group splits the partitions between both processors",
-        Duration::from_secs(60),
-        &[&one, &two],
-        || {
-            let (assigned_one, assigned_two) = (one.assigned(), two.assigned());
-            assigned_one > 0.0
-                && assigned_two > 0.0
-                && assigned_one + assigned_two == ALL_PARTITIONS
-        },
-    );
+    let (one, two) = start_pair(&broker.bootstrap(), data.path(), logs.path());
 
     // The first half while both work: each stores the messages of its own partitions.
     produce(&runtime, &producer, &first.iter().collect::<Vec<_>>());
@@ -242,14 +257,7 @@ fn two_processors_share_the_partitions_and_hand_them_over_exactly_once() {
 /// survivor stays at 8 of 24 partitions), where Kafka and the mock cluster give it all 24.
 #[test]
 fn a_crashed_processors_partitions_are_taken_over_and_nothing_is_lost_or_repeated() {
-    let cluster = MockCluster::new(1).expect("mock cluster");
-    let kafka = veil_config::KafkaConfig {
-        bootstrap_servers: cluster.bootstrap_servers(),
-        ..veil_config::KafkaConfig::default()
-    };
-    for topic in kafka.topics.all_topics() {
-        cluster.create_topic(&topic, 3, 1).expect("topic");
-    }
+    let cluster = mock_cluster();
     let bootstrap = cluster.bootstrap_servers();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let keys = tempfile::tempdir().expect("tempdir");
@@ -258,20 +266,7 @@ fn a_crashed_processors_partitions_are_taken_over_and_nothing_is_lost_or_repeate
 
     let data = tempfile::tempdir().expect("tempdir");
     let logs = tempfile::tempdir().expect("tempdir");
-    let one = Member::start(&bootstrap, data.path(), logs.path(), "one");
-    wait_until(
-        "the first processor holds every partition",
-        Duration::from_secs(60),
-        &[&one],
-        || one.assigned() == ALL_PARTITIONS,
-    );
-    let two = Member::start(&bootstrap, data.path(), logs.path(), "two");
-    wait_until(
-        "the group splits the partitions between both processors",
-        Duration::from_secs(60),
-        &[&one, &two],
-        || one.assigned() > 0.0 && two.assigned() > 0.0,
-    );
+    let (one, two) = start_pair(&bootstrap, data.path(), logs.path());
 
     // All messages (and retries of every tenth) while both work; the first processor is
     // killed with SIGKILL half way, with rows read but not yet committed.
@@ -313,14 +308,7 @@ fn a_crashed_processors_partitions_are_taken_over_and_nothing_is_lost_or_repeate
 /// 3,000 messages were). On the mock cluster, for the reason given above.
 #[test]
 fn a_stalled_processor_that_wakes_up_stores_nothing_twice() {
-    let cluster = MockCluster::new(1).expect("mock cluster");
-    let kafka = veil_config::KafkaConfig {
-        bootstrap_servers: cluster.bootstrap_servers(),
-        ..veil_config::KafkaConfig::default()
-    };
-    for topic in kafka.topics.all_topics() {
-        cluster.create_topic(&topic, 3, 1).expect("topic");
-    }
+    let cluster = mock_cluster();
     let bootstrap = cluster.bootstrap_servers();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let keys = tempfile::tempdir().expect("tempdir");
@@ -328,30 +316,11 @@ fn a_stalled_processor_that_wakes_up_stores_nothing_twice() {
     let producer = producer(&bootstrap);
     let data = tempfile::tempdir().expect("tempdir");
     let logs = tempfile::tempdir().expect("tempdir");
-    let one = Member::start(&bootstrap, data.path(), logs.path(), "one");
-    wait_until(
-        "the first processor holds every partition",
-        Duration::from_secs(60),
-        &[&one],
-        || one.assigned() == ALL_PARTITIONS,
-    );
-    let two = Member::start(&bootstrap, data.path(), logs.path(), "two");
-    wait_until(
-        "the group splits the partitions between both processors",
-        Duration::from_secs(60),
-        &[&one, &two],
-        || one.assigned() > 0.0 && two.assigned() > 0.0,
-    );
+    let (one, two) = start_pair(&bootstrap, data.path(), logs.path());
 
     // The first processor freezes in the middle of the traffic, busy reading and storing.
     let (early, late) = messages.split_at(messages.len() / 2);
-    let signal = |name: &str| {
-        let status = Command::new("kill")
-            .args([name, &one.process.0.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
-    };
+    let signal_one = |name: &str| assert!(signal(&one.process.0, name), "{name} delivered");
     std::thread::scope(|scope| {
         scope.spawn(|| produce(&runtime, &producer, &early.iter().collect::<Vec<_>>()));
         wait_until(
@@ -360,7 +329,7 @@ fn a_stalled_processor_that_wakes_up_stores_nothing_twice() {
             &[&one],
             || one.rows_written() > 200.0,
         );
-        signal("-STOP");
+        signal_one("-STOP");
     });
     // Its session times out (10 s) and the group gives the other all partitions; the other
     // waits for the frozen one's locks. Traffic goes on meanwhile.
@@ -378,7 +347,7 @@ fn a_stalled_processor_that_wakes_up_stores_nothing_twice() {
     produce(&runtime, &producer, &late.iter().collect::<Vec<_>>());
     // It wakes up, finishes its flush, finds it was left out of the group and lets go; the
     // group is formed again and everything gets stored.
-    signal("-CONT");
+    signal_one("-CONT");
     wait_until(
         "every message is stored",
         Duration::from_secs(90),

@@ -8,7 +8,6 @@ mod support;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, StringArray};
@@ -18,7 +17,7 @@ use serde_json::Value;
 use support::processor::{
     metric, processor_command, sanitized_messages, scrape, send_request, stored_message_ids,
 };
-use support::{Broker, free_port};
+use support::{Broker, free_port, signal};
 use veil_gateway::sink::create_topics;
 use veil_processor::store::Store;
 
@@ -187,9 +186,7 @@ fn sigkill_at_random_points_loses_and_repeats_nothing() {
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+    signal(&child, "-TERM");
     let exit = child.wait().expect("exits");
     let final_log = std::fs::read_to_string(logs.path().join("final.log")).unwrap_or_default();
     // The end of the last run's log, for the failure messages below.

@@ -273,12 +273,7 @@ fn veil_up_from_sdk_traffic_to_suppressed_reports_and_clean_parquet() {
     );
 
     // A clean stop stores everything the gateway acknowledged.
-    let pid = up.process.0.id().to_string();
-    let stopped = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(stopped.success());
+    assert!(support::signal(&up.process.0, "-TERM"), "SIGTERM delivered");
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
         if let Some(status) = up.process.0.try_wait().expect("wait") {

@@ -73,9 +73,7 @@ impl GatewayProcess {
     /// Stops the gateway with SIGTERM, asserts that it exits cleanly, and returns its logs.
     pub fn stop(mut self) -> String {
         let child = &mut self.process.0;
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
+        super::signal(child, "-TERM");
         let status = child.wait().expect("the gateway exits");
         assert!(status.success(), "clean exit after SIGTERM");
         let mut logs = String::new();

@@ -63,6 +63,14 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Sends `child` a signal (`-TERM`, `-STOP`, …) with `kill`; whether it was delivered.
+pub fn signal(child: &Child, name: &str) -> bool {
+    Command::new("kill")
+        .args([name, &child.id().to_string()])
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
 /// Headless Chromium (`$VEIL_CHROMIUM`, else Debian's `chromium`) with its profile in
 /// `profile`, and no traffic of its own (updates, sync, QUIC).
 pub fn headless_chromium(profile: &Path) -> Command {
