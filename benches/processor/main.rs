@@ -347,12 +347,12 @@ fn main() {
             cpu::pin_this_thread(0);
         }
         let reference = serde_reference(&traffic);
+        let ratio = processor_rate / reference;
         println!(
-            "  host reference on the processor's core: serde_json into IgnoredAny over the same messages, {reference:.0} messages/s; processor/reference {:.3}",
-            processor_rate / reference
+            "  host reference on the processor's core: serde_json into IgnoredAny over the same messages, {reference:.0} messages/s; processor/reference {ratio:.3}"
         );
         per_cpu_second.push(processor_rate);
-        relative.push(processor_rate / reference);
+        relative.push(ratio);
     }
     per_cpu_second.sort_by(f64::total_cmp);
     relative.sort_by(f64::total_cmp);

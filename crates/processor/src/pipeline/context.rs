@@ -6,8 +6,8 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::fs::File;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::statistics::Statistics;
@@ -80,9 +80,8 @@ impl RecoveringContext {
 
     /// Takes the partition's ownership lock unless this processor holds it already.
     fn own(&self, topic: &str, partition: i32) -> Result<(), StoreError> {
-        let Ok(mut owned) = self.owned.lock() else {
-            return Ok(());
-        };
+        // A poisoned map still holds the right locks: fencing must not be skipped for it.
+        let mut owned = self.owned.lock().unwrap_or_else(PoisonError::into_inner);
         if let Entry::Vacant(slot) = owned.entry((topic.to_owned(), partition)) {
             slot.insert(self.store.partition_lock(topic, partition)?);
         }
@@ -92,10 +91,9 @@ impl RecoveringContext {
     /// Lets go of revoked partitions' ownership locks. Safe inside the rebalance callback: the
     /// loop drops their buffers right after the poll that ran it, before any flush.
     fn let_go(&self, partitions: &[(String, i32)]) {
-        if let Ok(mut owned) = self.owned.lock() {
-            for key in partitions {
-                owned.remove(key);
-            }
+        let mut owned = self.owned.lock().unwrap_or_else(PoisonError::into_inner);
+        for key in partitions {
+            owned.remove(key);
         }
     }
 

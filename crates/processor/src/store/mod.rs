@@ -158,11 +158,7 @@ impl Store {
     pub fn try_maintenance_lock(&self) -> Result<Option<File>, StoreError> {
         let path = self.root.join(tables::STATE_DIR).join("maintenance.lock");
         let file = File::create(&path).map_err(io(&path))?;
-        match file.try_lock() {
-            Ok(()) => Ok(Some(file)),
-            Err(fs::TryLockError::WouldBlock) => Ok(None),
-            Err(fs::TryLockError::Error(error)) => Err(io(&path)(error)),
-        }
+        Ok(try_lock(&file, &path)?.then_some(file))
     }
 
     /// Takes the ownership lock of one topic-partition (`_state/<topic>-<partition>.lock`),
@@ -176,10 +172,8 @@ impl Store {
             .join(tables::STATE_DIR)
             .join(format!("{topic}-{partition}.lock"));
         let file = File::create(&path).map_err(io(&path))?;
-        match file.try_lock() {
-            Ok(()) => return Ok(file),
-            Err(fs::TryLockError::WouldBlock) => {}
-            Err(fs::TryLockError::Error(error)) => return Err(io(&path)(error)),
+        if try_lock(&file, &path)? {
+            return Ok(file);
         }
         tracing::warn!(
             topic,
@@ -192,10 +186,8 @@ impl Store {
         let mut said_at = started;
         loop {
             std::thread::sleep(LOCK_POLL);
-            match file.try_lock() {
-                Ok(()) => break,
-                Err(fs::TryLockError::WouldBlock) => {}
-                Err(fs::TryLockError::Error(error)) => return Err(io(&path)(error)),
+            if try_lock(&file, &path)? {
+                break;
             }
             if said_at.elapsed() >= LOCK_REMINDER {
                 said_at = std::time::Instant::now();
@@ -369,6 +361,15 @@ pub struct PartitionFlush<'a> {
     pub last: i64,
     /// The files to write (possibly none: the offsets still move on).
     pub groups: &'a [Group],
+}
+
+/// Takes `file`'s exclusive lock if nobody holds it (`false`: somebody does).
+fn try_lock(file: &File, path: &Path) -> Result<bool, StoreError> {
+    match file.try_lock() {
+        Ok(()) => Ok(true),
+        Err(fs::TryLockError::WouldBlock) => Ok(false),
+        Err(fs::TryLockError::Error(error)) => Err(io(path)(error)),
+    }
 }
 
 /// How often a contested partition's ownership lock is tried again.
