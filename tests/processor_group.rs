@@ -305,7 +305,8 @@ fn a_crashed_processors_partitions_are_taken_over_and_nothing_is_lost_or_repeate
 /// in the middle of its work loses its partitions to the other, but keeps their ownership locks
 /// until it wakes up, finishes what it was doing and lets go: the other waits for that before it
 /// reads where they continue, so nothing is stored twice (before the locks, 114 to 198 of these
-/// 3,000 messages were). On the mock cluster, for the reason given above.
+/// 3,000 messages were). While it waits, the partitions it already had keep flowing, and the wait
+/// shows in its `waiting_partitions` gauge. On the mock cluster, for the reason given above.
 #[test]
 fn a_stalled_processor_that_wakes_up_stores_nothing_twice() {
     let cluster = mock_cluster();
@@ -317,6 +318,7 @@ fn a_stalled_processor_that_wakes_up_stores_nothing_twice() {
     let data = tempfile::tempdir().expect("tempdir");
     let logs = tempfile::tempdir().expect("tempdir");
     let (one, two) = start_pair(&bootstrap, data.path(), logs.path());
+    let held_by_two = two.assigned();
 
     // The first processor freezes in the middle of the traffic, busy reading and storing.
     let (early, late) = messages.split_at(messages.len() / 2);
@@ -332,19 +334,31 @@ fn a_stalled_processor_that_wakes_up_stores_nothing_twice() {
         signal_one("-STOP");
     });
     // Its session times out (10 s) and the group gives the other all partitions; the other
-    // waits for the frozen one's locks. Traffic goes on meanwhile.
-    let waiting = || {
-        std::fs::read_to_string(&two.log)
-            .unwrap_or_default()
-            .contains("partition still held by its previous owner")
-    };
+    // waits for the frozen one's locks, paused on exactly those.
+    let waiting = || two.metric("veil_processor_waiting_partitions");
     wait_until(
         "the other processor waits for the frozen one's partitions",
         Duration::from_secs(60),
         &[&two],
-        waiting,
+        || two.assigned() == ALL_PARTITIONS && waiting() == ALL_PARTITIONS - held_by_two,
     );
+    assert!(
+        std::fs::read_to_string(&two.log)
+            .unwrap_or_default()
+            .contains("partition still held by its previous owner"),
+        "the wait is logged"
+    );
+    // Traffic goes on meanwhile, and what lands on the other's own partitions is stored while
+    // the first is still frozen: the wait holds up only the contested partitions.
+    let stored_before = two.rows_written();
     produce(&runtime, &producer, &late.iter().collect::<Vec<_>>());
+    wait_until(
+        "the other processor stores new traffic on its own partitions",
+        Duration::from_secs(60),
+        &[&two],
+        || two.rows_written() > stored_before,
+    );
+    assert_eq!(waiting(), ALL_PARTITIONS - held_by_two, "still waiting");
     // It wakes up, finishes its flush, finds it was left out of the group and lets go; the
     // group is formed again and everything gets stored.
     signal_one("-CONT");
@@ -353,6 +367,15 @@ fn a_stalled_processor_that_wakes_up_stores_nothing_twice() {
         Duration::from_secs(90),
         &[&one, &two],
         || stored_counts(data.path()).len() == messages.len(),
+    );
+    assert_eq!(waiting(), 0.0, "nothing waits once the first let go");
+    // Each partition taken over was read from where the first had stored up to, not from where
+    // it was assigned: nothing stored was read again (the traffic has no retries).
+    let duplicates = |member: &Member| member.metric("veil_processor_duplicates_total");
+    assert_eq!(
+        duplicates(&one) + duplicates(&two),
+        0.0,
+        "nothing read twice"
     );
     one.stop();
     two.stop();

@@ -56,6 +56,9 @@ pub struct ProcessorStats {
     pub consumer_lag: Family<PartitionLabels, Gauge>,
     /// Partitions the group gave this processor: 0 for long while others lag means it idles.
     pub assigned_partitions: Gauge,
+    /// Assigned partitions paused until another processor lets go of them (one that stalled
+    /// past its group session): above 0 for long means that processor is frozen.
+    pub waiting_partitions: Gauge,
 }
 
 impl Default for ProcessorStats {
@@ -73,6 +76,7 @@ impl Default for ProcessorStats {
             flush_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             consumer_lag: Family::default(),
             assigned_partitions: Gauge::default(),
+            waiting_partitions: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -129,6 +133,11 @@ impl Default for ProcessorStats {
             "assigned_partitions",
             "Partitions the consumer group assigned to this processor",
             stats.assigned_partitions.clone(),
+        );
+        registry.register(
+            "waiting_partitions",
+            "Assigned partitions waiting for their previous owner to let go of them",
+            stats.waiting_partitions.clone(),
         );
         // Every table's counters exist from the start (a scrape shows 0, not nothing).
         for table in crate::tables::ALL {

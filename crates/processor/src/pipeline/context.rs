@@ -2,6 +2,10 @@
 //! where the store says it continues (the store, not Kafka's committed offset, is
 //! authoritative), queues assignment changes for the loop, lets go of revoked partitions, and
 //! keeps the high watermarks librdkafka's statistics report (for lag).
+//!
+//! A partition whose lock another processor still holds (one that stalled past its session and
+//! has not let go yet) is assigned paused, from the last commit it could see; the loop takes the
+//! lock when it is free (see `waiting.rs`), so the other partitions keep flowing meanwhile.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -16,11 +20,23 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::store::{Store, StoreError};
 
+/// A newly assigned partition, paused while another processor still holds its ownership lock.
+#[derive(Debug)]
+pub(super) struct Contested {
+    pub(super) topic: String,
+    pub(super) partition: i32,
+    /// The offset it was assigned at: the last commit seen (a lower bound), if any.
+    pub(super) assigned_at: Option<i64>,
+}
+
 /// An assignment change, applied by the loop between polls.
 #[derive(Debug)]
 pub(super) enum Change {
-    /// Partitions now ours (already recovered and seeked).
-    Assigned(Vec<(String, i32)>),
+    /// Partitions now ours: recovered and seeked, or paused until their lock is free.
+    Assigned {
+        ready: Vec<(String, i32)>,
+        contested: Vec<Contested>,
+    },
     /// Partitions taken away.
     Revoked(Vec<(String, i32)>),
 }
@@ -78,14 +94,19 @@ impl RecoveringContext {
         }
     }
 
-    /// Takes the partition's ownership lock unless this processor holds it already.
-    fn own(&self, topic: &str, partition: i32) -> Result<(), StoreError> {
+    /// Takes the partition's ownership lock unless this processor holds it already; `false`
+    /// while another processor holds it.
+    pub(super) fn try_own(&self, topic: &str, partition: i32) -> Result<bool, StoreError> {
         // A poisoned map still holds the right locks: fencing must not be skipped for it.
         let mut owned = self.owned.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Entry::Vacant(slot) = owned.entry((topic.to_owned(), partition)) {
-            slot.insert(self.store.partition_lock(topic, partition)?);
-        }
-        Ok(())
+        let Entry::Vacant(slot) = owned.entry((topic.to_owned(), partition)) else {
+            return Ok(true);
+        };
+        let Some(lock) = self.store.try_partition_lock(topic, partition)? else {
+            return Ok(false);
+        };
+        slot.insert(lock);
+        Ok(true)
     }
 
     /// Lets go of revoked partitions' ownership locks. Safe inside the rebalance callback: the
@@ -95,6 +116,17 @@ impl RecoveringContext {
         for key in partitions {
             owned.remove(key);
         }
+    }
+
+    /// Takes a newly assigned partition's lock and recovers its store, or reports it contested
+    /// with the last commit it can see.
+    fn assign_one(&self, topic: &str, partition: i32) -> Result<Start, StoreError> {
+        // Owned first, so the commit state read next is final (see `try_own`).
+        if !self.try_own(topic, partition)? {
+            let assigned_at = self.store.committed_next_offset(topic, partition)?;
+            return Ok(Start::Contested(assigned_at));
+        }
+        Ok(Start::Ready(self.store.recover(topic, partition)?))
     }
 
     fn push_change(&self, change: Change) {
@@ -112,6 +144,31 @@ impl RecoveringContext {
             .get(&(topic.to_owned(), partition))
             .copied()
     }
+}
+
+/// How a newly assigned partition starts.
+enum Start {
+    /// Owned and recovered: continues at this offset (`None`: nothing stored yet).
+    Ready(Option<i64>),
+    /// Another processor holds its lock; the last commit seen, if any.
+    Contested(Option<i64>),
+}
+
+/// Starts an owned partition where its store continues (left to the group's committed offset, or
+/// `auto.offset.reset`, when nothing was stored yet).
+fn set_start(list: &mut TopicPartitionList, topic: &str, partition: i32, next: Option<i64>) {
+    if let Some(next) = next {
+        let _ = list.set_partition_offset(topic, partition, Offset::Offset(next));
+    }
+}
+
+/// A list of partitions for `pause`/`resume`.
+fn list_of<'a>(partitions: impl Iterator<Item = (&'a str, i32)>) -> TopicPartitionList {
+    let mut list = TopicPartitionList::new();
+    for (topic, partition) in partitions {
+        list.add_partition(topic, partition);
+    }
+    list
 }
 
 impl ClientContext for RecoveringContext {
@@ -143,28 +200,46 @@ impl ConsumerContext for RecoveringContext {
             .collect();
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                for (topic, partition) in &list {
-                    // Owned first, so the commit state read next is final (see `own`).
-                    if let Err(error) = self.own(topic, *partition) {
-                        self.fail(error);
-                        continue;
-                    }
-                    match self.store.recover(topic, *partition) {
-                        Ok(Some(next)) => {
-                            let _ = partitions.set_partition_offset(
-                                topic,
-                                *partition,
-                                Offset::Offset(next),
-                            );
+                let (mut ready, mut contested) = (Vec::new(), Vec::new());
+                for (topic, partition) in list {
+                    match self.assign_one(&topic, partition) {
+                        Ok(Start::Ready(next_offset)) => {
+                            set_start(partitions, &topic, partition, next_offset);
+                            ready.push((topic, partition));
                         }
-                        Ok(None) => {}
+                        Ok(Start::Contested(assigned_at)) => {
+                            // Paused from here; the loop seeks it to the final commit later.
+                            let offset = assigned_at.map_or(Offset::Beginning, Offset::Offset);
+                            let _ = partitions.set_partition_offset(&topic, partition, offset);
+                            contested.push(Contested {
+                                topic,
+                                partition,
+                                assigned_at,
+                            });
+                        }
                         Err(error) => self.fail(error),
                     }
                 }
                 if let Err(error) = consumer.assign(partitions) {
                     tracing::error!(%error, "assignment failed");
                 }
-                self.push_change(Change::Assigned(list));
+                // Set both ways: librdkafka may keep a partition's pause across assignments.
+                let paused = list_of(contested.iter().map(|c| (c.topic.as_str(), c.partition)));
+                let flowing = list_of(
+                    ready
+                        .iter()
+                        .map(|(topic, partition)| (topic.as_str(), *partition)),
+                );
+                // Not fatal: the loop seeks a contested partition before it reads it (`waiting.rs`).
+                if !contested.is_empty()
+                    && let Err(error) = consumer.pause(&paused)
+                {
+                    tracing::error!(%error, "pausing contested partitions failed");
+                }
+                if let Err(error) = consumer.resume(&flowing) {
+                    tracing::error!(%error, "resuming assigned partitions failed");
+                }
+                self.push_change(Change::Assigned { ready, contested });
             }
             _ => {
                 self.let_go(&list);

@@ -10,6 +10,7 @@ mod context;
 mod fixtures;
 mod flush;
 mod stdin;
+mod waiting;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -25,6 +26,7 @@ use self::buffer::PartitionBuffer;
 use self::context::{Change, RecoveringContext};
 use self::flush::{FlushContext, flush, flush_all, load_recent_ids};
 pub use self::stdin::{STDIN_TOPIC, run_stdin};
+use self::waiting::WaitingPartitions;
 use crate::columns::TableLayout;
 use crate::config::ProcessorConfig;
 use crate::dedup::DedupWindow;
@@ -175,6 +177,7 @@ pub fn run(
     let window_ms = i64::try_from(config.dedup_window_hours * 3_600_000).unwrap_or(i64::MAX);
     let flush_interval = Duration::from_millis(config.flush_interval_ms);
     let mut buffers = Buffers::default();
+    let mut waiting = WaitingPartitions::default();
     let flusher = FlushContext {
         consumer: Some(&consumer),
         store: &store,
@@ -193,12 +196,15 @@ pub fn run(
         if consumer.context().has_changes() {
             for change in consumer.context().take_changes() {
                 match change {
-                    Change::Assigned(partitions) => {
-                        for (topic, partition) in partitions {
+                    Change::Assigned { ready, contested } => {
+                        for (topic, partition) in ready {
                             let mut dedup = DedupWindow::new(window_ms);
                             load_recent_ids(&store, &topic, partition, window_ms, &mut dedup)?;
                             tracing::info!(topic = %topic, partition, remembered_ids = dedup.len(), "partition assigned");
                             buffers.insert(topic, partition, PartitionBuffer::new(dedup));
+                        }
+                        for partition in contested {
+                            waiting.add(partition);
                         }
                     }
                     Change::Revoked(partitions) => {
@@ -209,11 +215,15 @@ pub fn run(
                                 partition,
                             });
                             buffers.remove(&topic, partition);
+                            waiting.remove(&topic, partition);
                         }
                     }
                 }
             }
-            stats.assigned_partitions.set(buffers.len());
+            stats.waiting_partitions.set(to_gauge(waiting.len()));
+            stats
+                .assigned_partitions
+                .set(buffers.len() + to_gauge(waiting.len()));
         }
         let mut look_at_clock = true;
         if let Some(message) = message {
@@ -255,10 +265,14 @@ pub fn run(
             if !due.is_empty() {
                 flush_all(&flusher, &mut due)?;
             }
+            if !waiting.is_empty() {
+                waiting.take_over_free(&consumer, &store, window_ms, &mut buffers, now)?;
+                stats.waiting_partitions.set(to_gauge(waiting.len()));
+            }
             if now.duration_since(lag_updated) >= Duration::from_secs(1) {
                 lag_updated = now;
                 dead_letters.poll(Duration::ZERO);
-                update_lag(consumer.context(), &mut buffers, stats);
+                update_lag(consumer.context(), &mut buffers, &waiting, stats);
             }
         }
     }
@@ -268,12 +282,21 @@ pub fn run(
     Ok(())
 }
 
-fn update_lag(context: &RecoveringContext, buffers: &mut Buffers, stats: &ProcessorStats) {
-    for (topic, partition, buffer) in buffers.iter_mut() {
+fn update_lag(
+    context: &RecoveringContext,
+    buffers: &mut Buffers,
+    waiting: &WaitingPartitions,
+    stats: &ProcessorStats,
+) {
+    let reading = buffers
+        .iter_mut()
+        .map(|(topic, partition, buffer)| (topic, partition, buffer.position));
+    for (topic, partition, position) in reading.chain(waiting.assigned_at()) {
         let Some(high) = context.high_watermark(topic, partition) else {
             continue;
         };
-        let position = buffer.position.unwrap_or(high);
+        // A waiting partition reads nothing: its lag grows with what arrives meanwhile.
+        let position = position.unwrap_or(high);
         stats
             .consumer_lag
             .get_or_create(&PartitionLabels {
@@ -282,4 +305,9 @@ fn update_lag(context: &RecoveringContext, buffers: &mut Buffers, stats: &Proces
             })
             .set((high - position).max(0));
     }
+}
+
+/// A count as a gauge's value.
+fn to_gauge(count: usize) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
 }

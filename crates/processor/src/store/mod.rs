@@ -161,53 +161,22 @@ impl Store {
         Ok(try_lock(&file, &path)?.then_some(file))
     }
 
-    /// Takes the ownership lock of one topic-partition (`_state/<topic>-<partition>.lock`),
-    /// waiting while another processor holds it. A processor holds it from assignment until
+    /// The ownership lock of one topic-partition (`_state/<topic>-<partition>.lock`) if no other
+    /// processor holds it (`None`: try again later). A processor holds it from assignment until
     /// revocation, so one that stalled past its group session (and lost the partition) finishes
     /// the flush it was in before the next owner reads the partition's commit state: without
     /// it, that late flush stored again rows the next owner had stored.
-    pub fn partition_lock(&self, topic: &str, partition: i32) -> Result<File, StoreError> {
+    pub fn try_partition_lock(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Option<File>, StoreError> {
         let path = self
             .root
             .join(tables::STATE_DIR)
             .join(format!("{topic}-{partition}.lock"));
         let file = File::create(&path).map_err(io(&path))?;
-        if try_lock(&file, &path)? {
-            return Ok(file);
-        }
-        tracing::warn!(
-            topic,
-            partition,
-            "partition still held by its previous owner; waiting for it to let go"
-        );
-        // Polled rather than blocked on, to say so again while it lasts (a frozen owner holds it
-        // until it is killed).
-        let started = std::time::Instant::now();
-        let mut said_at = started;
-        loop {
-            std::thread::sleep(LOCK_POLL);
-            if try_lock(&file, &path)? {
-                break;
-            }
-            if said_at.elapsed() >= LOCK_REMINDER {
-                said_at = std::time::Instant::now();
-                let waited_seconds = started.elapsed().as_secs();
-                tracing::warn!(
-                    topic,
-                    partition,
-                    waited_seconds,
-                    "still waiting for the partition's previous owner"
-                );
-            }
-        }
-        let waited_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        tracing::info!(
-            topic,
-            partition,
-            waited_ms,
-            "partition released by its previous owner"
-        );
-        Ok(file)
+        Ok(try_lock(&file, &path)?.then_some(file))
     }
 
     /// The store's root directory.
@@ -224,15 +193,7 @@ impl Store {
     /// Finishes a committed flush, drops an uncommitted one, and returns the offset to resume
     /// at (`None`: nothing was ever stored for this partition).
     pub fn recover(&self, topic: &str, partition: i32) -> Result<Option<i64>, StoreError> {
-        let state_path = self.state_path(topic, partition);
-        let state: Option<PartitionState> = match fs::read(&state_path) {
-            Ok(bytes) => Some(
-                serde_json::from_slice(&bytes)
-                    .map_err(|_| StoreError::Damaged(state_path.display().to_string()))?,
-            ),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
-            Err(error) => return Err(io(&state_path)(error)),
-        };
+        let state = self.read_state(topic, partition)?;
         if let Some(state) = &state {
             self.finish_renames(&state.files)?;
         }
@@ -247,6 +208,34 @@ impl Store {
             }
         }
         Ok(state.map(|state| state.next_offset))
+    }
+
+    /// The offset the partition's last commit continues at, read without recovering anything
+    /// (`None`: nothing committed yet). Safe without the ownership lock, as a lower bound: the
+    /// commit state is replaced atomically and only moves forward.
+    pub fn committed_next_offset(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .read_state(topic, partition)?
+            .map(|state| state.next_offset))
+    }
+
+    fn read_state(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Option<PartitionState>, StoreError> {
+        let state_path = self.state_path(topic, partition);
+        match fs::read(&state_path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|_| StoreError::Damaged(state_path.display().to_string())),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(io(&state_path)(error)),
+        }
     }
 
     fn finish_renames(&self, files: &[PendingFile]) -> Result<(), StoreError> {
@@ -371,12 +360,6 @@ fn try_lock(file: &File, path: &Path) -> Result<bool, StoreError> {
         Err(fs::TryLockError::Error(error)) => Err(io(path)(error)),
     }
 }
-
-/// How often a contested partition's ownership lock is tried again.
-const LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(100);
-
-/// How often the wait for a contested partition's lock is logged again.
-const LOCK_REMINDER: std::time::Duration = std::time::Duration::from_secs(30);
 
 #[cfg(test)]
 mod tests;
