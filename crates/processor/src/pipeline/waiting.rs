@@ -74,14 +74,16 @@ impl WaitingPartitions {
         self.partitions.is_empty()
     }
 
-    /// Each waiting partition with the offset it was assigned at (for lag).
+    /// Each waiting partition with the offset it was assigned at, for lag (0 when nothing was
+    /// committed yet: all of it is unread).
     pub(super) fn assigned_at(&self) -> impl Iterator<Item = (&str, i32, Option<i64>)> {
         self.partitions.iter().map(|waiting| {
             let contested = &waiting.contested;
+            let position = contested.assigned_at.unwrap_or(0);
             (
                 contested.topic.as_str(),
                 contested.partition,
-                contested.assigned_at,
+                Some(position),
             )
         })
     }
