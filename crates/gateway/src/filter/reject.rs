@@ -132,17 +132,21 @@ pub enum DropReason {
     /// receive time, so a wrong clock cannot file rows under a future day that retention never
     /// reaches.
     FutureTimestamp,
+    /// Its value holds a C0 control character (JSON spells them as escapes: `\n`, `\u0000`): no
+    /// allowlisted text needs one, and in a report, a CSV export or a log it can forge lines.
+    ControlCharacter,
 }
 
 impl DropReason {
     /// Every reason, for fixed-size counters.
-    pub const ALL: [DropReason; 6] = [
+    pub const ALL: [DropReason; 7] = [
         DropReason::NotAllowlisted,
         DropReason::EnhancedOnly,
         DropReason::TypeMismatch,
         DropReason::EmailValue,
         DropReason::IpValue,
         DropReason::FutureTimestamp,
+        DropReason::ControlCharacter,
     ];
 
     /// Stable snake_case name.
@@ -154,6 +158,7 @@ impl DropReason {
             DropReason::EmailValue => "email_value",
             DropReason::IpValue => "ip_value",
             DropReason::FutureTimestamp => "future_timestamp",
+            DropReason::ControlCharacter => "control_character",
         }
     }
 }

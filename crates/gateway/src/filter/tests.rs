@@ -197,6 +197,33 @@ fn value_checks_drop_emails_and_ip_addresses_whatever_the_key() {
 }
 
 #[test]
+fn kept_strings_with_control_characters_are_dropped_and_other_escapes_kept() {
+    let message = track(json!({
+        "properties": {"feature": "preview\nFORGED,row", "duration_ms": 5},
+        "context": {"app": {"name": "DMS \"Web\" \u{e9}\u{2713}", "version": "2026\u{0}11"},
+                    "locale": "en\tUS"}
+    }));
+    let (out, drops) = run(&tenant(Tier::Baseline, 1), &message).expect("accepted");
+    // Escaped quotes and non-ASCII text are ordinary content and pass unchanged.
+    assert_eq!(
+        out["fields"],
+        json!({"properties.duration_ms": 5, "context.app.name": "DMS \"Web\" \u{e9}\u{2713}"})
+    );
+    let by_field = drops.by_field(&policy());
+    for path in [
+        "properties.feature",
+        "context.app.version",
+        "context.locale",
+    ] {
+        assert_eq!(
+            by_field.get(&(path.to_owned(), DropReason::ControlCharacter)),
+            Some(&1),
+            "{path}"
+        );
+    }
+}
+
+#[test]
 fn declared_types_are_enforced_per_field() {
     let message = track(
         json!({"properties": {"feature": 7, "duration_ms": "long", "success": "yes", "ratio": 2,

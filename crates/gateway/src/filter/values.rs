@@ -18,6 +18,12 @@ pub fn forbidden_value(text: &str) -> Option<DropReason> {
     None
 }
 
+/// True if `text` holds a C0 control character (U+0000–U+001F), which JSON carries only as an
+/// escape.
+pub fn has_control_character(text: &str) -> bool {
+    text.bytes().any(|byte| byte < 0x20)
+}
+
 const ONES: u64 = 0x0101_0101_0101_0101;
 const LOWS: u64 = 0x7f7f_7f7f_7f7f_7f7f;
 
