@@ -20,7 +20,7 @@ pub fn forbidden_value(text: &str) -> Option<DropReason> {
 
 /// True if `text` holds a C0 control character (U+0000–U+001F), which JSON carries only as an
 /// escape.
-pub fn has_control_character(text: &str) -> bool {
+pub(super) fn has_control_character(text: &str) -> bool {
     text.bytes().any(|byte| byte < 0x20)
 }
 
