@@ -26,16 +26,21 @@ pub(crate) fn check_headers(headers: &HeaderMap) -> Result<bool, ApiError> {
         });
     }
     if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
-        let essence = content_type
+        let content_type = content_type
             .to_str()
-            .map_err(|_| ApiError::UnsupportedMediaType)?
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase();
+            .map_err(|_| ApiError::UnsupportedMediaType)?;
+        let mut parts = content_type.split(';');
+        let essence = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
         if !matches!(essence.as_str(), "application/json" | "text/plain" | "") {
             return Err(ApiError::UnsupportedMediaType);
+        }
+        for parameter in parts {
+            let Some((name, value)) = parameter.split_once('=') else {
+                continue;
+            };
+            if name.trim().eq_ignore_ascii_case("charset") && !is_utf8_label(value) {
+                return Err(ApiError::UnsupportedCharset);
+            }
         }
     }
     match headers.get(header::CONTENT_ENCODING) {
@@ -46,6 +51,14 @@ pub(crate) fn check_headers(headers: &HeaderMap) -> Result<bool, ApiError> {
             _ => Err(ApiError::UnsupportedEncoding),
         },
     }
+}
+
+/// Whether a `charset` value names UTF-8 (or US-ASCII, its subset), quoted or not.
+fn is_utf8_label(value: &str) -> bool {
+    let label = value.trim().trim_matches('"');
+    ["utf-8", "utf8", "us-ascii"]
+        .iter()
+        .any(|utf8| label.eq_ignore_ascii_case(utf8))
 }
 
 /// Reads the whole body, at most [`MAX_REQUEST_BYTES`] of it.

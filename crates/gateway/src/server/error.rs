@@ -38,6 +38,9 @@ pub enum ApiError {
     /// A media type that is not JSON.
     #[error("content-type must be application/json or text/plain")]
     UnsupportedMediaType,
+    /// A declared charset other than UTF-8 (JSON on the wire is UTF-8, RFC 8259).
+    #[error("content-type charset must be utf-8")]
+    UnsupportedCharset,
     /// The body is not the JSON shape the endpoint takes.
     #[error("malformed request body: {0}")]
     MalformedBody(String),
@@ -79,9 +82,9 @@ impl ApiError {
             | ApiError::InvalidMessage(_)
             | ApiError::TypeMismatch { .. } => StatusCode::BAD_REQUEST,
             ApiError::BodyUnreadable(_) => StatusCode::REQUEST_TIMEOUT,
-            ApiError::UnsupportedEncoding | ApiError::UnsupportedMediaType => {
-                StatusCode::UNSUPPORTED_MEDIA_TYPE
-            }
+            ApiError::UnsupportedEncoding
+            | ApiError::UnsupportedMediaType
+            | ApiError::UnsupportedCharset => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. } | ApiError::ShuttingDown => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -99,6 +102,7 @@ impl ApiError {
             ApiError::BodyUnreadable(_) => "body_unreadable",
             ApiError::UnsupportedEncoding => "unsupported_content_encoding",
             ApiError::UnsupportedMediaType => "unsupported_content_type",
+            ApiError::UnsupportedCharset => "unsupported_charset",
             ApiError::MalformedBody(_) => "malformed_body",
             ApiError::InvalidMessage(rejection) => rejection.reason.as_str(),
             ApiError::TypeMismatch { .. } => "type_mismatch",

@@ -200,8 +200,9 @@ async fn browser_short_paths_take_the_write_key_from_a_text_plain_body() {
     let mut message = track("Document Opened");
     message.as_object_mut().expect("object").remove("type");
     message["writeKey"] = json!("wk_test_enhanced");
+    // What `fetch` sends for a string body: a UTF-8 label is accepted, quoted or not.
     let request = Request::post("/v1/t")
-        .header(header::CONTENT_TYPE, "text/plain")
+        .header(header::CONTENT_TYPE, "text/plain;charset=\"UTF-8\"")
         .body(Body::from(message.to_string()))
         .expect("request");
     let (status, answer, _) = send(&harness, request).await;
@@ -349,6 +350,16 @@ async fn bad_bodies_get_a_named_400_and_nothing_is_published() {
                 .expect("request"),
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_content_type",
+        ),
+        (
+            // JSON on the wire is UTF-8: bytes declared as another charset are not read as it.
+            Request::post("/v1/track")
+                .header(header::AUTHORIZATION, basic("wk_test_baseline"))
+                .header(header::CONTENT_TYPE, "application/json; charset=ISO-8859-1")
+                .body(Body::from(valid.clone()))
+                .expect("request"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_charset",
         ),
     ];
     for (request, expected_status, expected_code) in cases {
