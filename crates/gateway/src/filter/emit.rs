@@ -9,7 +9,7 @@ use veil_sanitized::{MessageKind, Tier};
 
 use super::output::push_quoted_from_input;
 use super::reject::{DropReason, RejectReason, Rejection};
-use super::values::{forbidden_value, has_control_character, is_valid_message_id, write_json_str};
+use super::values::{forbidden_value, is_valid_message_id, write_json_str};
 use super::walk::{Scalar, Walk};
 use super::{Accepted, DropSink, DroppedField, MessageMeta, TenantFilter};
 use crate::allowlist::ValueType;
@@ -227,13 +227,6 @@ fn apply<'v, 'c>(
 ) -> Outcome<'v, 'c> {
     match (action, value) {
         (_, Scalar::Null) => Outcome::Absent,
-        // Only a string with escapes is decoded (owned), and only escapes spell controls: raw
-        // ones are invalid JSON. So the common, borrowed case pays nothing for this check.
-        (LeafAction::Keep(ValueType::String), Scalar::Str(Cow::Owned(decoded)))
-            if has_control_character(decoded) =>
-        {
-            Outcome::Drop(DropReason::ControlCharacter)
-        }
         (LeafAction::Keep(ValueType::String), Scalar::Str(text)) => {
             match forbidden_value(text.as_ref()) {
                 Some(reason) => Outcome::Drop(reason),

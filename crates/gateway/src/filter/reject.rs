@@ -132,8 +132,9 @@ pub enum DropReason {
     /// receive time, so a wrong clock cannot file rows under a future day that retention never
     /// reaches.
     FutureTimestamp,
-    /// Its value holds a C0 control character (JSON spells them as escapes: `\n`, `\u0000`): no
-    /// allowlisted text needs one, and in a report, a CSV export or a log it can forge lines.
+    /// Its value holds a control character (C0, DEL, C1) or an invisible text-direction
+    /// control: no allowlisted text needs one, and in a report, a CSV export or a log it can
+    /// forge lines or show other text than is stored.
     ControlCharacter,
 }
 

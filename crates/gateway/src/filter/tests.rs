@@ -197,11 +197,11 @@ fn value_checks_drop_emails_and_ip_addresses_whatever_the_key() {
 }
 
 #[test]
-fn kept_strings_with_control_characters_are_dropped_and_other_escapes_kept() {
+fn kept_strings_with_control_or_direction_characters_are_dropped_and_other_text_kept() {
     let message = track(json!({
         "properties": {"feature": "preview\nFORGED,row", "duration_ms": 5},
         "context": {"app": {"name": "DMS \"Web\" \u{e9}\u{2713}", "version": "2026\u{0}11"},
-                    "locale": "en\tUS"}
+                    "locale": "en\u{202e}SU"}
     }));
     let (out, drops) = run(&tenant(Tier::Baseline, 1), &message).expect("accepted");
     // Escaped quotes and non-ASCII text are ordinary content and pass unchanged.

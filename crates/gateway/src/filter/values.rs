@@ -8,24 +8,35 @@ use super::reject::DropReason;
 #[inline]
 pub fn forbidden_value(text: &str) -> Option<DropReason> {
     // One pass over the (usually short) value decides whether the precise checks are needed.
-    let (at_signs, colons, dots) = count_markers(text.as_bytes());
-    if at_signs > 0 && contains_email(text) {
+    let markers = count_markers(text.as_bytes());
+    if markers.unusual && contains_hidden_character(text) {
+        return Some(DropReason::ControlCharacter);
+    }
+    if markers.at_signs > 0 && contains_email(text) {
         return Some(DropReason::EmailValue);
     }
-    if (colons >= 2 || dots >= 3) && contains_ip_address(text) {
+    if (markers.colons >= 2 || markers.dots >= 3) && contains_ip_address(text) {
         return Some(DropReason::IpValue);
     }
     None
 }
 
-/// True if `text` holds a C0 control character (U+0000–U+001F), which JSON carries only as an
-/// escape.
-pub(super) fn has_control_character(text: &str) -> bool {
-    text.bytes().any(|byte| byte < 0x20)
+/// True if `text` holds a control character (C0, DEL, C1: JSON carries C0 only as escapes) or
+/// an invisible text-direction control (which can make a dashboard show other text than is
+/// stored, as in "Trojan Source").
+fn contains_hidden_character(text: &str) -> bool {
+    text.chars().any(|character| {
+        character.is_control()
+            || matches!(
+                character,
+                '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+            )
+    })
 }
 
 const ONES: u64 = 0x0101_0101_0101_0101;
 const LOWS: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+const HIGHS: u64 = !LOWS;
 
 /// The high bit of each byte of `word` that equals `byte`, and no other bit (no false positives,
 /// unlike the cheaper borrow-based test, so the flags can be counted).
@@ -35,48 +46,72 @@ fn exact_flags(word: u64, byte: u8) -> u64 {
     !(((probe & LOWS).wrapping_add(LOWS)) | probe | LOWS)
 }
 
-/// Counts of `@`, `:` and `.` in `bytes`, eight bytes at a time.
+/// What one pass over a kept string finds.
+#[derive(Debug, PartialEq, Eq)]
+struct Markers {
+    at_signs: u32,
+    colons: u32,
+    dots: u32,
+    /// Some byte is below 0x20, DEL or not ASCII: a hidden character is possible.
+    unusual: bool,
+}
+
+/// Counts of `@`, `:` and `.` in `bytes`, and whether any byte is unusual, eight bytes at a time.
 #[inline]
-fn count_markers(bytes: &[u8]) -> (u32, u32, u32) {
-    let (mut at_signs, mut colons, mut dots) = (0u32, 0u32, 0u32);
-    let mut count_word = |word: u64| {
+fn count_markers(bytes: &[u8]) -> Markers {
+    let mut markers = Markers {
+        at_signs: 0,
+        colons: 0,
+        dots: 0,
+        unusual: false,
+    };
+    // `valid` has the high bit of each byte of `word` that belongs to `bytes`.
+    let mut count_word = |word: u64, valid: u64| {
         let (at, colon, dot) = (
             exact_flags(word, b'@'),
             exact_flags(word, b':'),
             exact_flags(word, b'.'),
         );
         if at | colon | dot != 0 {
-            at_signs += at.count_ones();
-            colons += colon.count_ones();
-            dots += dot.count_ones();
+            markers.at_signs += at.count_ones();
+            markers.colons += colon.count_ones();
+            markers.dots += dot.count_ones();
         }
+        // Per byte, without carries between bytes (each low part is at most 0x7f): the high
+        // bit is set in `low + 1` for DEL only, and clear in `low + 0x60` for controls only.
+        let low = word & LOWS;
+        let del = low + ONES;
+        let not_control = low + ONES * 0x60;
+        markers.unusual |= (word | del | !not_control) & valid != 0;
     };
     let word_at = |at: usize| {
         let mut word = [0u8; 8];
         word.copy_from_slice(&bytes[at..at + 8]);
         u64::from_le_bytes(word)
     };
+    // The high bits of the lowest `count` bytes (`count` ≤ 8).
+    let low_bytes = |count: usize| HIGHS.checked_shr(8 * (8 - count) as u32).unwrap_or(0);
     let length = bytes.len();
     if length < 8 {
         let mut word = 0u64;
         for (index, byte) in bytes.iter().enumerate() {
             word |= u64::from(*byte) << (8 * index);
         }
-        // Zero bytes past the end match none of the markers.
-        count_word(word);
-        return (at_signs, colons, dots);
+        // Zero bytes past the end match none of the markers, and `valid` leaves them out.
+        count_word(word, low_bytes(length));
+        return markers;
     }
     let mut at = 0;
     while at + 8 <= length {
-        count_word(word_at(at));
+        count_word(word_at(at), HIGHS);
         at += 8;
     }
     let rest = length - at;
     if rest > 0 {
         // The last eight bytes, with the ones already counted shifted out.
-        count_word(word_at(length - 8) >> (8 * (8 - rest)));
+        count_word(word_at(length - 8) >> (8 * (8 - rest)), low_bytes(rest));
     }
-    (at_signs, colons, dots)
+    markers
 }
 
 /// True if some `local@domain.tld` appears in `text`.
@@ -395,13 +430,65 @@ mod tests {
                     }
                     let expected =
                         |wanted: u8| bytes.iter().filter(|byte| **byte == wanted).count() as u32;
+                    let counted = count_markers(&bytes);
                     assert_eq!(
-                        count_markers(&bytes),
+                        (counted.at_signs, counted.colons, counted.dots),
                         (expected(b'@'), expected(b':'), expected(b'.')),
                         "length {length}, at {at}, marker {marker}"
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn unusual_bytes_are_flagged_at_every_length_and_position_and_only_there() {
+        for length in 0..40usize {
+            // Printable ASCII next to the unusual ranges' edges.
+            let clean: Vec<u8> = (0..length)
+                .map(|index| [b'a', 0x20, 0x21, 0x7e, b'@', b'.'][index % 6])
+                .collect();
+            assert!(!count_markers(&clean).unusual, "length {length}");
+            for at in 0..length {
+                for unusual in [0x00, 0x1f, b'\n', 0x7f, 0x80, 0xc2, 0xe2, 0xff] {
+                    let mut bytes = clean.clone();
+                    bytes[at] = unusual;
+                    assert!(
+                        count_markers(&bytes).unusual,
+                        "length {length}, at {at}, byte {unusual:#x}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn control_and_direction_characters_are_hidden_characters_and_text_is_not() {
+        for hidden in [
+            "a\u{0}b",
+            "line\nbreak",
+            "tab\t",
+            "del\u{7f}",
+            "c1\u{85}",
+            "\u{202e}fdp.exe",
+            "x\u{2066}y",
+            "\u{200f}",
+        ] {
+            assert_eq!(
+                forbidden_value(hidden),
+                Some(DropReason::ControlCharacter),
+                "{hidden:?}"
+            );
+        }
+        for text in [
+            "Zürich",
+            "日本語",
+            "emoji 📄",
+            "en-US",
+            "a\u{a0}b",
+            "\u{2013} dash",
+        ] {
+            assert_eq!(forbidden_value(text), None, "{text:?}");
         }
     }
 
