@@ -347,6 +347,31 @@ fn message_types_and_their_requirements() {
         rejected(br#"{"type":"track","event":"Document Opened","userId":""}"#).reason,
         RejectReason::MissingIdentity
     );
+    // Values no pseudonym is made of do not count as an identity: without this, the message
+    // passed with its userId dropped (type mismatch) and no identity at all.
+    for unusable in ["true", "1.5", "12345678901234567890123", "[]", "{}", "null"] {
+        let message =
+            format!(r#"{{"type":"track","event":"Document Opened","userId":{unusable}}}"#);
+        assert_eq!(
+            rejected(message.as_bytes()).reason,
+            RejectReason::MissingIdentity,
+            "{unusable}"
+        );
+    }
+    // An integer id is pseudonymized like its digits; an unusable userId next to a usable
+    // anonymousId leaves the message identified by the latter.
+    let numeric = accepted(r#"{"type":"track","event":"Document Opened","userId":42}"#);
+    assert!(numeric["pseudonyms"]["userId"].is_string(), "{numeric}");
+    let anonymous =
+        accepted(r#"{"type":"track","event":"Document Opened","userId":1.5,"anonymousId":"a-1"}"#);
+    assert!(
+        anonymous["pseudonyms"]["anonymousId"].is_string(),
+        "{anonymous}"
+    );
+    assert!(
+        anonymous["pseudonyms"].get("userId").is_none(),
+        "{anonymous}"
+    );
 }
 
 #[test]

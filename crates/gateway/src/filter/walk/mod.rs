@@ -244,10 +244,13 @@ impl<'p, 'a> Walk<'p, 'a> {
     #[inline(always)]
     fn leaf(&mut self, leaf: LeafId, depth: usize) -> Result<Found, Refusal> {
         let value = self.scalar(depth)?;
+        // Present means usable as an identifier: a boolean or a fraction (or an integer too
+        // large for 64 bits, read as one) is dropped as a type mismatch, so a message whose only
+        // `userId` is one must count as having none, not pass without an identity.
         let present = match &value {
             Scalar::Str(text) => !text.is_empty(),
-            Scalar::Null | Scalar::Composite => false,
-            _ => true,
+            Scalar::Int(_) | Scalar::UInt(_) => true,
+            Scalar::Float(_) | Scalar::Bool(_) | Scalar::Null | Scalar::Composite => false,
         };
         self.captures.push(Capture { leaf, value });
         Ok(if present {
