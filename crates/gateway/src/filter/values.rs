@@ -47,7 +47,6 @@ fn exact_flags(word: u64, byte: u8) -> u64 {
 }
 
 /// What one pass over a kept string finds.
-#[derive(Debug, PartialEq, Eq)]
 struct Markers {
     at_signs: u32,
     colons: u32,

@@ -49,7 +49,7 @@ pub(super) struct RecoveringContext {
     pub(super) changed: AtomicBool,
     pub(super) failure: Mutex<Option<StoreError>>,
     pub(super) high_watermarks: Mutex<HashMap<(String, i32), i64>>,
-    /// The ownership locks of the assigned partitions (see [`Store::partition_lock`]).
+    /// The ownership locks of the assigned partitions (see [`Store::try_partition_lock`]).
     owned: Mutex<HashMap<(String, i32), File>>,
 }
 
@@ -163,7 +163,7 @@ fn set_start(list: &mut TopicPartitionList, topic: &str, partition: i32, next: O
 }
 
 /// A list of partitions for `pause`/`resume`.
-fn list_of<'a>(partitions: impl Iterator<Item = (&'a str, i32)>) -> TopicPartitionList {
+pub(super) fn list_of<'a>(partitions: impl Iterator<Item = (&'a str, i32)>) -> TopicPartitionList {
     let mut list = TopicPartitionList::new();
     for (topic, partition) in partitions {
         list.add_partition(topic, partition);

@@ -26,14 +26,14 @@ pub(super) struct FlushContext<'a> {
     pub(super) compact_files: usize,
 }
 
-/// Rebuilds a partition's dedup window from the events files it wrote within the window.
-pub(super) fn load_recent_ids(
+/// A partition's dedup window, rebuilt from the events files it wrote within the window.
+pub(super) fn recent_ids(
     store: &Store,
     topic: &str,
     partition: i32,
     window_ms: i64,
-    dedup: &mut DedupWindow,
-) -> Result<(), ProcessorError> {
+) -> Result<DedupWindow, ProcessorError> {
+    let mut dedup = DedupWindow::new(window_ms);
     let marker = tables::part_prefix(topic, partition);
     let horizon = std::time::SystemTime::now()
         - Duration::from_millis(u64::try_from(window_ms).unwrap_or(0).min(u64::MAX / 2));
@@ -52,7 +52,7 @@ pub(super) fn load_recent_ids(
             }
         }
     }
-    Ok(())
+    Ok(dedup)
 }
 
 /// Commits one buffer (if it covers any offsets), then compacts what the commit touched.

@@ -24,12 +24,11 @@ use veil_config::KafkaConfig;
 
 use self::buffer::PartitionBuffer;
 use self::context::{Change, RecoveringContext};
-use self::flush::{FlushContext, flush, flush_all, load_recent_ids};
+use self::flush::{FlushContext, flush, flush_all, recent_ids};
 pub use self::stdin::{STDIN_TOPIC, run_stdin};
 use self::waiting::WaitingPartitions;
 use crate::columns::TableLayout;
 use crate::config::ProcessorConfig;
-use crate::dedup::DedupWindow;
 use crate::metrics::PartitionLabels;
 pub use crate::metrics::ProcessorStats;
 use crate::store::{Store, StoreError};
@@ -198,8 +197,7 @@ pub fn run(
                 match change {
                     Change::Assigned { ready, contested } => {
                         for (topic, partition) in ready {
-                            let mut dedup = DedupWindow::new(window_ms);
-                            load_recent_ids(&store, &topic, partition, window_ms, &mut dedup)?;
+                            let dedup = recent_ids(&store, &topic, partition, window_ms)?;
                             tracing::info!(topic = %topic, partition, remembered_ids = dedup.len(), "partition assigned");
                             buffers.insert(topic, partition, PartitionBuffer::new(dedup));
                         }
@@ -220,10 +218,7 @@ pub fn run(
                     }
                 }
             }
-            stats.waiting_partitions.set(to_gauge(waiting.len()));
-            stats
-                .assigned_partitions
-                .set(buffers.len() + to_gauge(waiting.len()));
+            count_partitions(stats, &buffers, &waiting);
         }
         let mut look_at_clock = true;
         if let Some(message) = message {
@@ -267,7 +262,7 @@ pub fn run(
             }
             if !waiting.is_empty() {
                 waiting.take_over_free(&consumer, &store, window_ms, &mut buffers, now)?;
-                stats.waiting_partitions.set(to_gauge(waiting.len()));
+                count_partitions(stats, &buffers, &waiting);
             }
             if now.duration_since(lag_updated) >= Duration::from_secs(1) {
                 lag_updated = now;
@@ -307,7 +302,9 @@ fn update_lag(
     }
 }
 
-/// A count as a gauge's value.
-fn to_gauge(count: usize) -> i64 {
-    i64::try_from(count).unwrap_or(i64::MAX)
+/// Sets the assigned and waiting partitions' gauges (assigned counts the waiting ones too).
+fn count_partitions(stats: &ProcessorStats, buffers: &Buffers, waiting: &WaitingPartitions) {
+    let waiting = i64::try_from(waiting.len()).unwrap_or(i64::MAX);
+    stats.waiting_partitions.set(waiting);
+    stats.assigned_partitions.set(buffers.len() + waiting);
 }

@@ -7,10 +7,9 @@ use std::io::BufRead;
 
 use super::ProcessorError;
 use super::buffer::PartitionBuffer;
-use super::flush::{FlushContext, flush, load_recent_ids};
+use super::flush::{FlushContext, flush, recent_ids};
 use crate::columns::TableLayout;
 use crate::config::ProcessorConfig;
-use crate::dedup::DedupWindow;
 use crate::metrics::ProcessorStats;
 use crate::store::{Store, StoreError};
 
@@ -28,9 +27,7 @@ pub fn run_stdin(
     let store = Store::open(&config.data_dir)?;
     let resume_at = store.recover(STDIN_TOPIC, 0)?.unwrap_or(0);
     let window_ms = i64::try_from(config.dedup_window_hours * 3_600_000).unwrap_or(i64::MAX);
-    let mut dedup = DedupWindow::new(window_ms);
-    load_recent_ids(&store, STDIN_TOPIC, 0, window_ms, &mut dedup)?;
-    let mut buffer = PartitionBuffer::new(dedup);
+    let mut buffer = PartitionBuffer::new(recent_ids(&store, STDIN_TOPIC, 0, window_ms)?);
     let flusher = FlushContext {
         consumer: None,
         store: &store,

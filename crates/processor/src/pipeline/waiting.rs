@@ -7,14 +7,13 @@
 
 use std::time::{Duration, Instant};
 
+use rdkafka::Offset;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
 
 use super::buffer::PartitionBuffer;
-use super::context::{Contested, RecoveringContext};
-use super::flush::load_recent_ids;
+use super::context::{Contested, RecoveringContext, list_of};
+use super::flush::recent_ids;
 use super::{Buffers, ProcessorError};
-use crate::dedup::DedupWindow;
 use crate::store::Store;
 
 /// How often a contested partition's ownership lock is tried again.
@@ -98,10 +97,9 @@ impl WaitingPartitions {
         buffers: &mut Buffers,
         now: Instant,
     ) -> Result<(), ProcessorError> {
-        if self.partitions.is_empty()
-            || self
-                .tried_at
-                .is_some_and(|tried| now.duration_since(tried) < RETRY)
+        if self
+            .tried_at
+            .is_some_and(|tried| now.duration_since(tried) < RETRY)
         {
             return Ok(());
         }
@@ -126,8 +124,7 @@ impl WaitingPartitions {
                 still_waiting.push(waiting);
                 continue;
             }
-            let mut dedup = DedupWindow::new(window_ms);
-            load_recent_ids(store, topic, partition, window_ms, &mut dedup)?;
+            let dedup = recent_ids(store, topic, partition, window_ms)?;
             let waited_ms =
                 u64::try_from(now.duration_since(waiting.since).as_millis()).unwrap_or(u64::MAX);
             tracing::info!(
@@ -138,9 +135,7 @@ impl WaitingPartitions {
                 "partition released by its previous owner"
             );
             buffers.insert(topic.to_owned(), partition, PartitionBuffer::new(dedup));
-            let mut list = TopicPartitionList::new();
-            list.add_partition(topic, partition);
-            consumer.resume(&list)?;
+            consumer.resume(&list_of(std::iter::once((topic, partition))))?;
         }
         self.partitions = still_waiting;
         Ok(())

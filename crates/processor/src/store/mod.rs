@@ -148,17 +148,14 @@ impl Store {
     /// Waits for the maintenance lock (`_state/maintenance.lock`), which keeps compaction,
     /// erasure and retention of any process from touching the same files at once.
     pub fn maintenance_lock(&self) -> Result<File, StoreError> {
-        let path = self.root.join(tables::STATE_DIR).join("maintenance.lock");
-        let file = File::create(&path).map_err(io(&path))?;
+        let (file, path) = self.lock_file(MAINTENANCE_LOCK)?;
         file.lock().map_err(io(&path))?;
         Ok(file)
     }
 
     /// The maintenance lock if nobody holds it (`None`: try again later).
     pub fn try_maintenance_lock(&self) -> Result<Option<File>, StoreError> {
-        let path = self.root.join(tables::STATE_DIR).join("maintenance.lock");
-        let file = File::create(&path).map_err(io(&path))?;
-        Ok(try_lock(&file, &path)?.then_some(file))
+        self.try_state_lock(MAINTENANCE_LOCK)
     }
 
     /// The ownership lock of one topic-partition (`_state/<topic>-<partition>.lock`) if no other
@@ -171,12 +168,25 @@ impl Store {
         topic: &str,
         partition: i32,
     ) -> Result<Option<File>, StoreError> {
-        let path = self
-            .root
-            .join(tables::STATE_DIR)
-            .join(format!("{topic}-{partition}.lock"));
+        self.try_state_lock(&format!("{topic}-{partition}.lock"))
+    }
+
+    /// The lock file `_state/<name>`, opened (created if new) but not locked.
+    fn lock_file(&self, name: &str) -> Result<(File, PathBuf), StoreError> {
+        let path = self.root.join(tables::STATE_DIR).join(name);
         let file = File::create(&path).map_err(io(&path))?;
-        Ok(try_lock(&file, &path)?.then_some(file))
+        Ok((file, path))
+    }
+
+    /// The lock `_state/<name>` if nobody holds it.
+    fn try_state_lock(&self, name: &str) -> Result<Option<File>, StoreError> {
+        let (file, path) = self.lock_file(name)?;
+        let locked = match file.try_lock() {
+            Ok(()) => true,
+            Err(fs::TryLockError::WouldBlock) => false,
+            Err(fs::TryLockError::Error(error)) => return Err(io(&path)(error)),
+        };
+        Ok(locked.then_some(file))
     }
 
     /// The store's root directory.
@@ -186,7 +196,7 @@ impl Store {
 
     fn state_path(&self, topic: &str, partition: i32) -> PathBuf {
         self.root
-            .join("_state")
+            .join(tables::STATE_DIR)
             .join(format!("{topic}-{partition}.json"))
     }
 
@@ -352,14 +362,8 @@ pub struct PartitionFlush<'a> {
     pub groups: &'a [Group],
 }
 
-/// Takes `file`'s exclusive lock if nobody holds it (`false`: somebody does).
-fn try_lock(file: &File, path: &Path) -> Result<bool, StoreError> {
-    match file.try_lock() {
-        Ok(()) => Ok(true),
-        Err(fs::TryLockError::WouldBlock) => Ok(false),
-        Err(fs::TryLockError::Error(error)) => Err(io(path)(error)),
-    }
-}
+/// The maintenance lock's file name under `_state/`.
+const MAINTENANCE_LOCK: &str = "maintenance.lock";
 
 #[cfg(test)]
 mod tests;
