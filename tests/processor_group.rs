@@ -167,6 +167,41 @@ fn start_pair(bootstrap: &str, data: &Path, logs: &Path) -> (Member, Member) {
     (one, two)
 }
 
+/// Two processors on the embedded broker with 3,000 sanitized messages to send: what the crash
+/// and stall tests start from.
+struct MockGroup {
+    one: Member,
+    two: Member,
+    messages: Vec<Value>,
+    producer: FutureProducer,
+    runtime: tokio::runtime::Runtime,
+    data: tempfile::TempDir,
+    _logs: tempfile::TempDir,
+    _keys: tempfile::TempDir,
+    _cluster: MockCluster<'static, DefaultProducerContext>,
+}
+
+fn mock_group() -> MockGroup {
+    let cluster = mock_cluster();
+    let bootstrap = cluster.bootstrap_servers();
+    let keys = tempfile::tempdir().expect("tempdir");
+    let messages = sanitized_messages(3000, keys.path());
+    let data = tempfile::tempdir().expect("tempdir");
+    let logs = tempfile::tempdir().expect("tempdir");
+    let (one, two) = start_pair(&bootstrap, data.path(), logs.path());
+    MockGroup {
+        one,
+        two,
+        messages,
+        producer: producer(&bootstrap),
+        runtime: tokio::runtime::Runtime::new().expect("runtime"),
+        data,
+        _logs: logs,
+        _keys: keys,
+        _cluster: cluster,
+    }
+}
+
 /// A producer to `bootstrap`, lingering a little to fill records as the gateway's does.
 fn producer(bootstrap: &str) -> FutureProducer {
     ClientConfig::new()
@@ -257,16 +292,18 @@ fn two_processors_share_the_partitions_and_hand_them_over_exactly_once() {
 /// survivor stays at 8 of 24 partitions), where Kafka and the mock cluster give it all 24.
 #[test]
 fn a_crashed_processors_partitions_are_taken_over_and_nothing_is_lost_or_repeated() {
-    let cluster = mock_cluster();
-    let bootstrap = cluster.bootstrap_servers();
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let keys = tempfile::tempdir().expect("tempdir");
-    let messages = sanitized_messages(3000, keys.path());
-    let producer = producer(&bootstrap);
-
-    let data = tempfile::tempdir().expect("tempdir");
-    let logs = tempfile::tempdir().expect("tempdir");
-    let (one, two) = start_pair(&bootstrap, data.path(), logs.path());
+    let MockGroup {
+        one,
+        two,
+        messages,
+        producer,
+        runtime,
+        data,
+        // Bound, not `..`: those would be dropped right here, broker included.
+        _logs,
+        _keys,
+        _cluster,
+    } = mock_group();
 
     // All messages (and retries of every tenth) while both work; the first processor is
     // killed with SIGKILL half way, with rows read but not yet committed.
@@ -309,15 +346,18 @@ fn a_crashed_processors_partitions_are_taken_over_and_nothing_is_lost_or_repeate
 /// shows in its `waiting_partitions` gauge. On the mock cluster, for the reason given above.
 #[test]
 fn a_stalled_processor_that_wakes_up_stores_nothing_twice() {
-    let cluster = mock_cluster();
-    let bootstrap = cluster.bootstrap_servers();
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let keys = tempfile::tempdir().expect("tempdir");
-    let messages = sanitized_messages(3000, keys.path());
-    let producer = producer(&bootstrap);
-    let data = tempfile::tempdir().expect("tempdir");
-    let logs = tempfile::tempdir().expect("tempdir");
-    let (one, two) = start_pair(&bootstrap, data.path(), logs.path());
+    let MockGroup {
+        one,
+        two,
+        messages,
+        producer,
+        runtime,
+        data,
+        // Bound, not `..`: those would be dropped right here, broker included.
+        _logs,
+        _keys,
+        _cluster,
+    } = mock_group();
     let held_by_two = two.assigned();
 
     // The first processor freezes in the middle of the traffic, busy reading and storing.
