@@ -217,6 +217,40 @@ fn pseudonym<'v, 'c>(
     }))
 }
 
+/// A pseudonymized leaf's outcome: strings and integers are identifiers, an empty string is
+/// absent, anything else is a type mismatch.
+#[inline(always)]
+fn pseudonymize<'v, 'c>(
+    filter: &TenantFilter,
+    cache: &'c mut PseudonymCache,
+    leaf: LeafId,
+    domain: &str,
+    value: &'v Scalar<'v>,
+) -> Outcome<'v, 'c> {
+    match value {
+        Scalar::Str(text) if text.is_empty() => Outcome::Absent,
+        Scalar::Str(text) => pseudonym(filter, cache, leaf, domain, text.as_bytes()),
+        Scalar::Int(number) => pseudonym(
+            filter,
+            cache,
+            leaf,
+            domain,
+            itoa::Buffer::new().format(*number).as_bytes(),
+        ),
+        Scalar::UInt(number) => pseudonym(
+            filter,
+            cache,
+            leaf,
+            domain,
+            itoa::Buffer::new().format(*number).as_bytes(),
+        ),
+        Scalar::Null => Outcome::Absent,
+        Scalar::Float(_) | Scalar::Bool(_) | Scalar::Composite => {
+            Outcome::Drop(DropReason::TypeMismatch)
+        }
+    }
+}
+
 #[inline(always)]
 fn apply<'v, 'c>(
     filter: &TenantFilter,
@@ -243,24 +277,15 @@ fn apply<'v, 'c>(
         {
             Outcome::Keep(value)
         }
-        (LeafAction::Pseudonymize(_), Scalar::Str(text)) if text.is_empty() => Outcome::Absent,
-        (LeafAction::Pseudonymize(domain), Scalar::Str(text)) => {
-            pseudonym(filter, cache, leaf, domain, text.as_bytes())
+        (LeafAction::Pseudonymize(domain), _) => {
+            let outcome = pseudonymize(filter, cache, leaf, domain, value);
+            // The walk counted the field as an identity by the same rule.
+            debug_assert_eq!(
+                matches!(outcome, Outcome::Pseudonym(_)),
+                value.is_identifier()
+            );
+            outcome
         }
-        (LeafAction::Pseudonymize(domain), Scalar::Int(number)) => pseudonym(
-            filter,
-            cache,
-            leaf,
-            domain,
-            itoa::Buffer::new().format(*number).as_bytes(),
-        ),
-        (LeafAction::Pseudonymize(domain), Scalar::UInt(number)) => pseudonym(
-            filter,
-            cache,
-            leaf,
-            domain,
-            itoa::Buffer::new().format(*number).as_bytes(),
-        ),
         _ => Outcome::Drop(DropReason::TypeMismatch),
     }
 }

@@ -12,13 +12,65 @@ pub fn forbidden_value(text: &str) -> Option<DropReason> {
     if markers.unusual && contains_hidden_character(text) {
         return Some(DropReason::ControlCharacter);
     }
-    if markers.at_signs > 0 && contains_email(text) {
+    if markers.at_signs > 0 && contains_email(text.as_bytes()) {
         return Some(DropReason::EmailValue);
     }
     if (markers.colons >= 2 || markers.dots >= 3) && contains_ip_address(text) {
         return Some(DropReason::IpValue);
     }
+    if markers.percent {
+        return forbidden_when_percent_decoded(text);
+    }
     None
+}
+
+/// Rounds of percent-decoding a value gets (`%2540` is `%40` after one, `@` after two).
+const MAX_PERCENT_DECODING_ROUNDS: usize = 3;
+
+/// The e-mail and IP checks on `text` percent-decoded as a URL would be (`kofi%40firm.example`):
+/// values copied out of URLs and query strings carry addresses that way.
+#[cold]
+fn forbidden_when_percent_decoded(text: &str) -> Option<DropReason> {
+    let mut decoded = text.as_bytes().to_vec();
+    for _ in 0..MAX_PERCENT_DECODING_ROUNDS {
+        if !percent_decode_in_place(&mut decoded) {
+            return None;
+        }
+        if contains_email(&decoded) {
+            return Some(DropReason::EmailValue);
+        }
+        if contains_ip_address(&String::from_utf8_lossy(&decoded)) {
+            return Some(DropReason::IpValue);
+        }
+    }
+    None
+}
+
+/// Replaces each `%XX` (two hex digits) with its byte; false if there was none.
+fn percent_decode_in_place(bytes: &mut Vec<u8>) -> bool {
+    let hex = |byte: u8| {
+        char::from(byte)
+            .to_digit(16)
+            .and_then(|digit| u8::try_from(digit).ok())
+    };
+    let (mut read, mut write, mut changed) = (0, 0, false);
+    while read < bytes.len() {
+        let escaped = match (bytes[read], bytes.get(read + 1), bytes.get(read + 2)) {
+            (b'%', Some(&high), Some(&low)) => hex(high).zip(hex(low)),
+            _ => None,
+        };
+        if let Some((high, low)) = escaped {
+            bytes[write] = high << 4 | low;
+            read += 3;
+            changed = true;
+        } else {
+            bytes[write] = bytes[read];
+            read += 1;
+        }
+        write += 1;
+    }
+    bytes.truncate(write);
+    changed
 }
 
 /// True if `text` holds a control character (C0, DEL, C1: JSON carries C0 only as escapes) or
@@ -51,17 +103,20 @@ struct Markers {
     at_signs: u32,
     colons: u32,
     dots: u32,
+    /// Some byte is `%`: the value may hide an address in URL encoding.
+    percent: bool,
     /// Some byte is below 0x20, DEL or not ASCII: a hidden character is possible.
     unusual: bool,
 }
 
-/// Counts of `@`, `:` and `.` in `bytes`, and whether any byte is unusual, eight bytes at a time.
+/// Counts of `@`, `:` and `.` in `bytes`, whether any byte is `%`, and whether any is unusual, eight bytes at a time.
 #[inline]
 fn count_markers(bytes: &[u8]) -> Markers {
     let mut markers = Markers {
         at_signs: 0,
         colons: 0,
         dots: 0,
+        percent: false,
         unusual: false,
     };
     // `valid` has the high bit of each byte of `word` that belongs to `bytes`.
@@ -76,6 +131,8 @@ fn count_markers(bytes: &[u8]) -> Markers {
             markers.colons += colon.count_ones();
             markers.dots += dot.count_ones();
         }
+        // Bytes past the end are zero, never `%`.
+        markers.percent |= exact_flags(word, b'%') != 0;
         // Per byte, without carries between bytes (each low part is at most 0x7f): the high
         // bit is set in `low + 1` for DEL only, and clear in `low + 0x60` for controls only.
         let low = word & LOWS;
@@ -114,8 +171,7 @@ fn count_markers(bytes: &[u8]) -> Markers {
 }
 
 /// True if some `local@domain.tld` appears in `text`.
-fn contains_email(text: &str) -> bool {
-    let bytes = text.as_bytes();
+fn contains_email(bytes: &[u8]) -> bool {
     memchr::memchr_iter(b'@', bytes).any(|at| {
         let local_ok = at > 0 && is_local_char(bytes[at - 1]);
         let domain: Vec<u8> = bytes[at + 1..]
@@ -363,6 +419,11 @@ mod tests {
             "by Alice.Okafor@hartwell.example today",
             "a@b.co",
             "\"x y\"@ex.org",
+            // URL-encoded, as values copied from links and query strings carry them.
+            "kofi%40firm.example",
+            "?by=tomoko.patel%40kessler.example&x=1",
+            "kofi%2540firm.example",
+            "kofi%40firm%2Eexample",
         ] {
             assert_eq!(
                 forbidden_value(text),
@@ -377,6 +438,11 @@ mod tests {
             "search",
             "50% @ 3pm",
             "support@localhost",
+            "100%",
+            "50%25 done",
+            "%40home",
+            "user%40",
+            "a%zz@b",
         ] {
             assert_ne!(
                 forbidden_value(text),
@@ -397,6 +463,8 @@ mod tests {
             "[2001:db8::1]:443",
             "fe80::1%eth0",
             "::ffff:10.0.0.1",
+            "10%2E1%2E2%2E3",
+            "host=%5B2001%3Adb8%3A%3A1%5D",
         ] {
             assert_eq!(forbidden_value(text), Some(DropReason::IpValue), "{text}");
         }
@@ -409,6 +477,8 @@ mod tests {
             "en-US",
             "1.2.3.4.5",
             "300.1.1.1",
+            "10%25 of 1.2.3",
+            "fe80%zz",
         ] {
             assert_eq!(forbidden_value(text), None, "{text}");
         }
@@ -418,7 +488,7 @@ mod tests {
     fn markers_are_counted_exactly_at_every_length_and_position() {
         for length in 0..40usize {
             for at in 0..length {
-                for marker in [b'@', b':', b'.'] {
+                for marker in [b'@', b':', b'.', b'%'] {
                     // Neighbours one bit away from the marker catch a sloppy byte test.
                     let mut bytes: Vec<u8> = (0..length)
                         .map(|index| [b'A', marker ^ 1, marker ^ 0x80, marker + 1][index % 4])
@@ -431,8 +501,18 @@ mod tests {
                         |wanted: u8| bytes.iter().filter(|byte| **byte == wanted).count() as u32;
                     let counted = count_markers(&bytes);
                     assert_eq!(
-                        (counted.at_signs, counted.colons, counted.dots),
-                        (expected(b'@'), expected(b':'), expected(b'.')),
+                        (
+                            counted.at_signs,
+                            counted.colons,
+                            counted.dots,
+                            counted.percent
+                        ),
+                        (
+                            expected(b'@'),
+                            expected(b':'),
+                            expected(b'.'),
+                            expected(b'%') > 0
+                        ),
                         "length {length}, at {at}, marker {marker}"
                     );
                 }

@@ -38,6 +38,20 @@ pub(crate) enum Scalar<'a> {
     Composite,
 }
 
+impl Scalar<'_> {
+    /// Whether the value can identify someone, so pseudonymizing it yields a pseudonym: a
+    /// non-empty string or an integer (a boolean, a fraction or an integer too large for 64
+    /// bits, read as one, cannot). The walk's identity check and `emit` both follow it.
+    #[inline(always)]
+    pub(crate) fn is_identifier(&self) -> bool {
+        match self {
+            Scalar::Str(text) => !text.is_empty(),
+            Scalar::Int(_) | Scalar::UInt(_) => true,
+            Scalar::Float(_) | Scalar::Bool(_) | Scalar::Null | Scalar::Composite => false,
+        }
+    }
+}
+
 /// An allowlisted value found in the message.
 #[derive(Debug)]
 pub(crate) struct Capture<'a> {
@@ -244,14 +258,9 @@ impl<'p, 'a> Walk<'p, 'a> {
     #[inline(always)]
     fn leaf(&mut self, leaf: LeafId, depth: usize) -> Result<Found, Refusal> {
         let value = self.scalar(depth)?;
-        // Present means usable as an identifier: a boolean or a fraction (or an integer too
-        // large for 64 bits, read as one) is dropped as a type mismatch, so a message whose only
-        // `userId` is one must count as having none, not pass without an identity.
-        let present = match &value {
-            Scalar::Str(text) => !text.is_empty(),
-            Scalar::Int(_) | Scalar::UInt(_) => true,
-            Scalar::Float(_) | Scalar::Bool(_) | Scalar::Null | Scalar::Composite => false,
-        };
+        // Present means usable as an identifier: a message whose only `userId` is a boolean or
+        // a fraction must count as having none, not pass without an identity.
+        let present = value.is_identifier();
         self.captures.push(Capture { leaf, value });
         Ok(if present {
             Found::Present
