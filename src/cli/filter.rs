@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use veil_gateway::allowlist::Allowlist;
 use veil_gateway::filter::{
     FilterStats, MessageMeta, RejectReason, Rejection, TenantFilter, WorkerCache, format_timestamp,
-    split_batch,
+    split_batch, without_byte_order_mark,
 };
 use veil_gateway::pseudonym::{KeyStore, is_valid_tenant};
 use veil_sanitized::Tier;
@@ -110,6 +110,11 @@ pub(crate) fn run(args: FilterArgs) -> anyhow::Result<ExitCode> {
                 &mut stats,
             );
             continue;
+        }
+        if line_number == 1 {
+            // A file saved with a byte order mark.
+            let mark = line.len() - without_byte_order_mark(&line).len();
+            line.drain(..mark);
         }
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;

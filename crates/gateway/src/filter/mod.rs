@@ -39,6 +39,12 @@ pub use worker::WorkerCache;
 /// Segment's limit for one message.
 pub const MAX_MESSAGE_BYTES: usize = 32 * 1024;
 
+/// `body` without a leading UTF-8 byte order mark, which some Windows HTTP clients and editors
+/// write before JSON: RFC 8259 lets a parser ignore it, and it carries no data.
+pub fn without_byte_order_mark(body: &[u8]) -> &[u8] {
+    body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body)
+}
+
 /// What the caller knows about a message that the message itself does not say.
 #[derive(Debug, Clone, Copy)]
 pub struct MessageMeta<'a> {

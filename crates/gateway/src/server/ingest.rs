@@ -25,7 +25,7 @@ use super::metrics::{DropLabels, RegionLabels, RejectLabels};
 use super::state::Gateway;
 use crate::filter::{
     DropCounts, DropReason, MessageMeta, RejectReason, Rejection, TenantFilter, WorkerCache,
-    format_timestamp, split_batch,
+    format_timestamp, split_batch, without_byte_order_mark,
 };
 use crate::sink::RecordBatch;
 
@@ -290,6 +290,7 @@ pub(crate) async fn ingest(
     } else {
         &raw
     };
+    let bytes = without_byte_order_mark(bytes);
     let now = OffsetDateTime::now_utc();
     let received_at = format_timestamp(now);
 

@@ -247,6 +247,58 @@ async fn unknown_or_missing_write_keys_are_401() {
 }
 
 #[tokio::test]
+async fn a_leading_byte_order_mark_is_ignored_and_nowhere_else() {
+    let harness = harness();
+    let message = track("Document Opened").to_string();
+    let batch = format!("{{\"batch\":[{message}]}}");
+    let mut gzipped = GzEncoder::new(Vec::new(), Compression::fast());
+    gzipped
+        .write_all(format!("\u{feff}{batch}").as_bytes())
+        .expect("gzip");
+    let gzipped = gzipped.finish().expect("gzip");
+    let accepted = [
+        post(
+            "/v1/track",
+            Some("wk_test_baseline"),
+            format!("\u{feff}{message}"),
+        ),
+        post(
+            "/v1/batch",
+            Some("wk_test_baseline"),
+            format!("\u{feff}{batch}"),
+        ),
+        Request::post("/v1/batch")
+            .header(header::AUTHORIZATION, basic("wk_test_baseline"))
+            .header(header::CONTENT_ENCODING, "gzip")
+            .body(Body::from(gzipped))
+            .expect("request"),
+    ];
+    for request in accepted {
+        let (status, answer, _) = send(&harness, request).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    let events = sanitized(&harness);
+    assert_eq!(events.len(), 3);
+    assert!(
+        events
+            .iter()
+            .all(|event| event["event"] == "Document Opened")
+    );
+
+    // Only at the very start: after whitespace, or twice, it is not JSON.
+    for body in [
+        format!(" \u{feff}{message}"),
+        format!("\u{feff}\u{feff}{message}"),
+    ] {
+        let (status, answer, _) =
+            send(&harness, post("/v1/track", Some("wk_test_baseline"), body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(answer["error"]["code"], "malformed_json");
+    }
+    assert_eq!(sanitized(&harness).len(), 3, "nothing more published");
+}
+
+#[tokio::test]
 async fn bad_bodies_get_a_named_400_and_nothing_is_published() {
     let harness = harness();
     let valid = track("Document Opened").to_string();
