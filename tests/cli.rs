@@ -232,6 +232,8 @@ fn allowlist_check_and_diff_report_to_reviewers() {
         "    properties.success: { keep: boolean, reason: \"success rate of the action, for reliability work\" }\n",
         "    properties.success: { keep: boolean, reason: \"success rate of the action, for reliability work\" }\n    properties.retry_count: { keep: integer, reason: \"how often users retry\" }\n",
     );
+    // And a range widened from a day to a week.
+    let wider = wider.replace("min: 0, max: 86400000,", "min: 0, max: 604800000,");
     assert_ne!(wider, current);
     let wider_path = dir.path().join("wider.yaml");
     std::fs::write(&wider_path, &wider).expect("write");
@@ -249,6 +251,12 @@ fn allowlist_check_and_diff_report_to_reviewers() {
     assert!(
         stdout.contains(
             "+ track \"Document Opened\": properties.retry_count (keep integer for all tenants)"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "+ track \"Document Opened\": properties.duration_ms (keep integer from 0 to 604800000 for all tenants), was (keep integer from 0 to 86400000 for all tenants)"
         ),
         "{stdout}"
     );

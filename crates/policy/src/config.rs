@@ -10,7 +10,9 @@ use serde::Deserialize;
 use veil_sanitized::{MessageKind, Tier};
 
 use super::forbidden::classify;
-use super::{Allowlist, AllowlistError, FieldAction, FieldRule, NameRule, Scope, ValueType};
+use super::{
+    Allowlist, AllowlistError, Bounds, FieldAction, FieldRule, NameRule, Scope, ValueType,
+};
 
 type FieldMap = IndexMap<Spanned<String>, RawField>;
 
@@ -52,6 +54,8 @@ struct RawNamed {
 #[serde(deny_unknown_fields)]
 struct RawField {
     keep: Option<Spanned<String>>,
+    min: Option<Spanned<i64>>,
+    max: Option<Spanned<i64>>,
     pseudonymize: Option<Spanned<String>>,
     tier: Option<Spanned<String>>,
     reason: Option<Spanned<String>>,
@@ -107,14 +111,22 @@ fn parse_reason(
 
 fn parse_action(path: &str, line: usize, raw: &RawField) -> Result<FieldAction, AllowlistError> {
     match (&raw.keep, &raw.pseudonymize) {
-        (Some(kind), None) => ValueType::from_name(kind)
-            .map(FieldAction::Keep)
-            .ok_or_else(|| {
+        (Some(kind), None) => {
+            let value_type = ValueType::from_name(kind).ok_or_else(|| {
                 error(
                     line_of(kind),
                     format!("field `{path}`: `keep` must be string, integer, number or boolean"),
                 )
-            }),
+            })?;
+            Ok(FieldAction::Keep(
+                value_type,
+                parse_bounds(path, line, value_type, raw)?,
+            ))
+        }
+        (None, Some(_)) if raw.min.is_some() || raw.max.is_some() => Err(error(
+            line,
+            format!("field `{path}`: `min` and `max` apply to kept integer and number fields"),
+        )),
         (None, Some(domain)) => {
             let valid = !domain.is_empty()
                 && domain.len() <= 32
@@ -138,6 +150,36 @@ fn parse_action(path: &str, line: usize, raw: &RawField) -> Result<FieldAction, 
             format!("field `{path}`: give exactly one of `keep` or `pseudonymize`"),
         )),
     }
+}
+
+fn parse_bounds(
+    path: &str,
+    line: usize,
+    value_type: ValueType,
+    raw: &RawField,
+) -> Result<Bounds, AllowlistError> {
+    let bounds = Bounds {
+        min: raw.min.as_ref().map(|min| **min),
+        max: raw.max.as_ref().map(|max| **max),
+    };
+    if bounds == Bounds::NONE {
+        return Ok(bounds);
+    }
+    if !matches!(value_type, ValueType::Integer | ValueType::Number) {
+        return Err(error(
+            line,
+            format!("field `{path}`: `min` and `max` apply to kept integer and number fields"),
+        ));
+    }
+    if let (Some(min), Some(max)) = (bounds.min, bounds.max)
+        && min > max
+    {
+        return Err(error(
+            line,
+            format!("field `{path}`: `min` is greater than `max`"),
+        ));
+    }
+    Ok(bounds)
 }
 
 fn check_path(kind: Option<MessageKind>, path: &str, line: usize) -> Result<(), AllowlistError> {

@@ -95,7 +95,8 @@ fn grants(allowlist: &Allowlist) -> Grants {
 }
 
 /// Everything `new` lets out that `old` did not: new messages and fields, fields moved from
-/// pseudonymized to kept or to another type, and fields opened from enhanced to all tenants.
+/// pseudonymized to kept or to another type, ranges widened or removed, and fields opened from
+/// enhanced to all tenants.
 pub fn widenings(old: &Allowlist, new: &Allowlist) -> Vec<Widening> {
     let old_grants = grants(old);
     let mut found = Vec::new();
@@ -104,7 +105,11 @@ pub fn widenings(old: &Allowlist, new: &Allowlist) -> Vec<Widening> {
         let widened = match before {
             None => true,
             Some((old_action, old_tier)) => {
-                old_action != &action || (*old_tier == Tier::Enhanced && tier == Tier::Baseline)
+                let more = match (&action, old_action) {
+                    (Some(action), Some(old_action)) => action.lets_out_more_than(old_action),
+                    (action, old_action) => action != old_action,
+                };
+                more || (*old_tier == Tier::Enhanced && tier == Tier::Baseline)
             }
         };
         if widened {

@@ -27,7 +27,7 @@ fn the_repository_allowlist_is_valid_and_minimal() {
     let kept: Vec<&str> = allowlist
         .fields
         .iter()
-        .filter(|rule| matches!(rule.action, FieldAction::Keep(_)))
+        .filter(|rule| matches!(rule.action, FieldAction::Keep(..)))
         .map(|rule| rule.path.as_str())
         .collect();
     for path in &kept {
@@ -199,6 +199,64 @@ fn incomplete_or_ambiguous_entries_are_refused() {
 }
 
 #[test]
+fn ranges_are_read_checked_and_compiled_for_numbers_only() {
+    let field = |entry: &str| {
+        format!(
+            "{HEAD}track:\n  fields:\n    properties.count: {{ {entry}, reason: \"x\" }}\n  events:\n    A: {{ reason: \"x\" }}\n"
+        )
+    };
+    let allowlist = Allowlist::parse(&field("keep: integer, min: -3, max: 500")).expect("valid");
+    let rule = &allowlist.fields[1];
+    let bounds = Bounds {
+        min: Some(-3),
+        max: Some(500),
+    };
+    assert_eq!(rule.action, FieldAction::Keep(ValueType::Integer, bounds));
+    assert_eq!(rule.action.describe(), "keep integer from -3 to 500");
+    assert!(bounds.contains_integer(-3) && bounds.contains_integer(500));
+    assert!(!bounds.contains_integer(-4) && !bounds.contains_integer(501));
+    assert!(bounds.contains_number(499.5) && !bounds.contains_number(500.5));
+    let open_above = Allowlist::parse(&field("keep: number, min: 0")).expect("valid");
+    assert_eq!(open_above.fields[1].action.describe(), "keep number from 0");
+
+    for (entry, message) in [
+        (
+            "keep: string, max: 5",
+            "apply to kept integer and number fields",
+        ),
+        (
+            "keep: boolean, min: 0",
+            "apply to kept integer and number fields",
+        ),
+        (
+            "pseudonymize: user, max: 5",
+            "apply to kept integer and number fields",
+        ),
+        (
+            "keep: integer, min: 6, max: 5",
+            "`min` is greater than `max`",
+        ),
+    ] {
+        let error = refused(&field(entry)).to_string();
+        assert!(
+            error.contains("line 6")
+                && error.contains("properties.count")
+                && error.contains(message),
+            "{entry}: {error}"
+        );
+    }
+    assert!(matches!(
+        refused(&field("keep: integer, max: 1.5")),
+        AllowlistError::Syntax(_)
+    ));
+    // One path, two ranges in two scopes: conflicting declarations.
+    let conflicting = format!(
+        "{HEAD}track:\n  fields:\n    properties.count: {{ keep: integer, max: 5, reason: \"x\" }}\n  events:\n    A:\n      reason: \"x\"\n      fields:\n        properties.count: {{ keep: integer, max: 9, reason: \"x\" }}\n"
+    );
+    assert!(refused(&conflicting).to_string().contains("another action"));
+}
+
+#[test]
 fn the_compiled_policy_answers_per_rule_and_tier() {
     let text = format!(
         "{HEAD}track:\n  fields:\n    properties.feature: {{ keep: string, reason: \"x\" }}\n  events:\n    A: {{ reason: \"x\" }}\n    B:\n      reason: \"x\"\n      fields:\n        properties.count: {{ keep: integer, tier: enhanced, reason: \"x\" }}\nidentify: {{}}\n"
@@ -317,4 +375,30 @@ fn diff_lists_exactly_what_is_newly_let_out() {
         "narrowing back only changes doc_id's action"
     );
     assert!(widenings(&old, &old).is_empty());
+
+    // A range removed or widened lets out more; one narrowed or added does not.
+    let ranged = |range: &str| {
+        Allowlist::parse(&format!(
+            "{HEAD}track:\n  fields:\n    properties.count: {{ keep: integer{range}, reason: \"x\" }}\n  events:\n    A: {{ reason: \"x\" }}\n"
+        ))
+        .expect("valid")
+    };
+    let (narrow, wide, open) = (
+        ranged(", min: 0, max: 10"),
+        ranged(", min: 0, max: 100"),
+        ranged(""),
+    );
+    let lines: Vec<String> = widenings(&narrow, &wide)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "+ track \"A\": properties.count (keep integer from 0 to 100 for all tenants), was (keep integer from 0 to 10 for all tenants)"
+        ]
+    );
+    assert_eq!(widenings(&wide, &open).len(), 1, "a range removed");
+    assert!(widenings(&wide, &narrow).is_empty(), "a range narrowed");
+    assert!(widenings(&open, &narrow).is_empty(), "a range added");
 }

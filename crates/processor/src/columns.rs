@@ -107,10 +107,10 @@ impl TableLayout {
         let mut index = FxHashMap::default();
         for (_, path, action) in policy.leaves() {
             let (kind, data_type) = match action {
-                LeafAction::Keep(ValueType::String) => (ColumnKind::Text, DataType::Utf8),
-                LeafAction::Keep(ValueType::Integer) => (ColumnKind::Integer, DataType::Int64),
-                LeafAction::Keep(ValueType::Number) => (ColumnKind::Number, DataType::Float64),
-                LeafAction::Keep(ValueType::Boolean) => (ColumnKind::Boolean, DataType::Boolean),
+                LeafAction::Keep(ValueType::String, _) => (ColumnKind::Text, DataType::Utf8),
+                LeafAction::Keep(ValueType::Integer, _) => (ColumnKind::Integer, DataType::Int64),
+                LeafAction::Keep(ValueType::Number, _) => (ColumnKind::Number, DataType::Float64),
+                LeafAction::Keep(ValueType::Boolean, _) => (ColumnKind::Boolean, DataType::Boolean),
                 LeafAction::Pseudonymize(_) => (ColumnKind::Pseudonym, DataType::Utf8),
             };
             index.insert(path.to_owned(), fields.len());

@@ -251,6 +251,16 @@ fn pseudonymize<'v, 'c>(
     }
 }
 
+/// A kept number's outcome: kept inside its bounds, dropped as `out_of_range` outside.
+#[inline(always)]
+fn keep_if<'v, 'c>(in_bounds: bool, value: &'v Scalar<'v>) -> Outcome<'v, 'c> {
+    if in_bounds {
+        Outcome::Keep(value)
+    } else {
+        Outcome::Drop(DropReason::OutOfRange)
+    }
+}
+
 #[inline(always)]
 fn apply<'v, 'c>(
     filter: &TenantFilter,
@@ -261,22 +271,20 @@ fn apply<'v, 'c>(
 ) -> Outcome<'v, 'c> {
     match (action, value) {
         (_, Scalar::Null) => Outcome::Absent,
-        (LeafAction::Keep(ValueType::String), Scalar::Str(text)) => {
+        (LeafAction::Keep(ValueType::String, _), Scalar::Str(text)) => {
             match forbidden_value(text.as_ref()) {
                 Some(reason) => Outcome::Drop(reason),
                 None => Outcome::Keep(value),
             }
         }
-        (LeafAction::Keep(ValueType::Boolean), Scalar::Bool(_))
-        | (LeafAction::Keep(ValueType::Integer), Scalar::Int(_))
-        | (LeafAction::Keep(ValueType::Number), Scalar::Int(_) | Scalar::Float(_)) => {
-            Outcome::Keep(value)
+        (LeafAction::Keep(ValueType::Boolean, _), Scalar::Bool(_)) => Outcome::Keep(value),
+        (LeafAction::Keep(ValueType::Integer | ValueType::Number, bounds), Scalar::Int(number)) => {
+            keep_if(bounds.contains_integer(*number), value)
         }
-        (LeafAction::Keep(ValueType::Integer | ValueType::Number), Scalar::UInt(number))
-            if i64::try_from(*number).is_ok() =>
-        {
-            Outcome::Keep(value)
+        (LeafAction::Keep(ValueType::Number, bounds), Scalar::Float(number)) => {
+            keep_if(bounds.contains_number(*number), value)
         }
+        // `Scalar::UInt` is only read for integers beyond `i64`, which no kept column holds.
         (LeafAction::Pseudonymize(domain), _) => {
             let outcome = pseudonymize(filter, cache, leaf, domain, value);
             // The walk counted the field as an identity by the same rule.

@@ -124,6 +124,8 @@ pub enum DropReason {
     EnhancedOnly,
     /// Its value does not have the type the allowlist declares.
     TypeMismatch,
+    /// A number outside the `min`/`max` the allowlist declares for it.
+    OutOfRange,
     /// Its value is or contains an e-mail address.
     EmailValue,
     /// Its value is or contains an IP address.
@@ -140,10 +142,11 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, for fixed-size counters.
-    pub const ALL: [DropReason; 7] = [
+    pub const ALL: [DropReason; 8] = [
         DropReason::NotAllowlisted,
         DropReason::EnhancedOnly,
         DropReason::TypeMismatch,
+        DropReason::OutOfRange,
         DropReason::EmailValue,
         DropReason::IpValue,
         DropReason::FutureTimestamp,
@@ -156,6 +159,7 @@ impl DropReason {
             DropReason::NotAllowlisted => "not_allowlisted",
             DropReason::EnhancedOnly => "enhanced_only",
             DropReason::TypeMismatch => "type_mismatch",
+            DropReason::OutOfRange => "out_of_range",
             DropReason::EmailValue => "email_value",
             DropReason::IpValue => "ip_value",
             DropReason::FutureTimestamp => "future_timestamp",

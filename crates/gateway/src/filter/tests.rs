@@ -18,8 +18,8 @@ common:
 track:
   fields:
     properties.feature: { keep: string, reason: "feature adoption" }
-    properties.duration_ms: { keep: integer, reason: "performance" }
-    properties.ratio: { keep: number, reason: "quality" }
+    properties.duration_ms: { keep: integer, min: 0, max: 86400000, reason: "performance" }
+    properties.ratio: { keep: number, min: 0, max: 10, reason: "quality" }
     properties.success: { keep: boolean, reason: "reliability" }
     properties.document_id: { pseudonymize: document, reason: "distinct documents" }
     properties.plan: { keep: string, tier: enhanced, reason: "opt-in plan detail" }
@@ -263,6 +263,59 @@ fn declared_types_are_enforced_per_field() {
             .by_field(&policy())
             .get(&("context".to_owned(), DropReason::TypeMismatch)),
         Some(&1)
+    );
+}
+
+#[test]
+fn numbers_outside_their_declared_range_are_dropped_as_out_of_range() {
+    let filter = tenant(Tier::Baseline, 1);
+    let cases = [
+        (json!({"duration_ms": 0, "ratio": 0}), true, true),
+        (json!({"duration_ms": 86_400_000, "ratio": 10}), true, true),
+        (json!({"duration_ms": 1200, "ratio": 9.5}), true, true),
+        // A phone number in a duration, a negative ratio, a fraction past the bound.
+        (
+            json!({"duration_ms": 4_915_112_345_678_i64, "ratio": -0.5}),
+            false,
+            false,
+        ),
+        (json!({"duration_ms": -5, "ratio": 10.25}), false, false),
+        (
+            json!({"duration_ms": 86_400_001, "ratio": 1e300}),
+            false,
+            false,
+        ),
+    ];
+    for (properties, duration_kept, ratio_kept) in cases {
+        let (out, drops) = run(&filter, &track(json!({"properties": properties.clone()})))
+            .expect("accepted: a field out of range drops alone");
+        let fields = &out["fields"];
+        assert_eq!(
+            fields.get("properties.duration_ms"),
+            duration_kept.then(|| &properties["duration_ms"]),
+            "{properties}"
+        );
+        assert_eq!(
+            fields.get("properties.ratio"),
+            ratio_kept.then(|| &properties["ratio"]),
+            "{properties}"
+        );
+        let by_field = drops.by_field(&policy());
+        for (path, kept) in [
+            ("properties.duration_ms", duration_kept),
+            ("properties.ratio", ratio_kept),
+        ] {
+            let dropped = by_field.get(&(path.to_owned(), DropReason::OutOfRange));
+            assert_eq!(dropped, (!kept).then_some(&1), "{path} in {properties}");
+        }
+    }
+    // A field without a declared range keeps any integer of its type.
+    let search = track(json!({"event": "Search Performed",
+                              "properties": {"result_count": 4_915_112_345_678_i64}}));
+    let (out, _) = run(&filter, &search).expect("accepted");
+    assert_eq!(
+        out["fields"]["properties.result_count"],
+        4_915_112_345_678_i64
     );
 }
 
