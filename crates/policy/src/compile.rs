@@ -7,7 +7,7 @@
 use rustc_hash::FxHashMap;
 use veil_sanitized::{MessageKind, Tier};
 
-use super::{Allowlist, Bounds, FieldAction, Scope, ValueType};
+use super::{Allowlist, FieldAction, Kept, Scope};
 
 /// Index of a trie node; the root is node 0.
 pub type NodeId = u32;
@@ -53,8 +53,8 @@ impl RuleSet {
 /// What the filter does with a leaf's value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LeafAction {
-    /// Keep a value of this type (a number only within the bounds).
-    Keep(ValueType, Bounds),
+    /// Keep a value that is what [`Kept`] allows.
+    Keep(Kept),
     /// Pseudonymize in this identifier domain.
     Pseudonymize(Box<str>),
 }
@@ -211,7 +211,7 @@ impl Policy {
             path: path.into(),
             json_key,
             action: match action {
-                FieldAction::Keep(value_type, bounds) => LeafAction::Keep(*value_type, *bounds),
+                FieldAction::Keep(kept) => LeafAction::Keep(kept.clone()),
                 FieldAction::Pseudonymize { domain } => {
                     LeafAction::Pseudonymize(domain.as_str().into())
                 }

@@ -11,7 +11,8 @@ use veil_sanitized::{MessageKind, Tier};
 
 use super::forbidden::classify;
 use super::{
-    Allowlist, AllowlistError, Bounds, FieldAction, FieldRule, NameRule, Scope, ValueType,
+    Allowlist, AllowlistError, Bounds, FieldAction, FieldRule, Kept, NameRule, Scope, ValueType,
+    Values,
 };
 
 type FieldMap = IndexMap<Spanned<String>, RawField>;
@@ -56,6 +57,7 @@ struct RawField {
     keep: Option<Spanned<String>>,
     min: Option<Spanned<i64>>,
     max: Option<Spanned<i64>>,
+    values: Option<Vec<Spanned<String>>>,
     pseudonymize: Option<Spanned<String>>,
     tier: Option<Spanned<String>>,
     reason: Option<Spanned<String>>,
@@ -118,14 +120,19 @@ fn parse_action(path: &str, line: usize, raw: &RawField) -> Result<FieldAction, 
                     format!("field `{path}`: `keep` must be string, integer, number or boolean"),
                 )
             })?;
-            Ok(FieldAction::Keep(
+            Ok(FieldAction::Keep(Kept {
                 value_type,
-                parse_bounds(path, line, value_type, raw)?,
-            ))
+                bounds: parse_bounds(path, line, value_type, raw)?,
+                values: parse_values(path, line, value_type, raw)?,
+            }))
         }
         (None, Some(_)) if raw.min.is_some() || raw.max.is_some() => Err(error(
             line,
             format!("field `{path}`: `min` and `max` apply to kept integer and number fields"),
+        )),
+        (None, Some(_)) if raw.values.is_some() => Err(error(
+            line,
+            format!("field `{path}`: `values` applies to kept string fields"),
         )),
         (None, Some(domain)) => {
             let valid = !domain.is_empty()
@@ -180,6 +187,51 @@ fn parse_bounds(
         ));
     }
     Ok(bounds)
+}
+
+/// Longest text a `values` list may hold.
+const MAX_LISTED_VALUE_BYTES: usize = 256;
+
+fn parse_values(
+    path: &str,
+    line: usize,
+    value_type: ValueType,
+    raw: &RawField,
+) -> Result<Values, AllowlistError> {
+    let Some(listed) = &raw.values else {
+        return Ok(Values::ANY);
+    };
+    if value_type != ValueType::String {
+        return Err(error(
+            line,
+            format!("field `{path}`: `values` applies to kept string fields"),
+        ));
+    }
+    if listed.is_empty() {
+        return Err(error(
+            line,
+            format!("field `{path}`: `values` is empty (remove the field instead)"),
+        ));
+    }
+    let mut texts: Vec<String> = Vec::with_capacity(listed.len());
+    for value in listed {
+        if value.is_empty() || value.len() > MAX_LISTED_VALUE_BYTES {
+            return Err(error(
+                line_of(value),
+                format!(
+                    "field `{path}`: a listed value is empty or longer than {MAX_LISTED_VALUE_BYTES} bytes"
+                ),
+            ));
+        }
+        if texts.iter().any(|text| text == value.as_str()) {
+            return Err(error(
+                line_of(value),
+                format!("field `{path}`: a value is listed twice"),
+            ));
+        }
+        texts.push(value.to_string());
+    }
+    Ok(Values::listed(texts))
 }
 
 fn check_path(kind: Option<MessageKind>, path: &str, line: usize) -> Result<(), AllowlistError> {

@@ -7,6 +7,7 @@ mod compile;
 mod config;
 mod diff;
 pub mod forbidden;
+mod kept;
 mod reportable;
 
 use std::path::Path;
@@ -18,6 +19,7 @@ pub use compile::short_eq;
 pub use compile::{LeafAction, LeafId, NodeId, Permission, Policy, RuleId, key_summary};
 pub use diff::{Widening, widenings};
 pub use forbidden::ForbiddenClass;
+pub use kept::{Bounds, Kept, ValueType, Values};
 pub use reportable::{is_reportable_key, push_reportable_key, reportable_path};
 
 pub use config::STRUCTURAL_KEYS;
@@ -58,104 +60,11 @@ pub enum AllowlistError {
     },
 }
 
-/// The type a kept value must have; anything else is dropped as `type_mismatch`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ValueType {
-    /// A JSON string.
-    String,
-    /// A JSON number without fraction that fits in an i64.
-    Integer,
-    /// Any finite JSON number.
-    Number,
-    /// `true` or `false`.
-    Boolean,
-}
-
-impl ValueType {
-    fn from_name(name: &str) -> Option<ValueType> {
-        match name {
-            "string" => Some(ValueType::String),
-            "integer" => Some(ValueType::Integer),
-            "number" => Some(ValueType::Number),
-            "boolean" => Some(ValueType::Boolean),
-            _ => None,
-        }
-    }
-
-    /// The name used in `allowlist.yaml`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ValueType::String => "string",
-            ValueType::Integer => "integer",
-            ValueType::Number => "number",
-            ValueType::Boolean => "boolean",
-        }
-    }
-}
-
-/// The inclusive range a kept number must lie in (`min`, `max` in `allowlist.yaml`); a value
-/// outside it is dropped as `out_of_range`, so a count or duration cannot carry an identifier
-/// such as a phone or account number.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct Bounds {
-    /// The least value kept, if there is one.
-    pub min: Option<i64>,
-    /// The greatest value kept, if there is one.
-    pub max: Option<i64>,
-}
-
-impl Bounds {
-    /// No range: every value of the type is kept.
-    pub const NONE: Bounds = Bounds {
-        min: None,
-        max: None,
-    };
-
-    /// Whether an integer value lies in the range.
-    #[inline]
-    pub fn contains_integer(&self, value: i64) -> bool {
-        self.min.is_none_or(|min| value >= min) && self.max.is_none_or(|max| value <= max)
-    }
-
-    /// Whether a fractional value lies in the range.
-    #[inline]
-    pub fn contains_number(&self, value: f64) -> bool {
-        self.min.is_none_or(|min| value >= min as f64)
-            && self.max.is_none_or(|max| value <= max as f64)
-    }
-
-    /// Whether every value in `self` also lies in `outer`.
-    pub fn within(&self, outer: &Bounds) -> bool {
-        let min_ok = match (outer.min, self.min) {
-            (None, _) => true,
-            (Some(_), None) => false,
-            (Some(outer), Some(inner)) => inner >= outer,
-        };
-        let max_ok = match (outer.max, self.max) {
-            (None, _) => true,
-            (Some(_), None) => false,
-            (Some(outer), Some(inner)) => inner <= outer,
-        };
-        min_ok && max_ok
-    }
-
-    /// How the range reads after the type (` from 0 to 86400000`), empty without one.
-    fn describe(&self) -> String {
-        match (self.min, self.max) {
-            (None, None) => String::new(),
-            (Some(min), None) => format!(" from {min}"),
-            (None, Some(max)) => format!(" up to {max}"),
-            (Some(min), Some(max)) => format!(" from {min} to {max}"),
-        }
-    }
-}
-
 /// What happens to an allowlisted field.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum FieldAction {
-    /// The value leaves as it is, if it has this type, lies in the bounds (numbers) and passes
-    /// the value checks (strings).
-    Keep(ValueType, Bounds),
+    /// The value leaves as it is, if it is what [`Kept`] allows and passes the value checks.
+    Keep(Kept),
     /// The value leaves as an HMAC pseudonym in the named identifier domain.
     Pseudonymize {
         /// Identifier domain (`user`, `document`, ...); the same id in two domains gives unrelated pseudonyms.
@@ -167,20 +76,16 @@ impl FieldAction {
     /// How the action reads in the allowlist (`keep string`, `pseudonymize user`).
     pub fn describe(&self) -> String {
         match self {
-            FieldAction::Keep(value_type, bounds) => {
-                format!("keep {}{}", value_type.as_str(), bounds.describe())
-            }
+            FieldAction::Keep(kept) => kept.describe(),
             FieldAction::Pseudonymize { domain } => format!("pseudonymize {domain}"),
         }
     }
 
-    /// Whether this action lets out something `old` did not: another action or type, or a
-    /// wider range.
+    /// Whether this action lets out something `old` did not: another action or type, a wider
+    /// range, more listed values.
     pub fn lets_out_more_than(&self, old: &FieldAction) -> bool {
         match (self, old) {
-            (FieldAction::Keep(new_type, new_bounds), FieldAction::Keep(old_type, old_bounds)) => {
-                new_type != old_type || !new_bounds.within(old_bounds)
-            }
+            (FieldAction::Keep(new), FieldAction::Keep(old)) => !new.within(old),
             _ => self != old,
         }
     }

@@ -211,7 +211,14 @@ fn ranges_are_read_checked_and_compiled_for_numbers_only() {
         min: Some(-3),
         max: Some(500),
     };
-    assert_eq!(rule.action, FieldAction::Keep(ValueType::Integer, bounds));
+    assert_eq!(
+        rule.action,
+        FieldAction::Keep(Kept {
+            value_type: ValueType::Integer,
+            bounds,
+            values: Values::ANY,
+        })
+    );
     assert_eq!(rule.action.describe(), "keep integer from -3 to 500");
     assert!(bounds.contains_integer(-3) && bounds.contains_integer(500));
     assert!(!bounds.contains_integer(-4) && !bounds.contains_integer(501));
@@ -254,6 +261,65 @@ fn ranges_are_read_checked_and_compiled_for_numbers_only() {
         "{HEAD}track:\n  fields:\n    properties.count: {{ keep: integer, max: 5, reason: \"x\" }}\n  events:\n    A:\n      reason: \"x\"\n      fields:\n        properties.count: {{ keep: integer, max: 9, reason: \"x\" }}\n"
     );
     assert!(refused(&conflicting).to_string().contains("another action"));
+}
+
+#[test]
+fn value_lists_are_read_checked_and_compiled_for_strings_only() {
+    let field = |entry: &str| {
+        format!(
+            "{HEAD}track:\n  fields:\n    properties.view: {{ {entry}, reason: \"x\" }}\n  events:\n    A: {{ reason: \"x\" }}\n"
+        )
+    };
+    let allowlist =
+        Allowlist::parse(&field("keep: string, values: [list, \"grid view\"]")).expect("valid");
+    let FieldAction::Keep(kept) = &allowlist.fields[1].action else {
+        panic!("kept");
+    };
+    assert_eq!(
+        kept.describe(),
+        "keep string one of [\"list\", \"grid view\"]"
+    );
+    assert!(kept.values.admits("list") && kept.values.admits("grid view"));
+    assert!(!kept.values.admits("List") && !kept.values.admits("grid") && !kept.values.admits(""));
+    assert!(Values::ANY.admits("anything"));
+
+    for (entry, message) in [
+        (
+            "keep: integer, values: [a]",
+            "applies to kept string fields",
+        ),
+        (
+            "pseudonymize: user, values: [a]",
+            "applies to kept string fields",
+        ),
+        ("keep: string, values: []", "`values` is empty"),
+        ("keep: string, values: [a, b, a]", "listed twice"),
+        ("keep: string, values: [\"\"]", "empty or longer than"),
+    ] {
+        let error = refused(&field(entry)).to_string();
+        assert!(
+            error.contains("line 6")
+                && error.contains("properties.view")
+                && error.contains(message),
+            "{entry}: {error}"
+        );
+    }
+    assert!(matches!(
+        refused(&field("keep: string, values: list")),
+        AllowlistError::Syntax(_)
+    ));
+
+    // More values, or none listed any more, let out more; fewer do not.
+    let listed = |entry: &str| Allowlist::parse(&field(entry)).expect("valid");
+    let (two, three, any) = (
+        listed("keep: string, values: [a, b]"),
+        listed("keep: string, values: [b, a, c]"),
+        listed("keep: string"),
+    );
+    assert_eq!(widenings(&two, &three).len(), 1);
+    assert_eq!(widenings(&three, &any).len(), 1);
+    assert!(widenings(&three, &two).is_empty() && widenings(&any, &two).is_empty());
+    assert!(widenings(&two, &listed("keep: string, values: [b, a]")).is_empty());
 }
 
 #[test]

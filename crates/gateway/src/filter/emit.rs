@@ -12,7 +12,7 @@ use super::reject::{DropReason, RejectReason, Rejection};
 use super::values::{forbidden_value, is_valid_message_id, write_json_str};
 use super::walk::{Scalar, Walk};
 use super::{Accepted, DropSink, DroppedField, MessageMeta, TenantFilter};
-use crate::allowlist::ValueType;
+use crate::allowlist::{Kept, ValueType};
 use crate::allowlist::{LeafAction, LeafId, Permission, RuleId};
 use crate::pseudonym::PseudonymCache;
 
@@ -251,10 +251,29 @@ fn pseudonymize<'v, 'c>(
     }
 }
 
-/// A kept number's outcome: kept inside its bounds, dropped as `out_of_range` outside.
+/// A kept leaf's outcome: a value of its type leaves if the allowlist's constraints (a range, a
+/// list) admit it and, for text, the value checks find nothing in it.
 #[inline(always)]
-fn keep_if<'v, 'c>(in_bounds: bool, value: &'v Scalar<'v>) -> Outcome<'v, 'c> {
-    if in_bounds {
+fn keep<'v, 'c>(kept: &Kept, value: &'v Scalar<'v>) -> Outcome<'v, 'c> {
+    let admitted = match (kept.value_type, value) {
+        (ValueType::String, Scalar::Str(text)) => {
+            if !kept.values.admits(text) {
+                return Outcome::Drop(DropReason::ValueNotAllowlisted);
+            }
+            return match forbidden_value(text.as_ref()) {
+                Some(reason) => Outcome::Drop(reason),
+                None => Outcome::Keep(value),
+            };
+        }
+        (ValueType::Boolean, Scalar::Bool(_)) => true,
+        (ValueType::Integer | ValueType::Number, Scalar::Int(number)) => {
+            kept.bounds.contains_integer(*number)
+        }
+        (ValueType::Number, Scalar::Float(number)) => kept.bounds.contains_number(*number),
+        // `Scalar::UInt` is only read for integers beyond `i64`, which no kept column holds.
+        _ => return Outcome::Drop(DropReason::TypeMismatch),
+    };
+    if admitted {
         Outcome::Keep(value)
     } else {
         Outcome::Drop(DropReason::OutOfRange)
@@ -271,20 +290,7 @@ fn apply<'v, 'c>(
 ) -> Outcome<'v, 'c> {
     match (action, value) {
         (_, Scalar::Null) => Outcome::Absent,
-        (LeafAction::Keep(ValueType::String, _), Scalar::Str(text)) => {
-            match forbidden_value(text.as_ref()) {
-                Some(reason) => Outcome::Drop(reason),
-                None => Outcome::Keep(value),
-            }
-        }
-        (LeafAction::Keep(ValueType::Boolean, _), Scalar::Bool(_)) => Outcome::Keep(value),
-        (LeafAction::Keep(ValueType::Integer | ValueType::Number, bounds), Scalar::Int(number)) => {
-            keep_if(bounds.contains_integer(*number), value)
-        }
-        (LeafAction::Keep(ValueType::Number, bounds), Scalar::Float(number)) => {
-            keep_if(bounds.contains_number(*number), value)
-        }
-        // `Scalar::UInt` is only read for integers beyond `i64`, which no kept column holds.
+        (LeafAction::Keep(kept), _) => keep(kept, value),
         (LeafAction::Pseudonymize(domain), _) => {
             let outcome = pseudonymize(filter, cache, leaf, domain, value);
             // The walk counted the field as an identity by the same rule.
@@ -294,7 +300,6 @@ fn apply<'v, 'c>(
             );
             outcome
         }
-        _ => Outcome::Drop(DropReason::TypeMismatch),
     }
 }
 

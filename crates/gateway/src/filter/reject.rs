@@ -126,6 +126,8 @@ pub enum DropReason {
     TypeMismatch,
     /// A number outside the `min`/`max` the allowlist declares for it.
     OutOfRange,
+    /// A text not among the `values` the allowlist lists for it.
+    ValueNotAllowlisted,
     /// Its value is or contains an e-mail address.
     EmailValue,
     /// Its value is or contains an IP address.
@@ -142,11 +144,12 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, for fixed-size counters.
-    pub const ALL: [DropReason; 8] = [
+    pub const ALL: [DropReason; 9] = [
         DropReason::NotAllowlisted,
         DropReason::EnhancedOnly,
         DropReason::TypeMismatch,
         DropReason::OutOfRange,
+        DropReason::ValueNotAllowlisted,
         DropReason::EmailValue,
         DropReason::IpValue,
         DropReason::FutureTimestamp,
@@ -160,6 +163,7 @@ impl DropReason {
             DropReason::EnhancedOnly => "enhanced_only",
             DropReason::TypeMismatch => "type_mismatch",
             DropReason::OutOfRange => "out_of_range",
+            DropReason::ValueNotAllowlisted => "value_not_allowlisted",
             DropReason::EmailValue => "email_value",
             DropReason::IpValue => "ip_value",
             DropReason::FutureTimestamp => "future_timestamp",

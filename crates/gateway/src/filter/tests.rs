@@ -21,6 +21,7 @@ track:
     properties.duration_ms: { keep: integer, min: 0, max: 86400000, reason: "performance" }
     properties.ratio: { keep: number, min: 0, max: 10, reason: "quality" }
     properties.success: { keep: boolean, reason: "reliability" }
+    properties.view: { keep: string, values: [list, grid], reason: "view modes" }
     properties.document_id: { pseudonymize: document, reason: "distinct documents" }
     properties.plan: { keep: string, tier: enhanced, reason: "opt-in plan detail" }
   events:
@@ -317,6 +318,42 @@ fn numbers_outside_their_declared_range_are_dropped_as_out_of_range() {
         out["fields"]["properties.result_count"],
         4_915_112_345_678_i64
     );
+}
+
+#[test]
+fn texts_outside_a_listed_field_s_values_are_dropped_as_value_not_allowlisted() {
+    let filter = tenant(Tier::Baseline, 1);
+    for (view, written) in [
+        ("\"list\"", Some("list")),
+        ("\"grid\"", Some("grid")),
+        // An escaped spelling of a listed value is that value.
+        ("\"li\\u0073t\"", Some("list")),
+        ("\"Grid\"", None),
+        ("\"grid \"", None),
+        ("\"Merger Agreement.docx\"", None),
+    ] {
+        let message = format!(
+            r#"{{"type":"track","event":"Document Opened","userId":"u-1","properties":{{"feature":"preview","view":{view}}}}}"#
+        );
+        let (out, drops) = run(&filter, &message).expect("accepted");
+        assert_eq!(
+            out["fields"].get("properties.view").and_then(Value::as_str),
+            written,
+            "{view}"
+        );
+        let dropped = drops
+            .by_field(&policy())
+            .get(&(
+                "properties.view".to_owned(),
+                DropReason::ValueNotAllowlisted,
+            ))
+            .copied();
+        assert_eq!(dropped, written.is_none().then_some(1), "{view}");
+        assert_eq!(
+            out["fields"]["properties.feature"], "preview",
+            "other fields unaffected"
+        );
+    }
 }
 
 #[test]
