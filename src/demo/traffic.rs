@@ -283,6 +283,25 @@ mod tests {
     }
 
     #[test]
+    fn the_default_allowlist_lists_every_demo_feature() {
+        use veil_gateway::allowlist::{Allowlist, FieldAction};
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("allowlist.yaml");
+        let allowlist = Allowlist::load(&path).expect("allowlist.yaml is valid");
+        let rule = allowlist
+            .fields
+            .iter()
+            .find(|rule| rule.path == "properties.feature")
+            .expect("properties.feature is allowlisted");
+        let FieldAction::Keep(kept) = &rule.action else {
+            panic!("properties.feature is kept");
+        };
+        for feature in FEATURES {
+            assert!(kept.values.admits(feature), "{feature} is not listed");
+        }
+        assert!(!kept.values.admits("Merger Agreement.docx"));
+    }
+
+    #[test]
     fn history_is_deterministic_and_spans_the_days_asked() {
         let now = time::macros::datetime!(2026-11-25 12:00 UTC);
         let first = history(&profile(), 7, 30, now);
