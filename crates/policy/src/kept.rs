@@ -103,11 +103,13 @@ impl Values {
     /// No list: any string is kept.
     pub const ANY: Values = Values(None);
 
-    /// Exactly these texts (in the allowlist's order).
+    /// Exactly these texts, sorted (so a long list costs a binary search per value, and two
+    /// lists in another order are the same list).
     pub fn listed(texts: impl IntoIterator<Item = String>) -> Values {
-        Values(Some(
-            texts.into_iter().map(String::into_boxed_str).collect(),
-        ))
+        let mut listed: Vec<Box<str>> = texts.into_iter().map(String::into_boxed_str).collect();
+        listed.sort_unstable();
+        listed.dedup();
+        Values(Some(listed.into_boxed_slice()))
     }
 
     /// Whether `text` may leave.
@@ -115,7 +117,9 @@ impl Values {
     pub fn admits(&self, text: &str) -> bool {
         match &self.0 {
             None => true,
-            Some(listed) => listed.iter().any(|value| value.as_ref() == text),
+            Some(listed) => listed
+                .binary_search_by(|value| value.as_ref().cmp(text))
+                .is_ok(),
         }
     }
 

@@ -277,7 +277,7 @@ fn value_lists_are_read_checked_and_compiled_for_strings_only() {
     };
     assert_eq!(
         kept.describe(),
-        "keep string one of [\"list\", \"grid view\"]"
+        "keep string one of [\"grid view\", \"list\"]"
     );
     assert!(kept.values.admits("list") && kept.values.admits("grid view"));
     assert!(!kept.values.admits("List") && !kept.values.admits("grid") && !kept.values.admits(""));
