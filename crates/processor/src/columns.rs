@@ -12,7 +12,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use rustc_hash::FxHashMap;
-use veil_policy::{Kept, LeafAction, Policy, ValueType, reportable_path, short_eq};
+use veil_policy::{LeafAction, Policy, ValueType, reportable_path, short_eq};
 
 use crate::row::{Row, Value};
 
@@ -107,22 +107,12 @@ impl TableLayout {
         let mut index = FxHashMap::default();
         for (_, path, action) in policy.leaves() {
             let (kind, data_type) = match action {
-                LeafAction::Keep(Kept {
-                    value_type: ValueType::String,
-                    ..
-                }) => (ColumnKind::Text, DataType::Utf8),
-                LeafAction::Keep(Kept {
-                    value_type: ValueType::Integer,
-                    ..
-                }) => (ColumnKind::Integer, DataType::Int64),
-                LeafAction::Keep(Kept {
-                    value_type: ValueType::Number,
-                    ..
-                }) => (ColumnKind::Number, DataType::Float64),
-                LeafAction::Keep(Kept {
-                    value_type: ValueType::Boolean,
-                    ..
-                }) => (ColumnKind::Boolean, DataType::Boolean),
+                LeafAction::Keep(kept) => match kept.value_type {
+                    ValueType::String => (ColumnKind::Text, DataType::Utf8),
+                    ValueType::Integer => (ColumnKind::Integer, DataType::Int64),
+                    ValueType::Number => (ColumnKind::Number, DataType::Float64),
+                    ValueType::Boolean => (ColumnKind::Boolean, DataType::Boolean),
+                },
                 LeafAction::Pseudonymize(_) => (ColumnKind::Pseudonym, DataType::Utf8),
             };
             index.insert(path.to_owned(), fields.len());
