@@ -292,6 +292,8 @@ fn two_processors_share_the_partitions_and_hand_them_over_exactly_once() {
 /// survivor stays at 8 of 24 partitions), where Kafka and the mock cluster give it all 24.
 #[test]
 fn a_crashed_processors_partitions_are_taken_over_and_nothing_is_lost_or_repeated() {
+    // Named first: the fields left in `group` (the broker among them) live to the test's end.
+    let group = mock_group();
     let MockGroup {
         one,
         two,
@@ -299,11 +301,8 @@ fn a_crashed_processors_partitions_are_taken_over_and_nothing_is_lost_or_repeate
         producer,
         runtime,
         data,
-        // Bound, not `..`: those would be dropped right here, broker included.
-        _logs,
-        _keys,
-        _cluster,
-    } = mock_group();
+        ..
+    } = group;
 
     // All messages (and retries of every tenth) while both work; the first processor is
     // killed with SIGKILL half way, with rows read but not yet committed.
@@ -346,6 +345,8 @@ fn a_crashed_processors_partitions_are_taken_over_and_nothing_is_lost_or_repeate
 /// shows in its `waiting_partitions` gauge. On the mock cluster, for the reason given above.
 #[test]
 fn a_stalled_processor_that_wakes_up_stores_nothing_twice() {
+    // Named first: the fields left in `group` (the broker among them) live to the test's end.
+    let group = mock_group();
     let MockGroup {
         one,
         two,
@@ -353,11 +354,8 @@ fn a_stalled_processor_that_wakes_up_stores_nothing_twice() {
         producer,
         runtime,
         data,
-        // Bound, not `..`: those would be dropped right here, broker included.
-        _logs,
-        _keys,
-        _cluster,
-    } = mock_group();
+        ..
+    } = group;
     let held_by_two = two.assigned();
 
     // The first processor freezes in the middle of the traffic, busy reading and storing.

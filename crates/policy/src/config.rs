@@ -122,19 +122,14 @@ fn parse_action(path: &str, line: usize, raw: &RawField) -> Result<FieldAction, 
             })?;
             Ok(FieldAction::Keep(Kept {
                 value_type,
-                bounds: parse_bounds(path, line, value_type, raw)?,
-                values: parse_values(path, line, value_type, raw)?,
+                bounds: parse_bounds(path, line, Some(value_type), raw)?,
+                values: parse_values(path, line, Some(value_type), raw)?,
             }))
         }
-        (None, Some(_)) if raw.min.is_some() || raw.max.is_some() => Err(error(
-            line,
-            format!("field `{path}`: `min` and `max` apply to kept integer and number fields"),
-        )),
-        (None, Some(_)) if raw.values.is_some() => Err(error(
-            line,
-            format!("field `{path}`: `values` applies to kept string fields"),
-        )),
         (None, Some(domain)) => {
+            // A pseudonymized field takes neither a range nor a list.
+            parse_bounds(path, line, None, raw)?;
+            parse_values(path, line, None, raw)?;
             let valid = !domain.is_empty()
                 && domain.len() <= 32
                 && domain
@@ -159,10 +154,11 @@ fn parse_action(path: &str, line: usize, raw: &RawField) -> Result<FieldAction, 
     }
 }
 
+/// A kept field's `min` and `max` (`value_type` is `None` for a pseudonymized field).
 fn parse_bounds(
     path: &str,
     line: usize,
-    value_type: ValueType,
+    value_type: Option<ValueType>,
     raw: &RawField,
 ) -> Result<Bounds, AllowlistError> {
     let bounds = Bounds {
@@ -172,7 +168,7 @@ fn parse_bounds(
     if bounds == Bounds::NONE {
         return Ok(bounds);
     }
-    if !matches!(value_type, ValueType::Integer | ValueType::Number) {
+    if !matches!(value_type, Some(ValueType::Integer | ValueType::Number)) {
         return Err(error(
             line,
             format!("field `{path}`: `min` and `max` apply to kept integer and number fields"),
@@ -192,16 +188,17 @@ fn parse_bounds(
 /// Longest text a `values` list may hold.
 const MAX_LISTED_VALUE_BYTES: usize = 256;
 
+/// A kept field's `values` (`value_type` is `None` for a pseudonymized field).
 fn parse_values(
     path: &str,
     line: usize,
-    value_type: ValueType,
+    value_type: Option<ValueType>,
     raw: &RawField,
 ) -> Result<Values, AllowlistError> {
     let Some(listed) = &raw.values else {
         return Ok(Values::ANY);
     };
-    if value_type != ValueType::String {
+    if value_type != Some(ValueType::String) {
         return Err(error(
             line,
             format!("field `{path}`: `values` applies to kept string fields"),
