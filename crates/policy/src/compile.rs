@@ -4,10 +4,12 @@
 //! One trie serves every rule so the filter can walk a message in a single pass before it knows
 //! the message's type or event name (clients send keys in any order).
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use veil_sanitized::{MessageKind, Tier};
 
-use super::{Allowlist, FieldAction, Kept, Scope};
+use super::forbidden::{class_words, words_of_path};
+use super::vocabulary::{GENERIC_WORDS, SPEC_EVENTS, SPEC_KEYS};
+use super::{Allowlist, FieldAction, Kept, Scope, is_reportable_key, push_reportable_key};
 
 /// Index of a trie node; the root is node 0.
 pub type NodeId = u32;
@@ -99,6 +101,10 @@ pub struct Policy {
     kind_rules: FxHashMap<MessageKind, RuleId>,
     track_events: FxHashMap<Box<str>, (RuleId, Tier)>,
     view_names: FxHashMap<MessageKind, FxHashMap<Box<str>, Tier>>,
+    /// Words a dropped client key may be made of to be shown as sent: those of the allowlist's
+    /// own keys, the Segment spec's keys, the forbidden classes' rules and generic field words
+    /// ([`Policy::push_exported_key`]).
+    known_words: FxHashSet<Box<str>>,
 }
 
 impl Policy {
@@ -138,6 +144,7 @@ impl Policy {
             kind_rules,
             track_events,
             view_names,
+            known_words: FxHashSet::default(),
         };
         for field in &allowlist.fields {
             let rules: Vec<RuleId> = match &field.scope {
@@ -164,7 +171,45 @@ impl Policy {
             }
         }
         policy.build_indexes();
+        let allowlist_keys: Vec<Box<str>> = policy
+            .nodes
+            .iter()
+            .flat_map(|node| node.children.iter().map(|(_, name, _)| name.clone()))
+            .collect();
+        policy.known_words = SPEC_KEYS
+            .iter()
+            .copied()
+            .chain(allowlist_keys.iter().map(AsRef::as_ref))
+            .flat_map(|key| words_of_path(key).into_iter().flatten())
+            .map(String::into_boxed_str)
+            .chain(
+                class_words()
+                    .chain(GENERIC_WORDS.iter().copied())
+                    .map(Box::from),
+            )
+            .collect();
         policy
+    }
+
+    /// Appends a client-chosen `key` to `path` as audit records and metrics may show it: as it
+    /// is when it reads like an identifier ([`is_reportable_key`]) and each of its words is a
+    /// known one (`seat_type`, `userEmail`, `document_name`); else `*`, since any other key
+    /// could name a person or a document (`properties.kofi_mensah`).
+    pub fn push_exported_key(&self, path: &mut String, key: &str) {
+        let known = is_reportable_key(key)
+            && words_of_path(key).iter().flatten().all(|word| {
+                // A known word with up to two digits after it (`address2`, `line1`, `2`).
+                let stem = word.trim_end_matches(|character: char| character.is_ascii_digit());
+                word.len() - stem.len() <= 2 && (stem.is_empty() || self.known_words.contains(stem))
+            });
+        push_reportable_key(path, if known { key } else { "*" });
+    }
+
+    /// Whether a refused track event's name may appear in audit records: one the allowlist
+    /// names (for enhanced tenants only, say) or the Segment spec's; any other could name a
+    /// person or a document (`Opened Acme Merger Agreement`).
+    pub fn is_known_event(&self, event: &str) -> bool {
+        self.track_events.contains_key(event) || SPEC_EVENTS.contains(&event)
     }
 
     fn leaf_for_path(&mut self, path: &str, action: &FieldAction, rule_count: usize) -> LeafId {

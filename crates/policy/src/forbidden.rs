@@ -155,6 +155,24 @@ const SOFTWARE_PARENTS: &[&str] = &[
     "runtime",
 ];
 
+/// Every word the class rules above use: generic names of forbidden things (`document`,
+/// `email`, `name`), which may be shown as key names since they describe a field, not a person.
+pub(crate) fn class_words() -> impl Iterator<Item = &'static str> {
+    [
+        EMAIL_WORDS,
+        IP_WORDS,
+        COMPANY_WORDS,
+        DOCUMENT_WORDS,
+        LOCATOR_WORDS,
+        QUERY_WORDS,
+        NAME_WORDS,
+        SOFTWARE_PARENTS,
+    ]
+    .into_iter()
+    .flatten()
+    .copied()
+}
+
 /// Splits a path into lowercase words per segment: `context.traits.userEmail` gives
 /// `[[context], [traits], [user, email]]`. Separators are `_`, `-`, space and case changes.
 pub fn words_of_path(path: &str) -> Vec<Vec<String>> {

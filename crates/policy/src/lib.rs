@@ -9,6 +9,7 @@ mod diff;
 pub mod forbidden;
 mod kept;
 mod reportable;
+mod vocabulary;
 
 use std::path::Path;
 

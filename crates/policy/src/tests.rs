@@ -468,3 +468,49 @@ fn diff_lists_exactly_what_is_newly_let_out() {
     assert!(widenings(&wide, &narrow).is_empty(), "a range narrowed");
     assert!(widenings(&open, &narrow).is_empty(), "a range added");
 }
+
+#[test]
+fn exported_keys_and_events_are_shown_only_when_made_of_known_words() {
+    let policy = Allowlist::parse(&format!(
+        "{}    Tier Changed: {{ reason: \"plans\", tier: enhanced }}\n",
+        with_track_field("properties.seat_count")
+    ))
+    .expect("valid")
+    .compile();
+    let exported = |key: &str| {
+        let mut path = "properties".to_owned();
+        policy.push_exported_key(&mut path, key);
+        path
+    };
+    // Spec keys, words of the allowlist's own keys, of the forbidden classes and generic ones.
+    for key in [
+        "email",
+        "userEmail",
+        "document_name",
+        "seat_type",
+        "seatCount",
+        "context",
+        "address2",
+        "fullName",
+    ] {
+        assert_eq!(exported(key), format!("properties.{key}"), "{key}");
+    }
+    // Anything else could be a person, a firm or a document, even shaped like an identifier.
+    for key in [
+        "kofi_mensah",
+        "kofi_mensah_zqmK1",
+        "merger_agreement_document",
+        "acmeCorp",
+        "user_1985",
+        "jane@example.com",
+        "",
+    ] {
+        assert_eq!(exported(key), "properties.*", "{key}");
+    }
+    // Event names: those the allowlist or the Segment spec names, not the client's others.
+    assert!(policy.is_known_event("Opened"));
+    assert!(policy.is_known_event("Tier Changed"));
+    assert!(policy.is_known_event("Application Installed"));
+    assert!(!policy.is_known_event("Opened Acme Merger Agreement Kofi Mensah"));
+    assert!(!policy.is_known_event("opened"));
+}

@@ -129,7 +129,11 @@ fn decide<'a>(
                     Some(sent_at) => {
                         let sent_at = parse(sent_at, "sentAt")?;
                         let received = parse(meta.received_at, "receivedAt")?;
-                        let corrected = received.checked_sub(sent_at - timestamp);
+                        // A `sentAt` far ahead of `timestamp` can move it before year 1, which
+                        // the sanitized format (four-digit years, as RFC 3339) cannot write.
+                        let corrected = received
+                            .checked_sub(sent_at - timestamp)
+                            .filter(|corrected| corrected.year() >= 1);
                         Timestamp::Parsed(corrected.ok_or_else(|| {
                             Rejection::at(RejectReason::InvalidTimestamp, "sentAt")
                         })?)
@@ -169,6 +173,10 @@ pub fn format_timestamp(at: OffsetDateTime) -> String {
 /// Writes `"2026-11-23T17:38:56.123Z"`: UTC, millisecond precision, so day partitions are a prefix.
 fn write_timestamp(out: &mut Vec<u8>, at: OffsetDateTime) {
     let utc = at.to_offset(time::UtcOffset::UTC);
+    debug_assert!(
+        (0..=9999).contains(&utc.year()),
+        "four-digit years only: decide() refuses the rest"
+    );
     let fields: [(u32, usize); 7] = [
         (utc.year().unsigned_abs(), 4),
         (u32::from(u8::from(utc.month())), 2),

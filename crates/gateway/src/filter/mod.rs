@@ -75,19 +75,19 @@ pub enum DroppedField<'a> {
     Key {
         /// The object it was found in.
         parent: NodeId,
-        /// The key as the client sent it; render with [`push_reportable_key`].
+        /// The key as the client sent it; render with [`Policy::push_exported_key`].
         key: &'a str,
     },
 }
 
 impl DroppedField<'_> {
-    /// The dotted path, with unusual keys replaced by `*`.
+    /// The dotted path, with keys neither the allowlist nor the Segment spec names as `*`.
     pub fn path(&self, policy: &Policy) -> String {
         match self {
             DroppedField::Leaf(leaf) => policy.leaf_path(*leaf).to_owned(),
             DroppedField::Key { parent, key } => {
                 let mut path = policy.node_path(*parent).to_owned();
-                push_reportable_key(&mut path, key);
+                policy.push_exported_key(&mut path, key);
                 path
             }
         }
@@ -234,7 +234,9 @@ impl TenantFilter {
                     .envelope
                     .event
                     .as_deref()
-                    .filter(|event| reject::is_reportable_event(event))
+                    .filter(|event| {
+                        reject::is_reportable_event(event) && self.policy.is_known_event(event)
+                    })
                     .map(str::to_owned);
                 rejection
             },

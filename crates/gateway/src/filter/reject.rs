@@ -76,7 +76,8 @@ pub struct Rejection {
     pub field: Option<String>,
     /// For malformed JSON: what the parser expected and where.
     pub detail: Option<String>,
-    /// The track event's name, when it reads like an event name (see [`is_reportable_event`]).
+    /// The track event's name, when it reads like an event name ([`is_reportable_event`]) and
+    /// the allowlist or the Segment spec names it ([`veil_policy::Policy::is_known_event`]).
     pub event: Option<String>,
 }
 

@@ -1,6 +1,7 @@
 //! Counters of what the filter did: messages in and out, rejections by reason, dropped fields by
-//! name and reason. Key names sent by clients are bounded in number and reported only when they
-//! look like identifiers.
+//! name and reason. Key names sent by clients are bounded in number; audit records and metrics
+//! show only names the allowlist or the Segment spec uses, `veil filter`'s summary any that look
+//! like identifiers.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -97,8 +98,25 @@ impl DropSink for DropCounts {
 }
 
 impl DropCounts {
-    /// Counts by reportable field path and reason.
+    /// Counts by field path and reason as audit records and metrics show them: a client key
+    /// that neither the allowlist nor the Segment spec names shows as `*`
+    /// ([`Policy::push_exported_key`]), since it could name a person or a document.
     pub fn by_field(&self, policy: &Policy) -> BTreeMap<(String, DropReason), u64> {
+        self.merged(policy, |path, key| policy.push_exported_key(path, key))
+    }
+
+    /// Counts by field path and reason with every identifier-like client key as sent
+    /// ([`push_reportable_key`]): for `veil filter`'s summary, which stays on the operator's
+    /// screen and is where a reviewer finds what clients send that the allowlist leaves out.
+    pub fn by_sent_field(&self, policy: &Policy) -> BTreeMap<(String, DropReason), u64> {
+        self.merged(policy, push_reportable_key)
+    }
+
+    fn merged(
+        &self,
+        policy: &Policy,
+        push_key: impl Fn(&mut String, &str),
+    ) -> BTreeMap<(String, DropReason), u64> {
         let mut merged = BTreeMap::new();
         for ((leaf, reason), count) in &self.leaves {
             *merged
@@ -107,7 +125,7 @@ impl DropCounts {
         }
         for (parent, key, counts) in &self.keys {
             let mut path = policy.node_path(*parent).to_owned();
-            push_reportable_key(&mut path, key);
+            push_key(&mut path, key);
             for (reason, count) in DropReason::ALL.iter().zip(counts) {
                 if *count > 0 {
                     *merged.entry((path.clone(), *reason)).or_default() += count;
@@ -147,7 +165,7 @@ impl FilterStats {
         for (reason, count) in &self.rejected {
             let _ = writeln!(text, "  rejected {}: {count}", reason.as_str());
         }
-        let dropped = self.dropped.by_field(policy);
+        let dropped = self.dropped.by_sent_field(policy);
         if !dropped.is_empty() {
             text.push_str("fields dropped:\n");
         }
@@ -188,7 +206,8 @@ mod tests {
                 DropReason::TypeMismatch,
             );
         }
-        let by_field = counts.by_field(&policy);
+        // As sent (the dry run's summary), so the cap shows; audit records would mask `k0` too.
+        let by_field = counts.by_sent_field(&policy);
         assert_eq!(
             by_field.get(&("k0".to_owned(), DropReason::NotAllowlisted)),
             Some(&3)

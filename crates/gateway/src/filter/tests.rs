@@ -789,6 +789,34 @@ fn clock_skew_is_corrected_from_sent_at_as_segment_does() {
         .expect_err("unreadable sentAt");
     assert_eq!(rejection.reason, RejectReason::InvalidTimestamp);
     assert_eq!(rejection.field.as_deref(), Some("sentAt"));
+
+    // A sentAt far enough ahead moves the corrected time before year 1: refused, not written
+    // with its sign lost (as year 5946, a partition retention never reaches).
+    for (timestamp, sent_at) in [
+        ("2026-11-23T00:00:00Z", "9999-01-01T00:00:00Z"),
+        ("0001-01-01T00:00:00Z", "4100-01-01T00:00:00Z"),
+    ] {
+        let mut far = message.clone();
+        far["timestamp"] = json!(timestamp);
+        far["sentAt"] = json!(sent_at);
+        let rejection = tenant(Tier::Baseline, 1)
+            .filter(
+                far.to_string().as_bytes(),
+                &META,
+                &mut WorkerCache::default(),
+                &mut Vec::new(),
+                &mut (),
+            )
+            .expect_err("corrected before year 1");
+        assert_eq!(rejection.reason, RejectReason::InvalidTimestamp);
+        assert_eq!(rejection.field.as_deref(), Some("sentAt"));
+    }
+    // Year 1 itself is still a time the format can write.
+    let mut early = message.clone();
+    early["timestamp"] = json!("0001-01-02T10:04:00Z");
+    early["sentAt"] = json!("2026-11-23T10:00:00Z");
+    let (value, _) = run_with(&META, &early);
+    assert_eq!(value["timestamp"], "0001-01-02T10:04:00.000Z");
 }
 
 #[test]
@@ -858,11 +886,15 @@ fn routing_key_is_the_user_pseudonym_else_the_anonymous_one() {
 }
 
 #[test]
-fn rejections_name_the_event_only_when_it_reads_like_one() {
-    let rejection = rejected(br#"{"type":"track","event":"Exported Matter","userId":"u"}"#);
+fn rejections_name_the_event_only_when_it_reads_like_one_and_is_known() {
+    // A Segment spec name the allowlist leaves out is reported; the client's own words are not,
+    // since they could name a matter or a person.
+    let rejection = rejected(br#"{"type":"track","event":"Application Installed","userId":"u"}"#);
     assert_eq!(rejection.reason, RejectReason::EventNotAllowlisted);
-    assert_eq!(rejection.event.as_deref(), Some("Exported Matter"));
+    assert_eq!(rejection.event.as_deref(), Some("Application Installed"));
     for event in [
+        "Exported Matter",
+        "Opened Acme Merger Agreement Kofi Mensah",
         "Opened alice@firm.example",
         "Call 5551234567",
         "Opened 10.1.2.3",

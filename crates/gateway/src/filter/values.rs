@@ -9,8 +9,10 @@ use super::reject::DropReason;
 pub fn forbidden_value(text: &str) -> Option<DropReason> {
     // One pass over the (usually short) value decides whether the precise checks are needed.
     let markers = count_markers(text.as_bytes());
-    if markers.unusual && contains_hidden_character(text) {
-        return Some(DropReason::ControlCharacter);
+    if markers.unusual
+        && let Some(reason) = forbidden_beyond_ascii(text)
+    {
+        return Some(reason);
     }
     if markers.at_signs > 0 && contains_email(text.as_bytes()) {
         return Some(DropReason::EmailValue);
@@ -24,23 +26,58 @@ pub fn forbidden_value(text: &str) -> Option<DropReason> {
     None
 }
 
-/// Rounds of percent-decoding a value gets (`%2540` is `%40` after one, `@` after two).
-const MAX_PERCENT_DECODING_ROUNDS: usize = 3;
+/// The checks a value with a control or non-ASCII character needs: hidden characters, then the
+/// e-mail and IP checks on its [`folded`] form (`kofi＠firm.example`, `198.51.100。7`).
+#[cold]
+fn forbidden_beyond_ascii(text: &str) -> Option<DropReason> {
+    if contains_hidden_character(text) {
+        return Some(DropReason::ControlCharacter);
+    }
+    address_in(&folded(text))
+}
 
-/// The e-mail and IP checks on `text` percent-decoded as a URL would be (`kofi%40firm.example`):
-/// values copied out of URLs and query strings carry addresses that way.
+/// The e-mail or IP address check that `text` fails, if any.
+fn address_in(text: &str) -> Option<DropReason> {
+    if contains_email(text.as_bytes()) {
+        return Some(DropReason::EmailValue);
+    }
+    if contains_ip_address(text) {
+        return Some(DropReason::IpValue);
+    }
+    None
+}
+
+/// `text` as the value checks read it: NFKC-normalized (fullwidth and small forms, circled and
+/// mathematical digits become ASCII: `＠` and `﹫` are `@`), ideographic full stops read as `.`
+/// (IDNA treats them as dots), and hidden characters removed (a zero-width space inside an
+/// address does not hide it).
+fn folded(text: &str) -> String {
+    let normalized = icu_normalizer::ComposingNormalizerBorrowed::new_nfkc().normalize(text);
+    normalized
+        .chars()
+        .filter(|character| !is_hidden_character(*character))
+        .map(|character| match character {
+            '\u{3002}' | '\u{ff61}' | '\u{fe12}' | '\u{2024}' => '.',
+            other => other,
+        })
+        .collect()
+}
+
+/// The e-mail and IP checks on `text` percent-decoded as a URL would be (`kofi%40firm.example`),
+/// as many rounds as it takes (each round shortens the text, so this ends): values copied out of
+/// URLs and query strings carry addresses that way, sometimes encoded more than once.
 #[cold]
 fn forbidden_when_percent_decoded(text: &str) -> Option<DropReason> {
     let mut decoded = text.as_bytes().to_vec();
-    for _ in 0..MAX_PERCENT_DECODING_ROUNDS {
-        if !percent_decode_in_place(&mut decoded) {
-            return None;
-        }
-        if contains_email(&decoded) {
-            return Some(DropReason::EmailValue);
-        }
-        if contains_ip_address(&String::from_utf8_lossy(&decoded)) {
-            return Some(DropReason::IpValue);
+    while percent_decode_in_place(&mut decoded) {
+        let readable = String::from_utf8_lossy(&decoded);
+        let reason = if readable.is_ascii() {
+            address_in(&readable)
+        } else {
+            address_in(&folded(&readable))
+        };
+        if reason.is_some() {
+            return reason;
         }
     }
     None
@@ -73,17 +110,56 @@ fn percent_decode_in_place(bytes: &mut Vec<u8>) -> bool {
     changed
 }
 
-/// True if `text` holds a control character (C0, DEL, C1: JSON carries C0 only as escapes) or
-/// an invisible text-direction control (which can make a dashboard show other text than is
-/// stored, as in "Trojan Source").
+/// True if `text` holds a character no allowlisted text needs and that hides what a report, a
+/// CSV export or a log shows: see [`is_hidden_character`].
 fn contains_hidden_character(text: &str) -> bool {
-    text.chars().any(|character| {
-        character.is_control()
-            || matches!(
-                character,
-                '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
-            )
-    })
+    text.chars().any(is_hidden_character)
+}
+
+/// A control character (C0, DEL, C1: JSON carries C0 only as escapes), a format character
+/// (Unicode category Cf: zero-width spaces and joiners, text-direction controls as in "Trojan
+/// Source", the byte-order mark, tags, invisible operators), a line or paragraph separator
+/// (which break lines as a newline does), an invisible filler, or a noncharacter.
+fn is_hidden_character(character: char) -> bool {
+    let code = u32::from(character);
+    character.is_control()
+        || matches!(
+            character,
+            // Category Cf (Unicode 16).
+            '\u{ad}'
+                | '\u{600}'..='\u{605}'
+                | '\u{61c}'
+                | '\u{6dd}'
+                | '\u{70f}'
+                | '\u{890}'..='\u{891}'
+                | '\u{8e2}'
+                | '\u{180e}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206f}'
+                | '\u{feff}'
+                | '\u{fff9}'..='\u{fffb}'
+                | '\u{110bd}'
+                | '\u{110cd}'
+                | '\u{13430}'..='\u{1343f}'
+                | '\u{1bca0}'..='\u{1bca3}'
+                | '\u{1d173}'..='\u{1d17a}'
+                | '\u{e0001}'
+                | '\u{e0020}'..='\u{e007f}'
+                // Line and paragraph separators (Zl, Zp).
+                | '\u{2028}'
+                | '\u{2029}'
+                // Fillers that render as nothing.
+                | '\u{115f}'
+                | '\u{1160}'
+                | '\u{3164}'
+                | '\u{ffa0}'
+                | '\u{2800}'
+        )
+        // Noncharacters.
+        || (0xfdd0..=0xfdef).contains(&code)
+        || code & 0xfffe == 0xfffe
 }
 
 const ONES: u64 = 0x0101_0101_0101_0101;
@@ -170,17 +246,16 @@ fn count_markers(bytes: &[u8]) -> Markers {
     markers
 }
 
-/// True if some `local@domain.tld` appears in `text`.
+/// True if some `local@domain` appears in `bytes`: a local-part character right before an `@`
+/// and a letter or digit right after it. A dotless domain counts too (`kofi@firm`,
+/// `ops@localhost` reach a mailbox on an intranet); `@home`, `user@` and `50% @ 3pm` do not.
 fn contains_email(bytes: &[u8]) -> bool {
     memchr::memchr_iter(b'@', bytes).any(|at| {
         let local_ok = at > 0 && is_local_char(bytes[at - 1]);
-        let domain: Vec<u8> = bytes[at + 1..]
-            .iter()
-            .copied()
-            .take_while(|byte| is_domain_char(*byte))
-            .collect();
-        let dot = domain.iter().position(|byte| *byte == b'.');
-        local_ok && dot.is_some_and(|dot| dot > 0 && dot + 1 < domain.len())
+        let domain_ok = bytes
+            .get(at + 1)
+            .is_some_and(|byte| byte.is_ascii_alphanumeric() || *byte >= 0x80);
+        local_ok && domain_ok
     })
 }
 
@@ -188,19 +263,16 @@ fn is_local_char(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~.-\"".contains(&byte) || byte >= 0x80
 }
 
-fn is_domain_char(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || byte == b'.' || byte == b'-' || byte >= 0x80
-}
-
 /// True if `text` is an IP address (v4 or v6, with optional brackets, port or zone) or
-/// contains a dotted-quad IPv4 address.
+/// contains a dotted-quad IPv4 address (four numbers of at most 255 in a row, also within a
+/// longer dotted run).
 fn contains_ip_address(text: &str) -> bool {
     let bytes = text.as_bytes();
     if memchr::memchr(b':', bytes).is_some() && is_ipv6_like(text) {
         return true;
     }
 
-    // Dotted quads anywhere: runs of digits and dots with exactly four numbers of at most 255.
+    // Dotted quads anywhere: runs of digits and dots, then four octets in a row within each.
     let mut index = 0;
     while index < bytes.len() {
         if !bytes[index].is_ascii_digit() {
@@ -213,11 +285,11 @@ fn contains_ip_address(text: &str) -> bool {
         }
         let run = text[start..index].trim_end_matches('.');
         let parts: Vec<&str> = run.split('.').collect();
-        if parts.len() == 4
-            && parts.iter().all(|part| {
-                !part.is_empty() && part.len() <= 3 && part.parse::<u16>().is_ok_and(|n| n <= 255)
-            })
-        {
+        let octet =
+            |part: &&str| part.len() <= 3 && part.parse::<u16>().is_ok_and(|number| number <= 255);
+        // Four octets in a row, also inside a longer run: `198.51.100.42.443` is how netstat
+        // and tcpdump print an address with its port.
+        if parts.windows(4).any(|quad| quad.iter().all(octet)) {
             return true;
         }
     }
@@ -424,6 +496,19 @@ mod tests {
             "?by=tomoko.patel%40kessler.example&x=1",
             "kofi%2540firm.example",
             "kofi%40firm%2Eexample",
+            // Encoded four times over.
+            "kofi%25252540firm.example",
+            // Dotless domains reach intranet mailboxes.
+            "support@localhost",
+            "kofi@firm",
+            "a@b",
+            // Lookalikes that NFKC folds: fullwidth and small commercial at, fullwidth and
+            // ideographic full stops, and the same percent-encoded.
+            "kofi\u{ff20}firm.example",
+            "kofi\u{fe6b}firm.example",
+            "kofi\u{ff20}firm\u{ff0e}example",
+            "kofi@firm\u{3002}example",
+            "kofi%EF%BC%A0firm.example",
         ] {
             assert_eq!(
                 forbidden_value(text),
@@ -434,15 +519,15 @@ mod tests {
         for text in [
             "@home",
             "user@",
-            "a@b",
             "search",
             "50% @ 3pm",
-            "support@localhost",
             "100%",
             "50%25 done",
             "%40home",
             "user%40",
-            "a%zz@b",
+            "a%zz@ b",
+            "@segment/analytics-node",
+            "\u{ff20}home",
         ] {
             assert_ne!(
                 forbidden_value(text),
@@ -465,6 +550,16 @@ mod tests {
             "::ffff:10.0.0.1",
             "10%2E1%2E2%2E3",
             "host=%5B2001%3Adb8%3A%3A1%5D",
+            // Inside longer dotted runs: an address and its port as netstat prints them.
+            "198.51.100.42.443",
+            "0.198.51.100.41",
+            "1.2.3.4.5",
+            // Lookalike digits and dots, and zero-width characters inside, fold away.
+            "\u{ff11}\u{ff19}\u{ff18}.51.100.7",
+            "198\u{ff0e}51\u{ff0e}100\u{ff0e}7",
+            "198.51.100\u{3002}7",
+            "198\u{2024}51\u{2024}100\u{2024}7",
+            "198.51.100%E2%80%8B.11",
         ] {
             assert_eq!(forbidden_value(text), Some(DropReason::IpValue), "{text}");
         }
@@ -472,10 +567,10 @@ mod tests {
             "10.9.1",
             "2026.11",
             "10.0.19045.1234",
+            "16.0.17928.20114",
             "12:30",
             "Europe/London",
             "en-US",
-            "1.2.3.4.5",
             "300.1.1.1",
             "10%25 of 1.2.3",
             "fe80%zz",
@@ -552,6 +647,19 @@ mod tests {
             "\u{202e}fdp.exe",
             "x\u{2066}y",
             "\u{200f}",
+            // Format characters, separators, fillers and noncharacters.
+            "zero\u{200b}width",
+            "join\u{200d}er",
+            "\u{feff}bom",
+            "invisible\u{2061}times",
+            "anchor\u{fff9}",
+            "tag\u{e0041}",
+            "soft\u{ad}hyphen",
+            "line\u{2028}separator",
+            "para\u{2029}graph",
+            "filler\u{3164}",
+            "non\u{ffff}char",
+            "non\u{fdd0}char",
         ] {
             assert_eq!(
                 forbidden_value(hidden),
@@ -566,6 +674,9 @@ mod tests {
             "en-US",
             "a\u{a0}b",
             "\u{2013} dash",
+            "Gr\u{fc}\u{df}e",
+            "\u{ff21}\u{ff22}\u{ff23} fullwidth",
+            "\u{2460} circled",
         ] {
             assert_eq!(forbidden_value(text), None, "{text:?}");
         }

@@ -8,7 +8,7 @@ use super::predict::{NodeOrder, order_index, same_bytes};
 use super::{MAX_KEYS_PER_OBJECT, Refusal, Walk, syntax};
 use crate::allowlist::{NodeId, key_summary, short_eq};
 use crate::filter::children::Slot;
-use crate::filter::reject::{RejectReason, Rejection, push_reportable_key};
+use crate::filter::reject::{RejectReason, Rejection};
 
 /// A key, its [`key_summary`] and, if it is on an allowlisted path, its trie child.
 pub(super) struct NextKey<'a> {
@@ -292,7 +292,7 @@ impl<'a> Walk<'_, 'a> {
 
     fn path_of(&self, node: NodeId, key: &str) -> String {
         let mut path = self.policy.node_path(node).to_owned();
-        push_reportable_key(&mut path, key);
+        self.policy.push_exported_key(&mut path, key);
         path
     }
 }
