@@ -1,9 +1,10 @@
 //! Reading a request body within Segment's limits: the bytes on the wire and, for gzip, the
 //! inflated bytes, both at most 500 KB. A gzip bomb is cut off at the limit, never inflated whole.
 
-use std::io::Read;
+use std::io::{ErrorKind, Read};
+use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, header};
 use flate2::read::MultiGzDecoder;
 
@@ -61,22 +62,37 @@ fn is_utf8_label(value: &str) -> bool {
         .any(|utf8| label.eq_ignore_ascii_case(utf8))
 }
 
-/// Reads the whole body, at most [`MAX_REQUEST_BYTES`] of it.
-pub(crate) async fn read_body(body: Body) -> Result<axum::body::Bytes, ApiError> {
-    match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
-        Ok(bytes) => Ok(bytes),
-        Err(error) => {
-            let too_large = std::error::Error::source(&error)
-                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
-            if too_large {
-                Err(ApiError::BodyTooLarge {
-                    limit_kb: MAX_REQUEST_BYTES / 1024,
-                })
-            } else {
-                Err(ApiError::BodyUnreadable("incomplete or too slow"))
-            }
-        }
+/// Reads the whole body, at most [`MAX_REQUEST_BYTES`] of it, within `deadline` from the call
+/// (one deadline for the whole body, not an idle timeout between its chunks).
+pub(crate) async fn read_body(body: Body, deadline: Duration) -> Result<Bytes, ApiError> {
+    match tokio::time::timeout(deadline, axum::body::to_bytes(body, MAX_REQUEST_BYTES)).await {
+        Err(_elapsed) => Err(ApiError::BodyTimeout {
+            deadline_ms: u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX),
+        }),
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(error)) => Err(read_error(&error)),
     }
+}
+
+/// What a failed body read says about the client: over the limit, malformed chunked framing,
+/// or a body that ended early (the client closed or reset its side). None is the server's fault.
+fn read_error(error: &(dyn std::error::Error + 'static)) -> ApiError {
+    let mut source = Some(error);
+    while let Some(current) = source {
+        if current.is::<http_body_util::LengthLimitError>() {
+            return ApiError::BodyTooLarge {
+                limit_kb: MAX_REQUEST_BYTES / 1024,
+            };
+        }
+        if let Some(io) = current.downcast_ref::<std::io::Error>() {
+            return match io.kind() {
+                ErrorKind::InvalidInput | ErrorKind::InvalidData => ApiError::MalformedFraming,
+                _ => ApiError::IncompleteBody,
+            };
+        }
+        source = current.source();
+    }
+    ApiError::IncompleteBody
 }
 
 /// Inflates a gzip body, stopping as soon as it passes [`MAX_REQUEST_BYTES`].

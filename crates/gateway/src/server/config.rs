@@ -26,7 +26,7 @@ pub struct GatewayConfig {
     pub delivery_timeout_ms: u64,
     /// `Retry-After` (seconds) sent with 503 answers.
     pub retry_after_seconds: u32,
-    /// Longest time a client may take to send its request headers and body (slow clients get 408).
+    /// Deadline for a request's headers, then for its whole body (a slow body gets 408).
     pub request_read_timeout_ms: u64,
     /// Origins browsers may send from (`*` for any).
     pub cors_origins: Vec<String>,

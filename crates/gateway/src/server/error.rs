@@ -29,9 +29,24 @@ pub enum ApiError {
     /// `Content-Encoding: gzip` but not gzip data.
     #[error("request body is not valid gzip")]
     BadGzip,
-    /// The body could not be read to its end (client went away, or was too slow).
-    #[error("request body could not be read: {0}")]
-    BodyUnreadable(&'static str),
+    /// The whole body did not arrive within the read deadline.
+    #[error("request body did not arrive within {deadline_ms} ms")]
+    BodyTimeout {
+        /// The deadline (`gateway.request_read_timeout_ms`).
+        deadline_ms: u64,
+    },
+    /// The body ended before its declared length (or its last chunk): the client stopped sending.
+    #[error("request body ended before its declared length")]
+    IncompleteBody,
+    /// The body's framing (chunked transfer coding) is not valid HTTP/1.1.
+    #[error("request body framing is malformed (invalid chunked encoding)")]
+    MalformedFraming,
+    /// More messages in one request than the write key's rate limit ever admits at once.
+    #[error("request has more messages than the rate limit admits at once ({limit}); split it")]
+    TooManyMessages {
+        /// The rate limit's burst: the most messages one request may carry.
+        limit: u32,
+    },
     /// An encoding other than gzip or identity.
     #[error("content-encoding must be gzip or identity")]
     UnsupportedEncoding,
@@ -68,6 +83,15 @@ pub enum ApiError {
     /// The gateway is shutting down.
     #[error("the gateway is shutting down; retry later")]
     ShuttingDown,
+    /// No route has this path.
+    #[error("no such endpoint")]
+    NotFound,
+    /// The path exists, the method does not (`Allow` lists the ones that do).
+    #[error("method not allowed on this endpoint")]
+    MethodNotAllowed,
+    /// A path parameter is not valid percent-encoded UTF-8.
+    #[error("malformed request path: `{0}` is not valid utf-8")]
+    MalformedPath(&'static str),
 }
 
 impl ApiError {
@@ -80,8 +104,14 @@ impl ApiError {
             | ApiError::BadGzip
             | ApiError::MalformedBody(_)
             | ApiError::InvalidMessage(_)
-            | ApiError::TypeMismatch { .. } => StatusCode::BAD_REQUEST,
-            ApiError::BodyUnreadable(_) => StatusCode::REQUEST_TIMEOUT,
+            | ApiError::TypeMismatch { .. }
+            | ApiError::IncompleteBody
+            | ApiError::MalformedFraming
+            | ApiError::TooManyMessages { .. }
+            | ApiError::MalformedPath(_) => StatusCode::BAD_REQUEST,
+            ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UnsupportedEncoding
             | ApiError::UnsupportedMediaType
             | ApiError::UnsupportedCharset => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -99,7 +129,11 @@ impl ApiError {
             ApiError::BodyTooLarge { .. } => "body_too_large",
             ApiError::DecompressedTooLarge { .. } => "decompressed_body_too_large",
             ApiError::BadGzip => "bad_gzip",
-            ApiError::BodyUnreadable(_) => "body_unreadable",
+            // The 408's code predates the 400s below; kept for clients that match on it.
+            ApiError::BodyTimeout { .. } => "body_unreadable",
+            ApiError::IncompleteBody => "incomplete_body",
+            ApiError::MalformedFraming => "malformed_framing",
+            ApiError::TooManyMessages { .. } => "too_many_messages",
             ApiError::UnsupportedEncoding => "unsupported_content_encoding",
             ApiError::UnsupportedMediaType => "unsupported_content_type",
             ApiError::UnsupportedCharset => "unsupported_charset",
@@ -109,6 +143,9 @@ impl ApiError {
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable { .. } => "unavailable",
             ApiError::ShuttingDown => "shutting_down",
+            ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::MalformedPath(_) => "malformed_path",
         }
     }
 }

@@ -35,6 +35,9 @@ thread_local! {
     static WORKER_CACHE: RefCell<WorkerCache> = RefCell::new(WorkerCache::default());
 }
 
+/// Rejections listed one by one in a 200 (`rejectedCount` counts them all).
+pub(crate) const MAX_LISTED_REJECTIONS: usize = 100;
+
 /// What an ingest route takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Endpoint {
@@ -266,6 +269,21 @@ fn audit_record(
     serde_json::to_vec(&record).ok()
 }
 
+/// The 200's body: the first [`MAX_LISTED_REJECTIONS`] rejections in full and the count of all
+/// of them, so a batch of junk cannot make the answer larger than the request.
+fn answer(accepted: usize, rejections: &[(usize, Rejection)]) -> Value {
+    json!({
+        "success": true,
+        "accepted": accepted,
+        "rejected": rejections.iter().take(MAX_LISTED_REJECTIONS).map(|(index, rejection)| json!({
+            "index": index,
+            "reason": rejection.reason.as_str(),
+            "field": rejection.field,
+        })).collect::<Vec<_>>(),
+        "rejectedCount": rejections.len(),
+    })
+}
+
 /// Handles one ingest request end to end.
 pub(crate) async fn ingest(
     gateway: Arc<Gateway>,
@@ -282,7 +300,7 @@ pub(crate) async fn ingest(
         });
     }
     let gzip = check_headers(&headers)?;
-    let raw = read_body(body).await?;
+    let raw = read_body(body, gateway.config.request_read_timeout()).await?;
     let inflated;
     let bytes: &[u8] = if gzip {
         inflated = gunzip(&raw)?;
@@ -354,15 +372,7 @@ pub(crate) async fn ingest(
         &filtered,
         &dropped,
     );
-    let response = json!({
-        "success": true,
-        "accepted": filtered.accepted,
-        "rejected": filtered.rejections.iter().map(|(index, rejection)| json!({
-            "index": index,
-            "reason": rejection.reason.as_str(),
-            "field": rejection.field,
-        })).collect::<Vec<_>>(),
-    });
+    let response = answer(filtered.accepted, &filtered.rejections);
     let Filtered {
         mut records,
         accepted,

@@ -17,12 +17,12 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
+use axum::extract::rejection::PathRejection;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
-use tower_http::timeout::RequestBodyTimeoutLayer;
 use veil_sanitized::MessageKind;
 
 pub use body::MAX_REQUEST_BYTES;
@@ -84,7 +84,6 @@ pub fn app(gateway: Arc<Gateway>) -> Router {
             ),
         );
     }
-    let read_timeout = gateway.config.request_read_timeout();
     let cors = cors(&gateway.config.cors_origins);
     router
         .route("/v1/projects/{write_key}/settings", get(browser_settings))
@@ -93,13 +92,9 @@ pub fn app(gateway: Arc<Gateway>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .fallback(|| async {
-            (
-                StatusCode::NOT_FOUND,
-                axum::Json(json!({"success": false, "error": {"code": "not_found", "message": "no such endpoint"}})),
-            )
-        })
-        .layer(RequestBodyTimeoutLayer::new(read_timeout))
+        // After every route: it applies to the routes registered before it.
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .fallback(|| async { ApiError::NotFound })
         .layer(cors)
         .with_state(gateway)
 }
@@ -124,9 +119,13 @@ fn count_status(
 /// back to this gateway and enable nothing else (no device-mode destinations, no metrics).
 async fn browser_settings(
     State(gateway): State<Arc<Gateway>>,
-    axum::extract::Path(write_key): axum::extract::Path<String>,
+    write_key: Result<axum::extract::Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Response {
+    // axum's own rejection is plain text that may quote the path; ours names the parameter only.
+    let Ok(axum::extract::Path(write_key)) = write_key else {
+        return ApiError::MalformedPath("write_key").into_response();
+    };
     if gateway.write_keys.lookup(write_key.as_bytes()).is_none() {
         return ApiError::Unauthorized.into_response();
     }

@@ -167,7 +167,8 @@ impl Gateway {
         Ok(filter)
     }
 
-    /// Admits `messages` for `write_key`, or says how long to wait.
+    /// Admits `messages` for `write_key`, or says how long to wait (429), or, when the request
+    /// carries more messages than the burst and so could never be admitted, refuses it for good.
     pub(crate) fn admit(&self, write_key: &str, messages: usize) -> Result<(), ApiError> {
         let Some(limiter) = &self.limiter else {
             return Ok(());
@@ -179,7 +180,10 @@ impl Gateway {
             Ok(Err(not_until)) => not_until.wait_time_from(governor::clock::Clock::now(
                 &governor::clock::DefaultClock::default(),
             )),
-            Err(_) => Duration::from_secs(1),
+            // A 429 here would be retried forever: waiting never makes room for it.
+            Err(governor::InsufficientCapacity(limit)) => {
+                return Err(ApiError::TooManyMessages { limit });
+            }
         };
         Err(ApiError::RateLimited {
             retry_after_seconds: wait.as_secs() + 1,

@@ -11,6 +11,7 @@ use datafusion::prelude::SessionContext;
 use serde::Serialize;
 use veil_config::TenantsFile;
 
+use super::csv::text_cell;
 use super::period::{Month, iso};
 use super::{
     DAILY_ACTIVITY, Interner, ROLLUP_HAS_USER, ROLLUP_USER_COLUMNS, Scope, Warehouse, integers,
@@ -220,17 +221,11 @@ pub async fn license(
 }
 
 /// The report as CSV (suppressed cells read `< k`; empty where a derived value is withheld).
+/// Text cells (tenant, product) that would start a spreadsheet formula get a leading `'`.
 pub fn csv(report: &LicenseReport) -> String {
     let mut out = String::from(
         "month,tenant,product,seats,active_users,utilization,over_deployed,unused_seats\n",
     );
-    let field = |text: &str| {
-        if text.contains([',', '"', '\n']) {
-            format!("\"{}\"", text.replace('"', "\"\""))
-        } else {
-            text.to_owned()
-        }
-    };
     for row in &report.rows {
         let active = match row.active_users {
             Cell::Shown(value) => value.to_string(),
@@ -238,11 +233,11 @@ pub fn csv(report: &LicenseReport) -> String {
         };
         out.push_str(&format!(
             "{},{},{},{},{},{},{},{}\n",
-            row.month,
-            field(&row.tenant),
-            field(&row.product),
+            text_cell(&row.month),
+            text_cell(&row.tenant),
+            text_cell(&row.product),
             row.seats,
-            field(&active),
+            text_cell(&active),
             row.utilization
                 .map(|u| format!("{u:.3}"))
                 .unwrap_or_default(),
@@ -251,4 +246,34 @@ pub fn csv(report: &LicenseReport) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_csv_export_makes_formula_names_inert_and_keeps_numbers() {
+        let report = LicenseReport {
+            months: vec!["2026-11".to_owned()],
+            rows: vec![
+                row(
+                    "t-1000",
+                    "2026-11",
+                    r#"=HYPERLINK("http://evil/x")"#,
+                    8,
+                    Cell::Shown(10),
+                ),
+                row("@t-1001", "2026-11", "-DMS, Web", 10, Cell::Suppressed(5)),
+            ],
+            totals: vec![],
+        };
+        let csv = csv(&report);
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(
+            lines[1],
+            r#"2026-11,t-1000,"'=HYPERLINK(""http://evil/x"")",8,10,1.250,2,0"#
+        );
+        assert_eq!(lines[2], r#"2026-11,'@t-1001,"'-DMS, Web",10,< 5,,,"#);
+    }
 }

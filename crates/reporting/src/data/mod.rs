@@ -14,6 +14,7 @@
 //! digest, for the reviewer).
 
 pub mod admin;
+mod csv;
 pub mod keys;
 pub mod license;
 pub mod period;
