@@ -88,22 +88,25 @@ async fn send(
     harness: &Harness,
     request: Request<Body>,
 ) -> (StatusCode, Value, axum::http::HeaderMap) {
+    let (status, headers, bytes) = send_raw(harness, request).await;
+    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, value, headers)
+}
+
+/// The status, headers and raw bytes of an answer (for when its size matters).
+async fn send_raw(
+    harness: &Harness,
+    request: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
     let response = harness
         .router
         .clone()
         .oneshot(request)
         .await
         .expect("the router answers");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    (status, value, headers)
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.expect("body").to_bytes().to_vec();
+    (parts.status, parts.headers, bytes)
 }
 
 fn post(path: &str, key: Option<&str>, body: impl Into<Body>) -> Request<Body> {

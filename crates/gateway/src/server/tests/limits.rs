@@ -3,22 +3,6 @@
 
 use super::*;
 
-/// The status, headers and raw bytes of an answer (its size matters here).
-async fn send_raw(
-    harness: &Harness,
-    request: Request<Body>,
-) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
-    let response = harness
-        .router
-        .clone()
-        .oneshot(request)
-        .await
-        .expect("the router answers");
-    let (parts, body) = response.into_parts();
-    let bytes = body.collect().await.expect("body").to_bytes().to_vec();
-    (parts.status, parts.headers, bytes)
-}
-
 fn junk_batch(items: usize) -> String {
     format!("{{\"batch\":[{}]}}", vec!["1"; items].join(","))
 }
