@@ -7,9 +7,10 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use veil_sanitized::{MessageKind, Tier};
 
+use super::message_id::{KEYED_ID_LEN, MessageIdForm, keyed_message_id, message_id_form};
 use super::output::push_quoted_from_input;
 use super::reject::{DropReason, RejectReason, Rejection};
-use super::values::{forbidden_value, is_valid_message_id, write_json_str};
+use super::values::{forbidden_value, write_json_str};
 use super::walk::{Scalar, Walk};
 use super::{Accepted, DropSink, DroppedField, MessageMeta, TenantFilter};
 use crate::allowlist::{Kept, ValueType};
@@ -26,6 +27,23 @@ enum Timestamp<'a> {
     Received,
 }
 
+/// The `messageId` a sanitized message carries.
+enum MessageIdText<'a> {
+    /// A client's token that spells nothing, or the caller's fallback id.
+    AsSent(&'a str),
+    /// A client's id that could spell something, replaced by `veil-` and its pseudonym.
+    Keyed([u8; KEYED_ID_LEN]),
+}
+
+impl MessageIdText<'_> {
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            MessageIdText::AsSent(id) => id.as_bytes(),
+            MessageIdText::Keyed(keyed) => keyed,
+        }
+    }
+}
+
 /// How far after its arrival a message's timestamp may lie: clocks drift (SDKs send `sentAt`,
 /// which corrects theirs), but an hour ahead is a wrong clock or time zone.
 const MAX_FUTURE_MS: i64 = 60 * 60 * 1000;
@@ -33,7 +51,7 @@ const MAX_FUTURE_MS: i64 = 60 * 60 * 1000;
 struct Decision<'a> {
     kind: MessageKind,
     rule: RuleId,
-    message_id: &'a str,
+    message_id: MessageIdText<'a>,
     timestamp: Timestamp<'a>,
     /// The client's timestamp was more than [`MAX_FUTURE_MS`] ahead and is replaced.
     future_timestamp: bool,
@@ -102,14 +120,19 @@ fn decide<'a>(
         _ => {}
     }
     let message_id = match envelope.message_id.as_deref() {
-        Some(id) => id,
-        None => meta
-            .fallback_message_id
-            .ok_or(Rejection::new(RejectReason::InvalidMessageId))?,
+        Some(id) => match message_id_form(id) {
+            MessageIdForm::Token => MessageIdText::AsSent(id),
+            MessageIdForm::Spelled => MessageIdText::Keyed(keyed_message_id(&filter.key, id)),
+            MessageIdForm::Invalid => {
+                return Err(Rejection::at(RejectReason::InvalidMessageId, "messageId"));
+            }
+        },
+        // The caller's own id (derived under the tenant's key): written as given.
+        None => MessageIdText::AsSent(
+            meta.fallback_message_id
+                .ok_or(Rejection::new(RejectReason::InvalidMessageId))?,
+        ),
     };
-    if !is_valid_message_id(message_id) {
-        return Err(Rejection::at(RejectReason::InvalidMessageId, "messageId"));
-    }
     let sent_at = envelope.sent_at.as_deref().or(meta.sent_at);
     let timestamp =
         match (envelope.timestamp.as_deref(), sent_at) {
@@ -373,7 +396,7 @@ pub(super) fn emit<S: DropSink>(
 
     // Head and type up to `"messageId":"`, in one copy.
     out.extend_from_slice(&filter.kind_heads[decision.kind as usize]);
-    // Validated to `A-Za-z0-9._:+=/-`: nothing to escape.
+    // A token of `A-Za-z0-9_-` or a keyed id: nothing to escape.
     out.extend_from_slice(decision.message_id.as_bytes());
     match decision.timestamp {
         Timestamp::Canonical(text) => {

@@ -8,6 +8,7 @@
 mod batch;
 mod children;
 mod emit;
+mod message_id;
 mod output;
 mod reject;
 mod scan;
@@ -192,10 +193,10 @@ impl TenantFilter {
     /// a client retrying the same bytes gets the same id, so the processor deduplicates it.
     pub fn derived_message_id(&self, message: &[u8]) -> String {
         let pseudonym = self.key.pseudonymize("message-id", message);
-        let mut id = String::with_capacity(5 + pseudonym.len());
-        id.push_str("veil-");
-        id.push_str(std::str::from_utf8(&pseudonym).unwrap_or_default());
-        id
+        let mut id = Vec::with_capacity(message_id::KEYED_ID_LEN);
+        id.extend_from_slice(message_id::VEIL_ID_PREFIX);
+        id.extend_from_slice(&pseudonym);
+        String::from_utf8(id).unwrap_or_default()
     }
 
     /// The key epoch named in every message this filter writes.

@@ -471,12 +471,7 @@ fn message_ids_and_timestamps_are_validated() {
     assert_eq!(accepted(no_id)["timestamp"], META.received_at);
     let offset = r#"{"type":"identify","userId":"u","messageId":"m","timestamp":"2026-11-23T01:30:00.123456+02:00"}"#;
     assert_eq!(accepted(offset)["timestamp"], "2026-11-22T23:30:00.123Z");
-    for bad_id in [
-        r#""alice@firm.example""#,
-        r#""10.0.0.1""#,
-        r#""has space""#,
-        "7",
-    ] {
+    for bad_id in [r#""alice@firm.example""#, r#""has space""#, "7"] {
         let message = format!(r#"{{"type":"identify","userId":"u","messageId":{bad_id}}}"#);
         let reason = rejected(message.as_bytes()).reason;
         assert!(
@@ -487,6 +482,28 @@ fn message_ids_and_timestamps_are_validated() {
             "{bad_id}: {reason:?}"
         );
     }
+    // Ids that could spell something leave keyed; SDK tokens leave as sent.
+    let with_id = |id: &str| format!(r#"{{"type":"identify","userId":"u","messageId":"{id}"}}"#);
+    let uuid = "b77555e7-7f75-d5c2-91f6-59b63a479870";
+    assert_eq!(accepted(&with_id(uuid))["messageId"], uuid);
+    let mut keyed_ids = Vec::new();
+    for spelled in ["Merger_Agreement_AcmeCorp.docx", "10.0.0.1", "kofi-mensah"] {
+        let output = accepted(&with_id(spelled));
+        let keyed = output["messageId"].as_str().expect("an id").to_owned();
+        assert!(keyed.starts_with("veil-") && keyed.len() == 27, "{keyed}");
+        assert!(
+            !output.to_string().contains(spelled),
+            "{spelled} left the gateway"
+        );
+        assert_eq!(
+            accepted(&with_id(spelled))["messageId"],
+            keyed.as_str(),
+            "a retry gets the same id"
+        );
+        keyed_ids.push(keyed);
+    }
+    keyed_ids.dedup();
+    assert_eq!(keyed_ids.len(), 3);
     for bad_time in [
         "yesterday",
         "2026-13-01T00:00:00Z",
@@ -661,9 +678,15 @@ proptest! {
         version in "[0-9]{1,2}\\.[0-9]{1,2}",
         user in "[a-z0-9-]{1,24}",
         plants in proptest::collection::vec((prop_oneof![Just("properties"), Just("context"), Just("context.app"), Just(""), Just("traits")], forbidden_key(), planted_secret()), 1..8),
+        message_id in prop_oneof![
+            Just("m-1".to_owned()),
+            "(10|172|192)\\.[0-9]{1,2}\\.[0-9]{1,2}\\.[0-9]{1,2}",
+            "SECRET-[A-Z]{6}[0-9]{4}",
+            "[A-Z][a-z]{2,8}_[A-Z][a-z]{2,8}\\.docx",
+        ],
     ) {
         let mut message = json!({
-            "type": "track", "event": "Document Opened", "userId": user, "messageId": "m-1",
+            "type": "track", "event": "Document Opened", "userId": user, "messageId": message_id,
             "properties": {"feature": feature, "duration_ms": duration, "success": success},
             "context": {"app": {"version": version}}
         });
@@ -689,6 +712,11 @@ proptest! {
             }
         }
         let (out, _) = run(&tenant(Tier::Baseline, 3), &message.to_string()).expect("accepted");
+        if message_id != "m-1" {
+            // An id that could spell something leaves keyed, never as sent.
+            prop_assert!(out["messageId"].as_str().is_some_and(|id| id.starts_with("veil-")));
+            secrets.push(message_id.clone());
+        }
         let text = out.to_string();
         for secret in &secrets {
             prop_assert!(!text.contains(secret.as_str()), "planted value leaked");

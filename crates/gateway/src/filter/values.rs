@@ -315,57 +315,6 @@ fn is_ipv6_like(text: &str) -> bool {
         .any(|token| token.parse::<IpAddr>().is_ok())
 }
 
-/// Longest accepted `messageId`.
-const MAX_MESSAGE_ID_BYTES: usize = 128;
-
-/// Bytes allowed in a message id.
-const MESSAGE_ID_BYTES: [bool; 256] = {
-    let mut allowed = [false; 256];
-    let mut byte = 0;
-    while byte < 256 {
-        let b = byte as u8;
-        allowed[byte] = b.is_ascii_alphanumeric()
-            || matches!(b, b'.' | b'_' | b':' | b'+' | b'=' | b'/' | b'-');
-        byte += 1;
-    }
-    allowed
-};
-
-/// Whether `id` may be a message id: 1 to 128 bytes of `A-Za-z0-9._:+=/-`, and no IP address.
-pub(crate) fn is_valid_message_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= MAX_MESSAGE_ID_BYTES
-        && id.bytes().all(|byte| MESSAGE_ID_BYTES[usize::from(byte)])
-        // No `@` is allowed, so of `forbidden_value`'s checks only the IP address one can
-        // apply, and only to an id with a dot or a colon (UUIDs, the usual ids, have neither).
-        && (!has_dot_or_colon(id.as_bytes()) || forbidden_value(id).is_none())
-}
-
-/// Whether `bytes` holds a `.` or a `:`, eight bytes at a time.
-#[inline]
-fn has_dot_or_colon(bytes: &[u8]) -> bool {
-    // The borrow-based byte test can flag bytes above a true match, never a word without one.
-    let marked = |word: u64| {
-        let has = |byte: u8| {
-            let probe = word ^ (ONES * u64::from(byte));
-            probe.wrapping_sub(ONES) & !probe
-        };
-        (has(b'.') | has(b':')) & !LOWS != 0
-    };
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        if marked(u64::from_le_bytes(word)) {
-            return true;
-        }
-    }
-    chunks
-        .remainder()
-        .iter()
-        .any(|&byte| byte == b'.' || byte == b':')
-}
-
 /// Whether `bytes` holds a `"`, a `\\` or a control character, eight bytes at a time.
 #[inline]
 fn needs_escape(bytes: &[u8]) -> bool {
@@ -431,58 +380,6 @@ pub(crate) fn write_json_str(out: &mut Vec<u8>, text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn message_ids_are_checked_as_allowed_bytes_without_an_ip_address() {
-        // The definition the shortcut for ids without dots or colons must agree with.
-        let plain = |id: &str| {
-            !id.is_empty()
-                && id.len() <= MAX_MESSAGE_ID_BYTES
-                && id.bytes().all(|byte| {
-                    byte.is_ascii_alphanumeric()
-                        || matches!(byte, b'.' | b'_' | b':' | b'+' | b'=' | b'/' | b'-')
-                })
-                && forbidden_value(id).is_none()
-        };
-        let mut ids: Vec<String> = [
-            "",
-            "m-1",
-            "10.0.0.1",
-            "10.0.0",
-            "::1",
-            "a:b",
-            "2001:db8::1",
-            "1.2.3.4.5",
-            "a@b.co",
-            "has space",
-            "x/y+z=",
-            "caf\u{e9}",
-            "b77555e7-7f75-d5c2-91f6-59b63a479870",
-        ]
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
-        ids.push("a".repeat(MAX_MESSAGE_ID_BYTES));
-        ids.push("a".repeat(MAX_MESSAGE_ID_BYTES + 1));
-        let alphabet = b"0123456789.:a-@ /f";
-        let mut state = 12345u32;
-        for _ in 0..20_000 {
-            state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
-            let length = (state >> 16) as usize % 16;
-            let id: String = (0..length)
-                .map(|index| {
-                    let pick = (state.rotate_left(index as u32 * 5) >> 3) as usize;
-                    char::from(alphabet[pick % alphabet.len()])
-                })
-                .collect();
-            ids.push(id);
-        }
-        for id in &ids {
-            assert_eq!(is_valid_message_id(id), plain(id), "{id:?}");
-        }
-        assert!(ids.iter().any(|id| plain(id)) && ids.iter().any(|id| !plain(id)));
-        assert!(!is_valid_message_id("10.0.0.1") && !is_valid_message_id("2001:db8::1"));
-    }
 
     #[test]
     fn emails_are_found_alone_and_embedded() {
