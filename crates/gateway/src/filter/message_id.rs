@@ -26,10 +26,8 @@ const SDK_PREFIXES: [&[u8]; 3] = [b"ajs-next-", b"node-next-", b"ajs-"];
 const ALLOWED: u8 = 1;
 /// The byte may appear in a token left as sent: `A-Za-z0-9_-`.
 const TOKEN: u8 = 2;
-/// The byte is an ASCII letter.
-const LETTER: u8 = 4;
 /// The byte is a letter that is not a hex digit (`g-z`, `G-Z`).
-const WORD_LETTER: u8 = 8;
+const WORD_LETTER: u8 = 4;
 
 /// Each byte's classes, from the flags above.
 const CLASSES: [u8; 256] = {
@@ -44,11 +42,8 @@ const CLASSES: [u8; 256] = {
         if byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-' {
             class |= ALLOWED | TOKEN;
         }
-        if byte.is_ascii_alphabetic() {
-            class |= LETTER;
-            if !byte.is_ascii_hexdigit() {
-                class |= WORD_LETTER;
-            }
+        if byte.is_ascii_alphabetic() && !byte.is_ascii_hexdigit() {
+            class |= WORD_LETTER;
         }
         classes[index] = class;
         index += 1;
@@ -79,28 +74,31 @@ pub(crate) fn message_id_form(id: &str) -> MessageIdForm {
         .iter()
         .find_map(|prefix| bytes.strip_prefix(*prefix))
         .unwrap_or(bytes);
-    // Prefix bytes are allowed token bytes, so only the body needs looking at.
-    let mut every = ALLOWED | TOKEN;
-    let (mut run, mut run_has_word_letter, mut spells_a_word) = (0usize, false, false);
+    // Prefix bytes are allowed token bytes, so only the body needs looking at. One branch-free
+    // pass first: an id with no letter beyond `f` (every SDK's) cannot spell a word.
+    let (mut every, mut any) = (ALLOWED | TOKEN, 0);
     for &byte in body {
         let class = CLASSES[usize::from(byte)];
         every &= class;
-        if class & LETTER != 0 {
-            run += 1;
-            run_has_word_letter |= class & WORD_LETTER != 0;
-        } else {
-            run = 0;
-            run_has_word_letter = false;
-        }
-        spells_a_word |= run >= 3 && run_has_word_letter;
+        any |= class;
     }
     if every & ALLOWED == 0 {
         return MessageIdForm::Invalid;
     }
-    if every & TOKEN == 0 || spells_a_word {
+    if every & TOKEN == 0 || (any & WORD_LETTER != 0 && spells_a_word(body)) {
         return MessageIdForm::Spelled;
     }
     MessageIdForm::Token
+}
+
+/// Whether a run of three or more letters in `body` holds a letter beyond `f`.
+fn spells_a_word(body: &[u8]) -> bool {
+    body.split(|byte| !byte.is_ascii_alphabetic()).any(|run| {
+        run.len() >= 3
+            && run
+                .iter()
+                .any(|&byte| CLASSES[usize::from(byte)] & WORD_LETTER != 0)
+    })
 }
 
 /// The id written in place of a spelled client id: `veil-` and its pseudonym under the tenant's
