@@ -62,11 +62,23 @@ impl Settings {
     }
 }
 
+/// Log targets capped at info (each a prefix: `datafusion` covers `datafusion_sql` too): their
+/// debug lines quote SQL, plans or protocol bytes.
+const DATA_BEARING_LOG_TARGETS: [&str; 4] =
+    ["sqlparser=info", "datafusion=info", "hyper=info", "h2=info"];
+
 /// Starts logging: JSON or text lines on stderr, structured fields first.
 pub(crate) fn init_logging(log: &LogConfig) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&log.level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Libraries whose debug and trace lines carry data (SQL text with its literals, plans with
+    // their filters, HTTP bytes) stay at info whatever the level asked for: no value is logged.
+    for directive in DATA_BEARING_LOG_TARGETS {
+        if let Ok(directive) = directive.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

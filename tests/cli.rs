@@ -190,7 +190,7 @@ fn messages_without_an_id_get_one_derived_from_their_bytes_and_batch_items_are_n
     }
     // A batch whose second item is refused: the rejection names the line and the item.
     input.extend_from_slice(
-        b"{\"batch\":[{\"type\":\"identify\",\"userId\":\"u-3\",\"messageId\":\"m-3\"},{\"type\":\"track\",\"event\":\"Secret Matter.docx\",\"userId\":\"u-4\"}]}\n",
+        b"{\"batch\":[{\"type\":\"identify\",\"userId\":\"u-3\",\"messageId\":\"b77555e7-7f75-d5c2-91f6-59b63a479870\"},{\"type\":\"track\",\"event\":\"Secret Matter.docx\",\"userId\":\"u-4\"}]}\n",
     );
     let (messages, stderr) = filter(keys.path(), &input);
     let ids: Vec<&str> = messages.iter().map(|m| m.message_id.as_str()).collect();
@@ -198,7 +198,10 @@ fn messages_without_an_id_get_one_derived_from_their_bytes_and_batch_items_are_n
     assert!(ids[0].starts_with("veil-") && ids[0].len() > 20, "{ids:?}");
     assert_eq!(ids[0], ids[1], "the same bytes get the same id");
     assert_ne!(ids[0], ids[2], "other bytes get another id");
-    assert_eq!(ids[3], "m-3", "a client's id is kept");
+    assert_eq!(
+        ids[3], "b77555e7-7f75-d5c2-91f6-59b63a479870",
+        "an SDK's id is kept"
+    );
     assert!(
         stderr.contains("line 4 item 2: rejected event_not_allowlisted"),
         "{stderr}"

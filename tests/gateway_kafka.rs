@@ -15,9 +15,15 @@ use veil_gateway::pseudonym::KeyStore;
 use veil_gateway::server::{Gateway, GatewayConfig, serve};
 use veil_gateway::sink::{KafkaPublisher, create_topics};
 
-fn track_batch(run: &str, batch: usize, size: usize) -> (String, Vec<String>) {
+fn track_batch(worker: usize, batch: usize, size: usize) -> (String, Vec<String>) {
+    // UUIDs, as the SDKs send: an id of another form would leave keyed, not as sent.
     let ids: Vec<String> = (0..size)
-        .map(|index| format!("{run}-{batch}-{index}"))
+        .map(|index| {
+            format!(
+                "{worker:08x}-0000-4000-8000-{:012x}",
+                batch * 100_000 + index
+            )
+        })
         .collect();
     let items: Vec<Value> = ids
         .iter()
@@ -84,7 +90,7 @@ fn acknowledged_messages_survive_a_broker_crash() {
                 let started = Instant::now();
                 let mut batch = 0;
                 while started.elapsed() < Duration::from_secs(14) {
-                    let (body, ids) = track_batch(&format!("w{worker}"), batch, 50);
+                    let (body, ids) = track_batch(worker, batch, 50);
                     batch += 1;
                     let answer = client
                         .post(&url)

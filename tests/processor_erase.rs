@@ -297,26 +297,30 @@ fn erase_by_anonymous_id_removes_the_devices_rows_and_the_alias_that_links_it() 
     for at in 0..3 {
         lines.push(
             format!(
-                r#"{{"type":"track","event":"Document Opened","anonymousId":"{device}","messageId":"b4-0{at}","timestamp":"2026-11-01T08:0{at}:00.000Z","properties":{{"feature":"preview"}}}}"#
+                r#"{{"type":"track","event":"Document Opened","anonymousId":"{device}","messageId":"00000000-0000-4000-8000-0000000000b{at}","timestamp":"2026-11-01T08:0{at}:00.000Z","properties":{{"feature":"preview"}}}}"#
             )
             .into_bytes(),
         );
     }
     lines.push(
         format!(
-            r#"{{"type":"alias","previousId":"{device}","userId":"u-signed-in","messageId":"a1-as","timestamp":"2026-11-01T08:05:00.000Z"}}"#
+            r#"{{"type":"alias","previousId":"{device}","userId":"u-signed-in","messageId":"00000000-0000-4000-8000-0000000000a1","timestamp":"2026-11-01T08:05:00.000Z"}}"#
         )
         .into_bytes(),
     );
     let sanitized = filter(keys, &lines.join(&b'\n'));
     let anonymous = pseudonym_in(
         keys,
-        &format!(r#"{{"type":"identify","anonymousId":"{device}","messageId":"p-a"}}"#),
+        &format!(
+            r#"{{"type":"identify","anonymousId":"{device}","messageId":"00000000-0000-4000-8000-0000000000fa"}}"#
+        ),
         "anonymousId",
     );
     let as_previous = pseudonym_in(
         keys,
-        &format!(r#"{{"type":"alias","previousId":"{device}","userId":"x","messageId":"p-b"}}"#),
+        &format!(
+            r#"{{"type":"alias","previousId":"{device}","userId":"x","messageId":"00000000-0000-4000-8000-0000000000fb"}}"#
+        ),
         "previousId",
     );
     ok(veil(
@@ -337,7 +341,11 @@ fn erase_by_anonymous_id_removes_the_devices_rows_and_the_alias_that_links_it() 
         .iter()
         .map(|(values, _)| values["message_id"].as_str())
         .collect();
-    for id in ["b4-00", "b4-02", "a1-as"] {
+    for id in [
+        "00000000-0000-4000-8000-0000000000b0",
+        "00000000-0000-4000-8000-0000000000b2",
+        "00000000-0000-4000-8000-0000000000a1",
+    ] {
         assert!(device_ids.contains(id), "{id} is stored under the device");
     }
     assert!(

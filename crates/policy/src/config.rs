@@ -11,8 +11,8 @@ use veil_sanitized::{MessageKind, Tier};
 
 use super::forbidden::classify;
 use super::{
-    Allowlist, AllowlistError, Bounds, FieldAction, FieldRule, Kept, NameRule, Scope, ValueType,
-    Values,
+    Allowlist, AllowlistError, Bounds, FieldAction, FieldRule, Kept, NameRule, Scope, TextFormat,
+    ValueType, Values,
 };
 
 type FieldMap = IndexMap<Spanned<String>, RawField>;
@@ -58,6 +58,7 @@ struct RawField {
     min: Option<Spanned<i64>>,
     max: Option<Spanned<i64>>,
     values: Option<Vec<Spanned<String>>>,
+    format: Option<Spanned<String>>,
     pseudonymize: Option<Spanned<String>>,
     tier: Option<Spanned<String>>,
     reason: Option<Spanned<String>>,
@@ -124,12 +125,14 @@ fn parse_action(path: &str, line: usize, raw: &RawField) -> Result<FieldAction, 
                 value_type,
                 bounds: parse_bounds(path, line, Some(value_type), raw)?,
                 values: parse_values(path, line, Some(value_type), raw)?,
+                format: parse_format(path, Some(value_type), raw)?,
             }))
         }
         (None, Some(domain)) => {
             // A pseudonymized field takes neither a range nor a list.
             parse_bounds(path, line, None, raw)?;
             parse_values(path, line, None, raw)?;
+            parse_format(path, None, raw)?;
             let valid = !domain.is_empty()
                 && domain.len() <= 32
                 && domain
@@ -183,6 +186,35 @@ fn parse_bounds(
         ));
     }
     Ok(bounds)
+}
+
+/// A kept field's `format` (`value_type` is `None` for a pseudonymized field).
+fn parse_format(
+    path: &str,
+    value_type: Option<ValueType>,
+    raw: &RawField,
+) -> Result<Option<TextFormat>, AllowlistError> {
+    let Some(name) = &raw.format else {
+        return Ok(None);
+    };
+    if value_type != Some(ValueType::String) {
+        return Err(error(
+            line_of(name),
+            format!("field `{path}`: `format` applies to kept string fields"),
+        ));
+    }
+    if raw.values.is_some() {
+        return Err(error(
+            line_of(name),
+            format!("field `{path}`: give `values` or `format`, not both"),
+        ));
+    }
+    TextFormat::from_name(name).map(Some).ok_or_else(|| {
+        error(
+            line_of(name),
+            format!("field `{path}`: `format` must be version, locale or timezone"),
+        )
+    })
 }
 
 /// Longest text a `values` list may hold.

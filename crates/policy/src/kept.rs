@@ -1,5 +1,7 @@
 //! What a kept value must be to leave: its type, and the reviewed constraints on it (a range for
-//! numbers, a list of values for text).
+//! numbers, a list of values or a format for text).
+
+use crate::TextFormat;
 
 /// The type a kept value must have; anything else is dropped as `type_mismatch`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -123,6 +125,11 @@ impl Values {
         }
     }
 
+    /// The listed texts, if there is a list.
+    pub fn listed_texts(&self) -> Option<&[Box<str>]> {
+        self.0.as_deref()
+    }
+
     /// Whether every text `self` admits, `outer` admits too.
     pub fn within(&self, outer: &Values) -> bool {
         match (&self.0, &outer.0) {
@@ -150,6 +157,8 @@ pub struct Kept {
     pub bounds: Bounds,
     /// For strings: the texts it must be one of.
     pub values: Values,
+    /// For strings: the shape it must have, where values cannot be listed (versions, locales).
+    pub format: Option<TextFormat>,
 }
 
 impl Kept {
@@ -159,13 +168,25 @@ impl Kept {
             value_type,
             bounds: Bounds::NONE,
             values: Values::ANY,
+            format: None,
         }
+    }
+
+    /// Whether a text may leave as far as the allowlist's constraints go (the value checks for
+    /// e-mail and IP addresses come after).
+    #[inline]
+    pub fn admits_text(&self, text: &str) -> bool {
+        self.values.admits(text) && self.format.is_none_or(|format| format.admits(text))
     }
 
     /// How it reads in a review (`keep integer from 0 to 100`).
     pub fn describe(&self) -> String {
+        let format = match self.format {
+            Some(format) => format!(" in format {}", format.as_str()),
+            None => String::new(),
+        };
         format!(
-            "keep {}{}{}",
+            "keep {}{}{}{format}",
             self.value_type.as_str(),
             self.bounds.describe(),
             self.values.describe()
@@ -174,8 +195,18 @@ impl Kept {
 
     /// Whether everything `self` keeps, `outer` keeps too.
     pub fn within(&self, outer: &Kept) -> bool {
+        let format_within = match (self.format, outer.format) {
+            (_, None) => true,
+            (Some(inner), Some(outer)) => inner == outer,
+            // A list within a format: every listed text has the shape.
+            (None, Some(outer)) => self
+                .values
+                .listed_texts()
+                .is_some_and(|texts| texts.iter().all(|text| outer.admits(text))),
+        };
         self.value_type == outer.value_type
             && self.bounds.within(&outer.bounds)
             && self.values.within(&outer.values)
+            && format_within
     }
 }

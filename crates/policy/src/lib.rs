@@ -7,6 +7,7 @@ mod compile;
 mod config;
 mod diff;
 pub mod forbidden;
+mod format;
 mod kept;
 mod reportable;
 mod vocabulary;
@@ -20,6 +21,7 @@ pub use compile::short_eq;
 pub use compile::{LeafAction, LeafId, NodeId, Permission, Policy, RuleId, key_summary};
 pub use diff::{Widening, widenings};
 pub use forbidden::ForbiddenClass;
+pub use format::TextFormat;
 pub use kept::{Bounds, Kept, ValueType, Values};
 pub use reportable::{is_reportable_key, push_reportable_key, reportable_path};
 

@@ -217,6 +217,7 @@ fn ranges_are_read_checked_and_compiled_for_numbers_only() {
             value_type: ValueType::Integer,
             bounds,
             values: Values::ANY,
+            format: None,
         })
     );
     assert_eq!(rule.action.describe(), "keep integer from -3 to 500");
@@ -261,6 +262,54 @@ fn ranges_are_read_checked_and_compiled_for_numbers_only() {
         "{HEAD}track:\n  fields:\n    properties.count: {{ keep: integer, max: 5, reason: \"x\" }}\n  events:\n    A:\n      reason: \"x\"\n      fields:\n        properties.count: {{ keep: integer, max: 9, reason: \"x\" }}\n"
     );
     assert!(refused(&conflicting).to_string().contains("another action"));
+}
+
+#[test]
+fn formats_are_read_checked_and_applied_to_strings_only() {
+    let field = |entry: &str| {
+        format!(
+            "{HEAD}track:\n  fields:\n    properties.view: {{ {entry}, reason: \"x\" }}\n  events:\n    A: {{ reason: \"x\" }}\n"
+        )
+    };
+    let allowlist = Allowlist::parse(&field("keep: string, format: version")).expect("valid");
+    let FieldAction::Keep(kept) = &allowlist.fields[1].action else {
+        panic!("kept");
+    };
+    assert_eq!(kept.describe(), "keep string in format version");
+    assert!(kept.admits_text("4.3.1") && !kept.admits_text("Acme_Merger.docx"));
+    for (entry, message) in [
+        (
+            "keep: integer, format: version",
+            "applies to kept string fields",
+        ),
+        (
+            "pseudonymize: user, format: locale",
+            "applies to kept string fields",
+        ),
+        (
+            "keep: string, format: regex",
+            "must be version, locale or timezone",
+        ),
+        ("keep: string, format: locale, values: [en]", "not both"),
+    ] {
+        let error = refused(&field(entry)).to_string();
+        assert!(
+            error.contains("line 6")
+                && error.contains("properties.view")
+                && error.contains(message),
+            "{entry}: {error}"
+        );
+    }
+    // A format is narrower than free text, a list of versions narrower than the version format.
+    let free = Allowlist::parse(&field("keep: string")).expect("valid");
+    let listed =
+        Allowlist::parse(&field("keep: string, values: [\"1.0\", \"2.0\"]")).expect("valid");
+    let keep = |allowlist: &Allowlist| match &allowlist.fields[1].action {
+        FieldAction::Keep(kept) => kept.clone(),
+        FieldAction::Pseudonymize { .. } => panic!("kept"),
+    };
+    assert!(keep(&allowlist).within(&keep(&free)) && !keep(&free).within(&keep(&allowlist)));
+    assert!(keep(&listed).within(&keep(&allowlist)));
 }
 
 #[test]

@@ -29,9 +29,9 @@ enum Timestamp<'a> {
 
 /// The `messageId` a sanitized message carries.
 enum MessageIdText<'a> {
-    /// A client's token that spells nothing, or the caller's fallback id.
+    /// A client's id in an official SDK's form, or the caller's fallback id.
     AsSent(&'a str),
-    /// A client's id that could spell something, replaced by `veil-` and its pseudonym.
+    /// Any other client id, replaced by `veil-` and its keyed pseudonym.
     Keyed([u8; KEYED_ID_LEN]),
 }
 
@@ -121,8 +121,8 @@ fn decide<'a>(
     }
     let message_id = match envelope.message_id.as_deref() {
         Some(id) => match message_id_form(id) {
-            MessageIdForm::Token => MessageIdText::AsSent(id),
-            MessageIdForm::Spelled => MessageIdText::Keyed(keyed_message_id(&filter.key, id)),
+            MessageIdForm::Sdk => MessageIdText::AsSent(id),
+            MessageIdForm::Other => MessageIdText::Keyed(keyed_message_id(&filter.key, id)),
             MessageIdForm::Invalid => {
                 return Err(Rejection::at(RejectReason::InvalidMessageId, "messageId"));
             }
@@ -288,7 +288,7 @@ fn pseudonymize<'v, 'c>(
 fn keep<'v, 'c>(kept: &Kept, value: &'v Scalar<'v>) -> Outcome<'v, 'c> {
     let admitted = match (kept.value_type, value) {
         (ValueType::String, Scalar::Str(text)) => {
-            if !kept.values.admits(text) {
+            if !kept.admits_text(text) {
                 return Outcome::Drop(DropReason::ValueNotAllowlisted);
             }
             return match forbidden_value(text.as_ref()) {
@@ -396,7 +396,7 @@ pub(super) fn emit<S: DropSink>(
 
     // Head and type up to `"messageId":"`, in one copy.
     out.extend_from_slice(&filter.kind_heads[decision.kind as usize]);
-    // A token of `A-Za-z0-9_-` or a keyed id: nothing to escape.
+    // An SDK id (hex digits, `-`, `ajs-next-` ...) or a keyed id: nothing to escape.
     out.extend_from_slice(decision.message_id.as_bytes());
     match decision.timestamp {
         Timestamp::Canonical(text) => {

@@ -104,8 +104,8 @@ fn rejected(message: &[u8]) -> Rejection {
 
 fn track(extra: Value) -> String {
     let mut message = json!({
-        "type": "track", "event": "Document Opened", "userId": "u-1", "messageId": "m-1",
-        "timestamp": "2026-11-20T08:00:00.000Z",
+        "type": "track", "event": "Document Opened", "userId": "u-1",
+        "messageId": "b77555e7-7f75-d5c2-91f6-59b63a479870", "timestamp": "2026-11-20T08:00:00.000Z",
         "properties": {"feature": "preview", "duration_ms": 1200, "success": true, "document_id": "DMS!1.2",
                        "document_name": "Merger Agreement.docx"},
         "context": {"app": {"name": "DMS Web", "version": "2026.11", "build": "1234"}, "ip": "10.1.2.3",
@@ -127,7 +127,7 @@ fn keeps_allowlisted_fields_and_pseudonymizes_identifiers() {
     assert_eq!(out["keyEpoch"], "2026-11");
     assert_eq!(out["type"], "track");
     assert_eq!(out["event"], "Document Opened");
-    assert_eq!(out["messageId"], "m-1");
+    assert_eq!(out["messageId"], "b77555e7-7f75-d5c2-91f6-59b63a479870");
     assert_eq!(out["timestamp"], "2026-11-20T08:00:00.000Z");
     assert_eq!(out["receivedAt"], META.received_at);
     assert_eq!(
@@ -482,12 +482,16 @@ fn message_ids_and_timestamps_are_validated() {
             "{bad_id}: {reason:?}"
         );
     }
-    // Ids that could spell something leave keyed; SDK tokens leave as sent.
+    // Only SDK ids leave as sent; any other id (it could hold a name or a user id) leaves keyed.
     let with_id = |id: &str| format!(r#"{{"type":"identify","userId":"u","messageId":"{id}"}}"#);
     let uuid = "b77555e7-7f75-d5c2-91f6-59b63a479870";
     assert_eq!(accepted(&with_id(uuid))["messageId"], uuid);
     let mut keyed_ids = Vec::new();
-    for spelled in ["Merger_Agreement_AcmeCorp.docx", "10.0.0.1", "kofi-mensah"] {
+    for spelled in [
+        "Merger_Agreement_AcmeCorp.docx",
+        "10.0.0.1",
+        "u-648309-1701234567890",
+    ] {
         let output = accepted(&with_id(spelled));
         let keyed = output["messageId"].as_str().expect("an id").to_owned();
         assert!(keyed.starts_with("veil-") && keyed.len() == 27, "{keyed}");
@@ -680,6 +684,7 @@ proptest! {
         plants in proptest::collection::vec((prop_oneof![Just("properties"), Just("context"), Just("context.app"), Just(""), Just("traits")], forbidden_key(), planted_secret()), 1..8),
         message_id in prop_oneof![
             Just("m-1".to_owned()),
+            "[a-z]{2,3}-[0-9]{5,12}",
             "(10|172|192)\\.[0-9]{1,2}\\.[0-9]{1,2}\\.[0-9]{1,2}",
             "SECRET-[A-Z]{6}[0-9]{4}",
             "[A-Z][a-z]{2,8}_[A-Z][a-z]{2,8}\\.docx",
@@ -713,7 +718,7 @@ proptest! {
         }
         let (out, _) = run(&tenant(Tier::Baseline, 3), &message.to_string()).expect("accepted");
         if message_id != "m-1" {
-            // An id that could spell something leaves keyed, never as sent.
+            // An id that is not an SDK's leaves keyed, never as sent.
             prop_assert!(out["messageId"].as_str().is_some_and(|id| id.starts_with("veil-")));
             secrets.push(message_id.clone());
         }

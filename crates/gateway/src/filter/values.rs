@@ -20,6 +20,9 @@ pub fn forbidden_value(text: &str) -> Option<DropReason> {
     if (markers.colons >= 2 || markers.dots >= 3) && contains_ip_address(text) {
         return Some(DropReason::IpValue);
     }
+    if (markers.spelled || markers.percent) && email_spelled_out(text) {
+        return Some(DropReason::EmailValue);
+    }
     if markers.percent {
         return forbidden_when_percent_decoded(text);
     }
@@ -53,14 +56,36 @@ fn address_in(text: &str) -> Option<DropReason> {
 /// address does not hide it).
 fn folded(text: &str) -> String {
     let normalized = icu_normalizer::ComposingNormalizerBorrowed::new_nfkc().normalize(text);
-    normalized
-        .chars()
-        .filter(|character| !is_hidden_character(*character))
-        .map(|character| match character {
-            '\u{3002}' | '\u{ff61}' | '\u{fe12}' | '\u{2024}' => '.',
-            other => other,
-        })
-        .collect()
+    let mut folded = String::with_capacity(normalized.len());
+    for character in normalized.chars() {
+        if is_hidden_character(character) {
+            continue;
+        }
+        folded.push(match character {
+            // Full stops and the dots a writer may put between numbers.
+            '\u{3002}' | '\u{ff61}' | '\u{fe12}' | '\u{2024}' | '\u{b7}' | '\u{30fb}'
+            | '\u{ff65}' | '\u{2e33}' | '\u{66b}' | '\u{2219}' | '\u{22c5}' => '.',
+            other => decimal_digit(other).unwrap_or(other),
+        });
+    }
+    folded
+}
+
+/// The ASCII digit a decimal digit of another script stands for (`١` and `१` are `1`), which
+/// NFKC leaves as it is. Unicode puts every script's digits 0 to 9 in a run of ten code points,
+/// so a digit's value is its distance from the start of its run of numeric characters.
+fn decimal_digit(character: char) -> Option<char> {
+    if character.is_ascii() || !character.is_numeric() {
+        return None;
+    }
+    let code = u32::from(character);
+    let mut start = code;
+    // Runs of digits sit next to each other in a few blocks: the distance modulo ten still holds.
+    while start > 0 && code - start < 100 && char::from_u32(start - 1).is_some_and(char::is_numeric)
+    {
+        start -= 1;
+    }
+    char::from_digit((code - start) % 10, 10)
 }
 
 /// The e-mail and IP checks on `text` percent-decoded as a URL would be (`kofi%40firm.example`),
@@ -181,6 +206,8 @@ struct Markers {
     dots: u32,
     /// Some byte is `%`: the value may hide an address in URL encoding.
     percent: bool,
+    /// Some byte is `&`, `\\`, `=` or `(`: the value may spell `@` out (`&#64;`, `\\x40`, `=40`).
+    spelled: bool,
     /// Some byte is below 0x20, DEL or not ASCII: a hidden character is possible.
     unusual: bool,
 }
@@ -193,6 +220,7 @@ fn count_markers(bytes: &[u8]) -> Markers {
         colons: 0,
         dots: 0,
         percent: false,
+        spelled: false,
         unusual: false,
     };
     // `valid` has the high bit of each byte of `word` that belongs to `bytes`.
@@ -209,6 +237,11 @@ fn count_markers(bytes: &[u8]) -> Markers {
         }
         // Bytes past the end are zero, never `%`.
         markers.percent |= exact_flags(word, b'%') != 0;
+        markers.spelled |= (exact_flags(word, b'&')
+            | exact_flags(word, b'\\')
+            | exact_flags(word, b'=')
+            | exact_flags(word, b'('))
+            != 0;
         // Per byte, without carries between bytes (each low part is at most 0x7f): the high
         // bit is set in `low + 1` for DEL only, and clear in `low + 0x60` for controls only.
         let low = word & LOWS;
@@ -250,17 +283,31 @@ fn count_markers(bytes: &[u8]) -> Markers {
 /// and a letter or digit right after it. A dotless domain counts too (`kofi@firm`,
 /// `ops@localhost` reach a mailbox on an intranet); `@home`, `user@` and `50% @ 3pm` do not.
 fn contains_email(bytes: &[u8]) -> bool {
-    memchr::memchr_iter(b'@', bytes).any(|at| {
-        let local_ok = at > 0 && is_local_char(bytes[at - 1]);
-        let domain_ok = bytes
-            .get(at + 1)
-            .is_some_and(|byte| byte.is_ascii_alphanumeric() || *byte >= 0x80);
-        local_ok && domain_ok
-    })
+    // An `@` with a letter or digit anywhere before it and anywhere after it: addresses come with
+    // comments (`kofi(work)@firm.example`), spaces and display names, and a kept value has no
+    // business holding an `@` between words anyway.
+    let word = |byte: &u8| byte.is_ascii_alphanumeric() || *byte >= 0x80;
+    memchr::memchr_iter(b'@', bytes)
+        .any(|at| bytes[..at].iter().any(word) && bytes[at + 1..].iter().any(word))
 }
 
-fn is_local_char(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~.-\"".contains(&byte) || byte >= 0x80
+/// Spellings of `@` in markup and escapes (`&#64;`, `\x40`, `=40`), read as `@` by the e-mail check.
+const AT_SPELLINGS: [&str; 9] = [
+    "&#64;", "&#064;", "&#x40;", "&commat;", "\\x40", "\\u0040", "%u0040", "=40", "(at)",
+];
+
+/// The e-mail check on `text` with each spelling of `@` read as one.
+#[cold]
+fn email_spelled_out(text: &str) -> bool {
+    let mut lowered = text.to_ascii_lowercase();
+    let mut found = false;
+    for spelling in AT_SPELLINGS {
+        if lowered.contains(spelling) {
+            lowered = lowered.replace(spelling, "@");
+            found = true;
+        }
+    }
+    found && contains_email(lowered.as_bytes())
 }
 
 /// True if `text` is an IP address (v4 or v6, with optional brackets, port or zone) or
@@ -406,6 +453,24 @@ mod tests {
             "kofi\u{ff20}firm\u{ff0e}example",
             "kofi@firm\u{3002}example",
             "kofi%EF%BC%A0firm.example",
+            // Comments, spaces and display names around the `@`, and `@` spelled out.
+            "kofi.mensah(work)@acme-law.example",
+            "kofi.mensah @acme-law.example",
+            "kofi.mensah@ acme-law.example",
+            "kofi.mensah@(comment)acme-law.example",
+            "kofi.mensah@-acme-law.example",
+            "kofi.mensah@@acme-law.example",
+            "Kofi Mensah <kofi.mensah@acme-law.example>",
+            "kofi&#64;acme-law.example",
+            "kofi&#x40;acme-law.example",
+            "kofi&commat;acme-law.example",
+            "kofi%u0040acme-law.example",
+            "kofi=40acme-law.example",
+            "kofi\\x40acme-law.example",
+            "kofi\\u0040acme-law.example",
+            "kofi (at) acme-law.example",
+            "KOFI&#X40;ACME-LAW.EXAMPLE",
+            "50% @ 3pm",
         ] {
             assert_eq!(
                 forbidden_value(text),
@@ -417,13 +482,13 @@ mod tests {
             "@home",
             "user@",
             "search",
-            "50% @ 3pm",
             "100%",
             "50%25 done",
             "%40home",
             "user%40",
-            "a%zz@ b",
             "@segment/analytics-node",
+            "size=40",
+            "&#64;",
             "\u{ff20}home",
         ] {
             assert_ne!(
@@ -457,6 +522,13 @@ mod tests {
             "198.51.100\u{3002}7",
             "198\u{2024}51\u{2024}100\u{2024}7",
             "198.51.100%E2%80%8B.11",
+            // Digits of other scripts (NFKC keeps them) and the dots written between numbers.
+            "\u{661}\u{669}\u{668}.\u{665}\u{661}.\u{661}\u{660}\u{660}.\u{667}\u{667}",
+            "\u{6f1}\u{6f9}\u{6f8}.\u{6f5}\u{6f1}.\u{6f1}\u{6f0}\u{6f0}.\u{6f7}\u{6f7}",
+            "\u{967}\u{96f}\u{96e}.\u{96b}\u{967}.\u{967}\u{966}\u{966}.\u{96d}\u{96d}",
+            "198\u{b7}51\u{b7}100\u{b7}77",
+            "198\u{30fb}51\u{30fb}100\u{30fb}77",
+            "198\u{2e33}51\u{2e33}100\u{2e33}77",
         ] {
             assert_eq!(forbidden_value(text), Some(DropReason::IpValue), "{text}");
         }

@@ -9,7 +9,8 @@ const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
 /// A text cell: a leading `'` if it would start a formula, then quoted when it holds a comma,
 /// quote or line break. Numbers are written as they are (a negative number must stay a number).
 pub(crate) fn text_cell(text: &str) -> Cow<'_, str> {
-    let inert: Cow<'_, str> = if text.starts_with(FORMULA_STARTS) {
+    // Spaces before a formula are skipped by some spreadsheets too.
+    let inert: Cow<'_, str> = if text.trim_start_matches(' ').starts_with(FORMULA_STARTS) {
         Cow::Owned(format!("'{text}"))
     } else {
         Cow::Borrowed(text)
@@ -43,6 +44,9 @@ mod tests {
             ("say \"hi\"", "\"say \"\"hi\"\"\""),
             ("line\nbreak", "\"line\nbreak\""),
             ("a=b", "a=b"),
+            (" =1+1", "' =1+1"),
+            ("  @x", "'  @x"),
+            (" plain", " plain"),
             ("", ""),
         ];
         for (text, cell) in cases {
