@@ -54,11 +54,34 @@ impl Settings {
         if explicit && !path.exists() {
             anyhow::bail!("config file {} does not exist", path.display());
         }
-        Figment::from(Serialized::defaults(Settings::default()))
+        let settings: Settings = Figment::from(Serialized::defaults(Settings::default()))
             .merge(Toml::file(path))
             .merge(Env::prefixed("VEIL_").split("__"))
             .extract()
-            .with_context(|| format!("invalid settings in {} or VEIL_* variables", path.display()))
+            .with_context(|| {
+                format!("invalid settings in {} or VEIL_* variables", path.display())
+            })?;
+        settings.check().with_context(|| {
+            format!("invalid settings in {} or VEIL_* variables", path.display())
+        })?;
+        Ok(settings)
+    }
+
+    /// Refuses values the types admit but the services cannot run with.
+    fn check(&self) -> anyhow::Result<()> {
+        let topics = &self.kafka.topics;
+        if !(1..=10_000).contains(&topics.partitions) {
+            anyhow::bail!("kafka.topics.partitions must be 1 to 10000");
+        }
+        if !(1..=32).contains(&topics.replication) {
+            anyhow::bail!("kafka.topics.replication must be 1 to 32");
+        }
+        if self.reporting.k_anonymity < 2 {
+            anyhow::bail!(
+                "reporting.k_anonymity must be at least 2: a smaller k would show groups of one user"
+            );
+        }
+        Ok(())
     }
 }
 
@@ -117,6 +140,33 @@ mod tests {
                 Settings::load(Path::new("bad.toml"), true).is_err(),
                 "unknown keys are refused"
             );
+            for (variable, value, named) in [
+                (
+                    "VEIL_KAFKA__TOPICS__PARTITIONS",
+                    "0",
+                    "kafka.topics.partitions",
+                ),
+                (
+                    "VEIL_KAFKA__TOPICS__PARTITIONS",
+                    "-5",
+                    "kafka.topics.partitions",
+                ),
+                ("VEIL_REPORTING__K_ANONYMITY", "0", "reporting.k_anonymity"),
+                ("VEIL_REPORTING__K_ANONYMITY", "1", "reporting.k_anonymity"),
+            ] {
+                jail.set_env(variable, value);
+                let error = Settings::load(Path::new("veil.toml"), true).expect_err(value);
+                assert!(format!("{error:#}").contains(named), "{error:#}");
+                jail.set_env(
+                    variable,
+                    if named.ends_with("partitions") {
+                        "6"
+                    } else {
+                        "5"
+                    },
+                );
+            }
+            Settings::load(Path::new("veil.toml"), true).expect("valid again");
             Ok(())
         });
     }

@@ -348,3 +348,58 @@ fn keys_rotate_and_shred_change_pseudonyms_and_leave_a_record() {
         "{listed}"
     );
 }
+
+#[test]
+fn maintenance_commands_refuse_mistyped_paths_and_a_retention_of_zero() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let missing = scratch.path().join("no-such-dir");
+    let missing = missing.to_str().expect("utf8");
+    for arguments in [
+        vec!["keys", "list", "--keystore", missing],
+        vec!["keys", "shred", "--expired", "--keystore", missing],
+        vec![
+            "retention",
+            "run",
+            "--data-dir",
+            missing,
+            "--keystore",
+            missing,
+        ],
+        vec![
+            "erase",
+            "--tenant",
+            "t-1001",
+            "--user",
+            "u-1",
+            "--data-dir",
+            missing,
+            "--keystore",
+            missing,
+        ],
+    ] {
+        let output = veil(&arguments, b"");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{arguments:?} succeeded");
+        assert!(stderr.contains("does not exist"), "{arguments:?}: {stderr}");
+        assert!(
+            !scratch.path().join("no-such-dir").exists(),
+            "{arguments:?} created the path"
+        );
+    }
+    let keys = tempfile::tempdir().expect("tempdir");
+    let keystore = keys.path().to_str().expect("utf8");
+    let output = veil(
+        &[
+            "keys",
+            "shred",
+            "--expired",
+            "--retain-months",
+            "0",
+            "--keystore",
+            keystore,
+        ],
+        b"",
+    );
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("current month"));
+}

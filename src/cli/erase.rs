@@ -99,6 +99,15 @@ pub(crate) fn run(args: EraseArgs) -> anyhow::Result<ExitCode> {
             identifiers.push((domain, anonymous_id.as_bytes()));
         }
     }
+    // A mistyped path must not turn an erasure into an audited no-op.
+    for (what, dir) in [
+        ("data directory", &settings.processor.data_dir),
+        ("keystore", &settings.gateway.keystore),
+    ] {
+        if !dir.is_dir() {
+            anyhow::bail!("{what} {} does not exist", dir.display());
+        }
+    }
     let keystore = KeyStore::open(&settings.gateway.keystore)?;
     let mut pseudonyms: BTreeMap<&str, HashSet<String>> = BTreeMap::new();
     let mut epochs = 0;

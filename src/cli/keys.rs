@@ -48,11 +48,20 @@ pub(crate) enum KeysCommand {
     },
 }
 
+/// The keystore at `path`, which must exist: listing or shredding a mistyped path is an error,
+/// not an empty keystore.
+fn existing_keystore(path: &std::path::Path) -> anyhow::Result<KeyStore> {
+    if !path.is_dir() {
+        anyhow::bail!("keystore {} does not exist", path.display());
+    }
+    Ok(KeyStore::open(path)?)
+}
+
 pub(crate) fn run(command: KeysCommand) -> anyhow::Result<ExitCode> {
     let now = OffsetDateTime::now_utc();
     match command {
         KeysCommand::List { keystore } => {
-            let store = KeyStore::open(&keystore)?;
+            let store = existing_keystore(&keystore)?;
             println!("{:<24} {:<16} state", "tenant", "epoch");
             for info in store.list()? {
                 let state = info
@@ -76,7 +85,12 @@ pub(crate) fn run(command: KeysCommand) -> anyhow::Result<ExitCode> {
             expired,
             retain_months,
         } => {
-            let store = KeyStore::open(&keystore)?;
+            if expired && retain_months == 0 {
+                anyhow::bail!(
+                    "--retain-months counts the current month: 0 would shred the keys in use"
+                );
+            }
+            let store = existing_keystore(&keystore)?;
             if let (Some(tenant), Some(epoch)) = (tenant, epoch) {
                 store.shred(&tenant, &epoch, now)?;
                 println!("tenant {tenant}: shredded key epoch {epoch}");

@@ -102,6 +102,13 @@ pub(crate) fn run(command: RetentionCommand) -> anyhow::Result<ExitCode> {
         settings.gateway.keystore = keystore;
     }
     init_logging(&settings.log);
+    // A mistyped path must not pass for a store with nothing to expire.
+    if !settings.processor.data_dir.is_dir() {
+        anyhow::bail!(
+            "data directory {} does not exist",
+            settings.processor.data_dir.display()
+        );
+    }
     let report = apply(&settings, OffsetDateTime::now_utc())?;
     for partition in &report.partitions {
         println!(

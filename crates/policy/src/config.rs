@@ -367,7 +367,40 @@ fn push_names(
 }
 
 /// Parses and validates allowlist YAML text; `digest` is the digest of the same bytes.
+/// Refuses text the YAML loader would read only in part, so the file a reviewer signs is the
+/// file enforced: a NUL byte (the loader stops there), a byte-order mark, and a second document
+/// (`---` or `...` after content: only the first would be read).
+fn check_whole_file_is_read(text: &str) -> Result<(), AllowlistError> {
+    if text.starts_with('\u{feff}') {
+        return Err(error(
+            1,
+            "the file starts with a byte-order mark: save it as UTF-8 without one",
+        ));
+    }
+    let mut content_seen = false;
+    for (index, line) in text.lines().enumerate() {
+        let line_number = index + 1;
+        if line.contains('\0') {
+            return Err(error(line_number, "the file holds a NUL byte"));
+        }
+        let marker = ["---", "..."].iter().any(|marker| {
+            line.strip_prefix(marker)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t']))
+        });
+        if marker && (content_seen || line.starts_with("...")) {
+            return Err(error(
+                line_number,
+                "the file holds more than one YAML document: an allowlist is one document",
+            ));
+        }
+        let trimmed = line.trim();
+        content_seen |= !marker && !trimmed.is_empty() && !trimmed.starts_with('#');
+    }
+    Ok(())
+}
+
 pub(crate) fn parse(text: &str, digest: String) -> Result<Allowlist, AllowlistError> {
+    check_whole_file_is_read(text)?;
     let options = LoaderOptions::default().error_on_duplicate_keys(true);
     let raw: RawFile = marked_yaml::from_yaml_with_options(0, text, options)
         .map_err(|source| AllowlistError::Syntax(source.to_string()))?;

@@ -563,3 +563,28 @@ fn exported_keys_and_events_are_shown_only_when_made_of_known_words() {
     assert!(!policy.is_known_event("Opened Acme Merger Agreement Kofi Mensah"));
     assert!(!policy.is_known_event("opened"));
 }
+
+#[test]
+fn text_the_loader_would_read_only_in_part_is_refused() {
+    let valid = "version: 1\ncommon:\n  userId: { pseudonymize: user, reason: \"r\" }\n";
+    Allowlist::parse(valid).expect("valid");
+    Allowlist::parse(&format!("---\n{valid}")).expect("a leading document marker is fine");
+    for (text, message) in [
+        (
+            format!("{valid}\0\n  traits.email: {{ keep: string, reason: \"r\" }}\n"),
+            "NUL byte",
+        ),
+        (
+            format!("{valid}---\ncommon:\n  traits.email: {{ keep: string, reason: \"r\" }}\n"),
+            "more than one YAML document",
+        ),
+        (
+            format!("{valid}...\nnot: [valid\n"),
+            "more than one YAML document",
+        ),
+        (format!("{}{valid}", "\u{feff}"), "byte-order mark"),
+    ] {
+        let error = refused(&text).to_string();
+        assert!(error.contains(message), "{error}");
+    }
+}

@@ -94,6 +94,11 @@ pub fn partitions(root: &Path, table: &str) -> Vec<(String, String, PathBuf)> {
         };
         for date_dir in dates.flatten() {
             let path = date_dir.path();
+            // A stray file named like a partition is not one: retention, compaction and erasure
+            // pass it by instead of failing on it.
+            if !date_dir.file_type().is_ok_and(|kind| kind.is_dir()) {
+                continue;
+            }
             if let Some(date) = partition_value(&path, DATE_PARTITION) {
                 found.push((tenant.clone(), date.to_owned(), path.clone()));
             }

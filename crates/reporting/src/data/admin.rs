@@ -191,12 +191,12 @@ pub async fn activity(
         .into_iter()
         .map(|(week, from, to)| {
             let mut union = HashSet::new();
-            let mut day = from;
-            while day <= to {
-                if let Some(set) = by_day.get(&iso(day)) {
+            let mut day = Some(from);
+            while let Some(current) = day.filter(|current| *current <= to) {
+                if let Some(set) = by_day.get(&iso(current)) {
                     union.extend(set.iter().copied());
                 }
-                day += time::Duration::days(1);
+                day = current.next_day();
             }
             WeekPoint {
                 week,

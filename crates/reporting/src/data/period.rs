@@ -3,7 +3,7 @@
 //! arbitrary small groups; and baseline tenants' pseudonyms change monthly (their key epoch is
 //! the month), so no count crosses a month.
 
-use time::{Date, Duration, Month as CalendarMonth};
+use time::{Date, Month as CalendarMonth};
 
 /// A calendar month (UTC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -53,30 +53,21 @@ impl Month {
         Date::from_calendar_date(self.year, month, 1).unwrap_or(Date::MIN)
     }
 
-    /// The last day.
+    /// The last day (also of 9999-12, which has no next month to step back from).
     pub fn last_day(self) -> Date {
-        let next = if self.month == 12 {
-            Month {
-                year: self.year + 1,
-                month: 1,
-            }
-        } else {
-            Month {
-                year: self.year,
-                month: self.month + 1,
-            }
-        };
-        next.first_day() - Duration::days(1)
+        let month = CalendarMonth::try_from(self.month).unwrap_or(CalendarMonth::January);
+        let days = month.length(self.year);
+        Date::from_calendar_date(self.year, month, days).unwrap_or(Date::MAX)
     }
 
     /// Every day of the month.
     pub fn days(self) -> Vec<Date> {
-        let mut day = self.first_day();
         let last = self.last_day();
         let mut out = Vec::with_capacity(31);
-        while day <= last {
-            out.push(day);
-            day += Duration::days(1);
+        let mut day = Some(self.first_day());
+        while let Some(current) = day.filter(|current| *current <= last) {
+            out.push(current);
+            day = current.next_day();
         }
         out
     }
@@ -124,6 +115,9 @@ mod tests {
             Month::parse("2026-01").map(|m| m.previous().to_string()),
             Some("2025-12".to_owned())
         );
+        // The last representable month has all its days (no step past the end of the calendar).
+        assert_eq!(Month::parse("9999-12").map(|m| m.days().len()), Some(31));
+        assert_eq!(Month::parse("9999-12").map(|m| m.weeks().len()), Some(5));
         for bad in ["2026-13", "2026-1", "26-11", "2026-11' OR 1=1", ""] {
             assert_eq!(Month::parse(bad), None, "{bad}");
         }

@@ -7,13 +7,17 @@
 //! (URL tables are off). The k rule is **not** applied here: raw SQL is reserved to the vendor
 //! role, which already controls the pseudonymous store (see the README).
 
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{DataType, Float64Type, Int64Type};
 use datafusion::execution::context::SQLOptions;
 use datafusion::sql::parser::{DFParser, Statement};
-use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
+use datafusion::sql::sqlparser::ast::{
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Statement as SqlStatement,
+    visit_expressions,
+};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -41,9 +45,65 @@ pub(crate) fn check(query: &str) -> Result<(), ReportingError> {
         ));
     }
     match &statements[0] {
-        Statement::Statement(statement) if matches!(**statement, SqlStatement::Query(_)) => Ok(()),
+        Statement::Statement(statement) if matches!(**statement, SqlStatement::Query(_)) => {
+            match visit_expressions(&**statement, refuse_amplifier) {
+                ControlFlow::Continue(()) => Ok(()),
+                ControlFlow::Break(reason) => Err(ReportingError::QueryRefused(reason)),
+            }
+        }
         _ => Err(ReportingError::QueryRefused(
             "only SELECT or WITH queries are allowed".to_owned(),
+        )),
+    }
+}
+
+/// Functions whose output grows with a number argument (`repeat('a', 2147483647)` is 2 GB in
+/// one value, computed in one call that no timeout interrupts) and the largest size allowed.
+const AMPLIFIERS: [(&str, f64); 6] = [
+    ("repeat", 10_000.0),
+    ("lpad", 10_000.0),
+    ("rpad", 10_000.0),
+    ("array_repeat", 10_000.0),
+    ("range", 1_000_000.0),
+    ("generate_series", 1_000_000.0),
+];
+
+/// Refuses a call of an [`AMPLIFIERS`] function unless its size arguments are number literals
+/// within the bound (for `range`, the span between its first two).
+fn refuse_amplifier(expr: &Expr) -> ControlFlow<String> {
+    let Expr::Function(function) = expr else {
+        return ControlFlow::Continue(());
+    };
+    let name = function.name.to_string().to_ascii_lowercase();
+    let name = name.rsplit('.').next().unwrap_or_default();
+    let Some((name, bound)) = AMPLIFIERS.iter().find(|(known, _)| *known == name) else {
+        return ControlFlow::Continue(());
+    };
+    let literal = |arg: &FunctionArg| match arg {
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(expr)) => expr.to_string().parse::<f64>().ok(),
+        _ => None,
+    };
+    let args: &[FunctionArg] = match &function.args {
+        FunctionArguments::List(list) => &list.args,
+        _ => &[],
+    };
+    let size = if matches!(*name, "range" | "generate_series") {
+        // `range(stop)`, `range(start, stop[, step])`.
+        match args {
+            [stop] => literal(stop).map(f64::abs),
+            [start, stop, ..] => literal(start)
+                .zip(literal(stop))
+                .map(|(start, stop)| (stop - start).abs()),
+            _ => None,
+        }
+    } else {
+        // `repeat(text, count)`, `lpad(text, length[, fill])`, `array_repeat(value, count)`.
+        args.get(1).and_then(literal).map(f64::abs)
+    };
+    match size {
+        Some(size) if size <= *bound => ControlFlow::Continue(()),
+        _ => ControlFlow::Break(format!(
+            "`{name}` takes number literals here, sizing at most {bound}"
         )),
     }
 }
@@ -99,6 +159,9 @@ fn json_values<T: Into<Value>>(values: impl Iterator<Item = Option<T>>) -> Vec<V
         .collect()
 }
 
+/// Largest result (in Arrow memory) turned into a JSON answer.
+const MAX_RESULT_BYTES: usize = 64 << 20;
+
 /// Runs one checked query with the row limit and timeout.
 pub(crate) async fn run(state: &AppState, query: &str) -> Result<SqlResult, ReportingError> {
     check(query)?;
@@ -109,8 +172,9 @@ pub(crate) async fn run(state: &AppState, query: &str) -> Result<SqlResult, Repo
         .with_allow_ddl(false)
         .with_allow_dml(false)
         .with_allow_statements(false);
-    let work = async {
-        let frame = context.sql_with_options(query, options).await?;
+    let query = query.to_owned();
+    let work = async move {
+        let frame = context.sql_with_options(&query, options).await?;
         let frame = frame.limit(0, Some(limit.saturating_add(1)))?;
         let columns: Vec<String> = frame
             .schema()
@@ -121,9 +185,27 @@ pub(crate) async fn run(state: &AppState, query: &str) -> Result<SqlResult, Repo
         let batches = frame.collect().await?;
         Ok::<_, ReportingError>((columns, batches))
     };
-    let (columns, batches) = tokio::time::timeout(timeout, work)
-        .await
-        .map_err(|_| ReportingError::Timeout)??;
+    // On its own task, so the answer comes on time even while a kernel computes without
+    // yielding; the task is aborted at its next yield.
+    let mut task = tokio::spawn(work);
+    let (columns, batches) = match tokio::time::timeout(timeout, &mut task).await {
+        Ok(Ok(result)) => result?,
+        Ok(Err(_)) => return Err(ReportingError::Query("the query failed".to_owned())),
+        Err(_) => {
+            task.abort();
+            return Err(ReportingError::Timeout);
+        }
+    };
+    let result_bytes: usize = batches
+        .iter()
+        .map(|batch| batch.get_array_memory_size())
+        .sum();
+    if result_bytes > MAX_RESULT_BYTES {
+        return Err(ReportingError::QueryRefused(format!(
+            "the result is larger than {} MB: aggregate or filter more",
+            MAX_RESULT_BYTES >> 20
+        )));
+    }
     let mut rows: Vec<Vec<Value>> = Vec::new();
     for batch in &batches {
         let converted: Vec<Vec<Value>> = batch
@@ -154,6 +236,7 @@ mod tests {
             "SELECT 1",
             "with x as (select 1 as a) select a from x",
             "SELECT count(*) FROM events WHERE tenant = 't-1000'",
+            "select repeat('ab', 3), lpad('7', 3, '0'), range(1, 10)",
         ] {
             check(good).expect(good);
         }
@@ -167,6 +250,11 @@ mod tests {
             "SET datafusion.execution.batch_size = 1",
             "select",
             "",
+            "select repeat('a', 2147483647)",
+            "select lpad(x, 100000000) from (select 'a' as x)",
+            "select rpad('a', count(*)) from events",
+            "select range(1, 10000000000)",
+            "select array_repeat(1, 1e9)",
         ] {
             assert!(
                 matches!(check(bad), Err(ReportingError::QueryRefused(_))),
