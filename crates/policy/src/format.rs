@@ -14,6 +14,10 @@ pub enum TextFormat {
     Timezone,
 }
 
+use std::sync::LazyLock;
+
+use rustc_hash::FxHashSet;
+
 /// Longest version text admitted.
 const MAX_VERSION_BYTES: usize = 64;
 
@@ -64,92 +68,104 @@ impl TextFormat {
     }
 }
 
-/// Splits off leading ASCII digits: (`digits`, rest).
-fn split_digits(text: &str) -> (&str, &str) {
-    let end = text
-        .find(|character: char| !character.is_ascii_digit())
-        .unwrap_or(text.len());
-    text.split_at(end)
+/// The number of ASCII digits `bytes` starts with.
+fn leading_digits(bytes: &[u8]) -> usize {
+    bytes
+        .iter()
+        .take_while(|byte| byte.is_ascii_digit())
+        .count()
+}
+
+/// The number of ASCII letters `bytes` starts with.
+fn leading_letters(bytes: &[u8]) -> usize {
+    bytes
+        .iter()
+        .take_while(|byte| byte.is_ascii_alphabetic())
+        .count()
 }
 
 fn is_version(text: &str) -> bool {
-    if text.len() > MAX_VERSION_BYTES {
+    let bytes = text.as_bytes();
+    if bytes.len() > MAX_VERSION_BYTES {
         return false;
     }
     let mut rest = VERSION_PREFIXES
         .iter()
-        .find_map(|prefix| text.strip_prefix(prefix))
-        .unwrap_or(text);
+        .find_map(|prefix| bytes.strip_prefix(prefix.as_bytes()))
+        .unwrap_or(bytes);
     // One to five dot-separated numbers.
     for part in 0..5 {
-        let (digits, after) = split_digits(rest);
-        if digits.is_empty() || digits.len() > 9 {
+        let digits = leading_digits(rest);
+        if digits == 0 || digits > 9 {
             return false;
         }
-        rest = after;
-        match rest.strip_prefix('.') {
-            Some(after_dot) if part < 4 && after_dot.starts_with(|c: char| c.is_ascii_digit()) => {
-                rest = after_dot;
-            }
+        rest = &rest[digits..];
+        match rest {
+            [b'.', next, ..] if part < 4 && next.is_ascii_digit() => rest = &rest[1..],
             _ => break,
         }
     }
-    // An optional pre-release word, with an optional number.
-    let unseparated = rest.starts_with(|c: char| c.is_ascii_alphabetic());
-    if let Some(after) = rest
-        .strip_prefix(['-', '.'])
-        .filter(|after| after.starts_with(|c: char| c.is_ascii_alphabetic()))
-        .or(unseparated.then_some(rest))
-    {
-        let word_end = after
-            .find(|c: char| !c.is_ascii_alphabetic())
-            .unwrap_or(after.len());
-        let (word, after_word) = after.split_at(word_end);
+    // An optional pre-release word (after `-`, `.` or nothing), with an optional number.
+    let word_at = match rest {
+        [b'-' | b'.', next, ..] if next.is_ascii_alphabetic() => Some(1),
+        [first, ..] if first.is_ascii_alphabetic() => Some(0),
+        _ => None,
+    };
+    if let Some(start) = word_at {
+        let after = &rest[start..];
+        let length = leading_letters(after);
+        let word = &after[..length];
         if !PRE_RELEASE_WORDS
             .iter()
-            .any(|known| known.eq_ignore_ascii_case(word))
+            .any(|known| known.as_bytes().eq_ignore_ascii_case(word))
         {
             return false;
         }
-        let after_word = after_word.strip_prefix('.').unwrap_or(after_word);
-        let (digits, after_number) = split_digits(after_word);
-        if digits.len() > 9 {
+        let mut after_word = &after[length..];
+        if let [b'.', next, ..] = after_word
+            && next.is_ascii_digit()
+        {
+            after_word = &after_word[1..];
+        }
+        let digits = leading_digits(after_word);
+        if digits > 9 {
             return false;
         }
-        rest = after_number;
+        rest = &after_word[digits..];
     }
     // An optional build: hex digits and dots (a build number or a commit).
-    match rest.strip_prefix('+') {
-        None => rest.is_empty(),
-        Some(build) => {
+    match rest {
+        [] => true,
+        [b'+', build @ ..] => {
             !build.is_empty()
                 && build.len() <= 40
                 && build
-                    .bytes()
-                    .all(|byte| byte.is_ascii_hexdigit() || byte == b'.')
+                    .iter()
+                    .all(|byte| byte.is_ascii_hexdigit() || *byte == b'.')
         }
+        _ => false,
     }
 }
 
 fn is_locale(text: &str) -> bool {
-    let mut subtags = text.split(['-', '_']);
+    let mut subtags = text.as_bytes().split(|byte| *byte == b'-' || *byte == b'_');
     let language = subtags.next().unwrap_or_default();
-    if !(2..=3).contains(&language.len()) || !language.bytes().all(|b| b.is_ascii_alphabetic()) {
+    if !(2..=3).contains(&language.len()) || leading_letters(language) != language.len() {
         return false;
     }
     let mut subtag = subtags.next();
     if let Some(script) = subtag.filter(|script| script.len() == 4) {
         if !SCRIPTS
             .iter()
-            .any(|known| known.eq_ignore_ascii_case(script))
+            .any(|known| known.as_bytes().eq_ignore_ascii_case(script))
         {
             return false;
         }
         subtag = subtags.next();
     }
     if let Some(region) = subtag {
-        let letters = region.len() == 2 && region.bytes().all(|b| b.is_ascii_alphabetic());
-        let digits = region.len() == 3 && region.bytes().all(|b| b.is_ascii_digit());
+        let letters = region.len() == 2 && leading_letters(region) == 2;
+        let digits = region.len() == 3 && leading_digits(region) == 3;
         if !(letters || digits) {
             return false;
         }
@@ -157,18 +173,30 @@ fn is_locale(text: &str) -> bool {
     subtags.next().is_none()
 }
 
+/// The names of the IANA time-zone database (`chrono-tz`'s copy), hashed once.
+static TIME_ZONES: LazyLock<FxHashSet<&'static str>> = LazyLock::new(|| {
+    chrono_tz::TZ_VARIANTS
+        .iter()
+        .map(|zone| zone.name())
+        .collect()
+});
+
 fn is_timezone(text: &str) -> bool {
-    if let Some(offset) = text.strip_prefix(['+', '-']) {
-        let digits: Vec<u8> = offset.bytes().filter(|byte| *byte != b':').collect();
-        let colons = offset.len() - digits.len();
-        return colons <= 1
-            && (offset.len() == 4 + colons)
-            && (colons == 0 || offset.as_bytes().get(2) == Some(&b':'))
-            && digits.iter().all(u8::is_ascii_digit)
-            && (digits[0] - b'0') * 10 + (digits[1] - b'0') <= 14
-            && (digits[2] - b'0') < 6;
+    match text.as_bytes() {
+        // `+05:30` or `-0800`: hours up to 14, minutes up to 59.
+        [b'+' | b'-', offset @ ..] => {
+            let digits: Option<[u8; 4]> = match offset {
+                [h1, h2, b':', m1, m2] | [h1, h2, m1, m2] => Some([*h1, *h2, *m1, *m2]),
+                _ => None,
+            };
+            digits.is_some_and(|[h1, h2, m1, m2]| {
+                [h1, h2, m1, m2].iter().all(u8::is_ascii_digit)
+                    && (h1 - b'0') * 10 + (h2 - b'0') <= 14
+                    && m1 < b'6'
+            })
+        }
+        _ => TIME_ZONES.contains(text),
     }
-    text.parse::<chrono_tz::Tz>().is_ok()
 }
 
 #[cfg(test)]

@@ -95,6 +95,9 @@ impl Bounds {
     }
 }
 
+/// Lists up to this long are scanned; longer ones binary-searched.
+const SHORT_LIST: usize = 16;
+
 /// The only texts a kept string field may hold (`values` in `allowlist.yaml`), so a categorical
 /// field such as a feature name cannot carry free text; without a list, any string that passes
 /// the value checks. A text outside the list is dropped as `value_not_allowlisted`.
@@ -119,6 +122,11 @@ impl Values {
     pub fn admits(&self, text: &str) -> bool {
         match &self.0 {
             None => true,
+            // Short lists (the usual: products, platforms, SDKs): lengths first, then the bytes
+            // in two fixed-size loads, without a call per comparison.
+            Some(listed) if listed.len() <= SHORT_LIST => listed
+                .iter()
+                .any(|value| crate::short_eq(value.as_bytes(), text.as_bytes())),
             Some(listed) => listed
                 .binary_search_by(|value| value.as_ref().cmp(text))
                 .is_ok(),

@@ -285,11 +285,15 @@ fn pseudonymize<'v, 'c>(
 /// A kept leaf's outcome: a value of its type leaves if the allowlist's constraints (a range, a
 /// list) admit it and, for text, the value checks find nothing in it.
 #[inline(always)]
-fn keep<'v, 'c>(kept: &Kept, value: &'v Scalar<'v>) -> Outcome<'v, 'c> {
+fn keep<'v, 'c>(kept: &Kept, screened: bool, value: &'v Scalar<'v>) -> Outcome<'v, 'c> {
     let admitted = match (kept.value_type, value) {
         (ValueType::String, Scalar::Str(text)) => {
             if !kept.admits_text(text) {
                 return Outcome::Drop(DropReason::ValueNotAllowlisted);
+            }
+            if screened {
+                debug_assert!(forbidden_value(text.as_ref()).is_none());
+                return Outcome::Keep(value);
             }
             return match forbidden_value(text.as_ref()) {
                 Some(reason) => Outcome::Drop(reason),
@@ -321,7 +325,7 @@ fn apply<'v, 'c>(
 ) -> Outcome<'v, 'c> {
     match (action, value) {
         (_, Scalar::Null) => Outcome::Absent,
-        (LeafAction::Keep(kept), _) => keep(kept, value),
+        (LeafAction::Keep(kept), _) => keep(kept, filter.screened_leaves[leaf as usize], value),
         (LeafAction::Pseudonymize(domain), _) => {
             let outcome = pseudonymize(filter, cache, leaf, domain, value);
             // The walk counted the field as an identity by the same rule.

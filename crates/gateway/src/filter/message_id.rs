@@ -73,15 +73,29 @@ pub(crate) fn message_id_form(id: &str) -> MessageIdForm {
 /// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` in hex digits of either case.
 #[inline]
 fn is_uuid(bytes: &[u8]) -> bool {
-    bytes.len() == 36
-        && bytes.iter().enumerate().all(|(index, &byte)| {
-            if matches!(index, 8 | 13 | 18 | 23) {
-                byte == b'-'
-            } else {
-                byte.is_ascii_hexdigit()
-            }
-        })
+    let Ok(bytes) = <&[u8; 36]>::try_from(bytes) else {
+        return false;
+    };
+    // Every byte a hex digit or `-` (one table lookup each, no branch), and `-` exactly at the
+    // four separators: then the other 32 are hex digits.
+    let hex_or_dash = bytes
+        .iter()
+        .fold(true, |all, &byte| all & HEX_OR_DASH[usize::from(byte)]);
+    let dashes = bytes.iter().filter(|&&byte| byte == b'-').count();
+    hex_or_dash && dashes == 4 && [8, 13, 18, 23].iter().all(|&at| bytes[at] == b'-')
 }
+
+/// Hex digits of either case and `-`.
+const HEX_OR_DASH: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut index = 0;
+    while index < 256 {
+        let byte = index as u8;
+        table[index] = byte.is_ascii_hexdigit() || byte == b'-';
+        index += 1;
+    }
+    table
+};
 
 /// The SDK forms other than a bare UUID: `ajs-next-<ms>-<uuid>`, `node-next-<ms>-<uuid>`,
 /// `ajs-<32 hex>`.

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use veil_sanitized::{SCHEMA_VERSION, Tier};
 
-use crate::allowlist::{LeafId, NodeId, Policy};
+use crate::allowlist::{LeafAction, LeafId, NodeId, Policy, TextFormat};
 use crate::pseudonym::EpochKey;
 
 pub use batch::{Batch, BatchError, split_batch};
@@ -132,6 +132,10 @@ pub struct TenantFilter {
     leaf_pieces: output::LeafPieces,
     /// Leaves whose pseudonym routes the message: root `userId`, then root `anonymousId`.
     routing_leaves: [Option<LeafId>; 2],
+    /// Per leaf: every text its list or format admits passes the value checks already (a list
+    /// whose every value passes them; a locale or time zone, which hold no `@`, no dotted
+    /// quad and nothing hidden), so they need not run per message.
+    screened_leaves: Vec<bool>,
 }
 
 impl TenantFilter {
@@ -166,7 +170,21 @@ impl TenantFilter {
                 .and_then(|node| policy.leaf_at(node))
         };
         let routing_leaves = [root_leaf("userId"), root_leaf("anonymousId")];
+        let screened_leaves = policy
+            .leaves()
+            .map(|(_, _, action)| match action {
+                LeafAction::Keep(kept) => match (kept.values.listed_texts(), kept.format) {
+                    (Some(listed), _) => listed
+                        .iter()
+                        .all(|text| values::forbidden_value(text).is_none()),
+                    (None, Some(TextFormat::Locale | TextFormat::Timezone)) => true,
+                    (None, _) => false,
+                },
+                LeafAction::Pseudonymize(_) => false,
+            })
+            .collect();
         TenantFilter {
+            screened_leaves,
             routing_leaves,
             children: children::ChildIndex::new(&policy),
             leaf_pieces: output::LeafPieces::new(&policy),
