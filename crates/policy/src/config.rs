@@ -4,6 +4,8 @@
 //! an entry without a reason, a field of a forbidden class, a path declared twice with different
 //! meanings. Every refusal names the field and the line.
 
+use std::collections::HashMap;
+
 use indexmap::IndexMap;
 use marked_yaml::{LoaderOptions, Spanned};
 use serde::Deserialize;
@@ -470,9 +472,21 @@ pub(crate) fn parse(text: &str, digest: String) -> Result<Allowlist, AllowlistEr
 
 /// One path means one thing: the same action everywhere, and never both a value and an object.
 fn check_consistency(fields: &[FieldRule]) -> Result<(), AllowlistError> {
-    for (index, rule) in fields.iter().enumerate() {
-        for other in &fields[..index] {
-            if other.path == rule.path && other.action != rule.action {
+    // Linear in the rules: each path and each of its dotted prefixes is looked up once.
+    let mut by_path: HashMap<&str, &FieldRule> = HashMap::new();
+    let mut by_prefix: HashMap<&str, &FieldRule> = HashMap::new();
+    let nested = |rule: &FieldRule, longer: &FieldRule, shorter: &FieldRule| {
+        error(
+            rule.line,
+            format!(
+                "field `{}` is inside field `{}`: only values are kept, never objects",
+                longer.path, shorter.path
+            ),
+        )
+    };
+    for rule in fields {
+        if let Some(other) = by_path.get(rule.path.as_str()) {
+            if other.action != rule.action {
                 return Err(error(
                     rule.line,
                     format!(
@@ -481,22 +495,19 @@ fn check_consistency(fields: &[FieldRule]) -> Result<(), AllowlistError> {
                     ),
                 ));
             }
-            let (shorter, longer) = if other.path.len() < rule.path.len() {
-                (other, rule)
-            } else {
-                (rule, other)
-            };
-            if longer.path.starts_with(&shorter.path)
-                && longer.path.as_bytes().get(shorter.path.len()) == Some(&b'.')
-            {
-                return Err(error(
-                    rule.line,
-                    format!(
-                        "field `{}` is inside field `{}`: only values are kept, never objects",
-                        longer.path, shorter.path
-                    ),
-                ));
+        }
+        let prefixes = rule.path.match_indices('.').map(|(at, _)| &rule.path[..at]);
+        for prefix in prefixes.clone() {
+            if let Some(outer) = by_path.get(prefix) {
+                return Err(nested(rule, rule, outer));
             }
+        }
+        if let Some(inner) = by_prefix.get(rule.path.as_str()) {
+            return Err(nested(rule, inner, rule));
+        }
+        by_path.entry(&rule.path).or_insert(rule);
+        for prefix in prefixes {
+            by_prefix.entry(prefix).or_insert(rule);
         }
     }
     Ok(())

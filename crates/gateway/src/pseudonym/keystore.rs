@@ -47,6 +47,14 @@ pub enum KeyStoreError {
         /// The file concerned.
         path: String,
     },
+    /// A key file is not a plain file only its owner can read, so it may be known to others.
+    #[error("key file {path} is refused: {reason}")]
+    Exposed {
+        /// The file concerned.
+        path: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> KeyStoreError + '_ {
@@ -175,6 +183,24 @@ impl KeyStore {
     /// The key of a named epoch, if it still exists.
     pub fn load(&self, tenant: &str, epoch: &str) -> Result<EpochKey, KeyStoreError> {
         let path = self.tenant_dir(tenant)?.join(format!("{epoch}.key"));
+        let exposed = |reason| KeyStoreError::Exposed {
+            path: path.display().to_string(),
+            reason,
+        };
+        // Not followed through a link, not read from a pipe (which would block), not used when
+        // others could have read it: a key others may know pseudonymizes nothing.
+        match fs::symlink_metadata(&path) {
+            Ok(metadata) if metadata.file_type().is_symlink() => {
+                return Err(exposed("it is a symbolic link"));
+            }
+            Ok(metadata) if !metadata.is_file() => return Err(exposed("it is not a plain file")),
+            Ok(metadata) if metadata.permissions().mode() & 0o077 != 0 => {
+                return Err(exposed(
+                    "others than its owner may read or write it (chmod 600 it)",
+                ));
+            }
+            _ => {}
+        }
         let mut file = match File::open(&path) {
             Ok(file) => file,
             Err(error) if error.kind() == io::ErrorKind::NotFound => {

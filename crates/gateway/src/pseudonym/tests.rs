@@ -144,3 +144,28 @@ fn threads_racing_to_create_a_key_all_get_the_same_one() {
         .collect();
     assert!(pseudonyms.windows(2).all(|pair| pair[0] == pair[1]));
 }
+
+#[test]
+fn key_files_others_could_know_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = KeyStore::open(dir.path()).expect("keystore");
+    let now = datetime!(2026-11-23 10:00 UTC);
+    let key = store.current("t-1", Tier::Baseline, now).expect("a key");
+    let path = dir.path().join("t-1").join(format!("{}.key", key.epoch()));
+    store.load("t-1", key.epoch()).expect("a private key loads");
+
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let error = store
+        .load("t-1", key.epoch())
+        .expect_err("readable by others");
+    assert!(matches!(error, KeyStoreError::Exposed { .. }), "{error}");
+    assert!(error.to_string().contains("chmod 600"), "{error}");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+
+    let elsewhere = dir.path().join("elsewhere.key");
+    std::fs::rename(&path, &elsewhere).expect("move");
+    std::os::unix::fs::symlink(&elsewhere, &path).expect("symlink");
+    let error = store.load("t-1", key.epoch()).expect_err("a link");
+    assert!(error.to_string().contains("symbolic link"), "{error}");
+}
