@@ -485,16 +485,16 @@ fn check_consistency(fields: &[FieldRule]) -> Result<(), AllowlistError> {
         )
     };
     for rule in fields {
-        if let Some(other) = by_path.get(rule.path.as_str()) {
-            if other.action != rule.action {
-                return Err(error(
-                    rule.line,
-                    format!(
-                        "field `{}`: declared on line {} with another action or type",
-                        rule.path, other.line
-                    ),
-                ));
-            }
+        if let Some(other) = by_path.get(rule.path.as_str())
+            && other.action != rule.action
+        {
+            return Err(error(
+                rule.line,
+                format!(
+                    "field `{}`: declared on line {} with another action or type",
+                    rule.path, other.line
+                ),
+            ));
         }
         let prefixes = rule.path.match_indices('.').map(|(at, _)| &rule.path[..at]);
         for prefix in prefixes.clone() {
