@@ -83,7 +83,18 @@ pub(crate) fn wait_until_consumed(
     let consumer = group_reader(kafka, group)?;
     let started = Instant::now();
     loop {
-        let remaining: i64 = partition_lags(&consumer, kafka)?.iter().sum();
+        // A check that fails (the broker still starting, a metadata timeout) is retried until
+        // the deadline: giving up at once would stop the processor with acknowledged messages
+        // still in the embedded broker, which lives only in memory.
+        let remaining: i64 = match partition_lags(&consumer, kafka) {
+            Ok(lags) => lags.iter().sum(),
+            Err(error) if started.elapsed() <= deadline => {
+                tracing::debug!(error = %format!("{error:#}"), "drain check failed; retrying");
+                std::thread::sleep(Duration::from_millis(250));
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
         if remaining == 0 {
             return Ok(());
         }
