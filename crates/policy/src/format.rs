@@ -32,9 +32,17 @@ const PRE_RELEASE_WORDS: [&str; 12] = [
 
 /// Script subtags found in locales (ISO 15924): a four-letter subtag must be one of these, so it
 /// cannot be a name.
-const SCRIPTS: [&str; 24] = [
-    "Arab", "Armn", "Beng", "Cyrl", "Deva", "Ethi", "Geor", "Grek", "Gujr", "Guru", "Hans", "Hant",
-    "Hebr", "Jpan", "Khmr", "Knda", "Kore", "Latn", "Mlym", "Orya", "Sinh", "Taml", "Telu", "Thai",
+const SCRIPTS: [&str; 34] = [
+    "Adlm", "Arab", "Armn", "Beng", "Cher", "Cyrl", "Deva", "Ethi", "Geor", "Grek", "Gujr", "Guru",
+    "Hans", "Hant", "Hebr", "Jpan", "Khmr", "Knda", "Kore", "Laoo", "Latn", "Mlym", "Mong", "Mymr",
+    "Olck", "Orya", "Rohg", "Sinh", "Taml", "Telu", "Tfng", "Thai", "Tibt", "Vaii",
+];
+
+/// Three-letter languages found in locales (CLDR's, with no two-letter code): any other
+/// three letters could be a name or initials (`Bob`, `Kim`), so they are not admitted.
+const THREE_LETTER_LANGUAGES: [&str; 24] = [
+    "ast", "ceb", "chr", "ckb", "dsb", "fil", "fur", "gsw", "haw", "hsb", "kab", "kok", "lkt",
+    "mai", "mni", "mzn", "nds", "sah", "sat", "smn", "vai", "yue", "zgh", "yrl",
 ];
 
 impl TextFormat {
@@ -150,7 +158,11 @@ fn is_version(text: &str) -> bool {
 fn is_locale(text: &str) -> bool {
     let mut subtags = text.as_bytes().split(|byte| *byte == b'-' || *byte == b'_');
     let language = subtags.next().unwrap_or_default();
-    if !(2..=3).contains(&language.len()) || leading_letters(language) != language.len() {
+    let known_three = language.len() == 3
+        && THREE_LETTER_LANGUAGES
+            .iter()
+            .any(|known| known.as_bytes().eq_ignore_ascii_case(language));
+    if !(language.len() == 2 || known_three) || leading_letters(language) != language.len() {
         return false;
     }
     let mut subtag = subtags.next();
@@ -170,7 +182,11 @@ fn is_locale(text: &str) -> bool {
             return false;
         }
     }
-    subtags.next().is_none()
+    // One variant, only `POSIX` (Apple's `en-US-POSIX`).
+    match subtags.next() {
+        None => true,
+        Some(variant) => variant.eq_ignore_ascii_case(b"POSIX") && subtags.next().is_none(),
+    }
 }
 
 /// The names of the IANA time-zone database (`chrono-tz`'s copy), hashed once.
@@ -182,6 +198,14 @@ static TIME_ZONES: LazyLock<FxHashSet<&'static str>> = LazyLock::new(|| {
 });
 
 fn is_timezone(text: &str) -> bool {
+    // Android writes offsets as `GMT+05:30`.
+    let offset = text
+        .strip_prefix("GMT")
+        .or_else(|| text.strip_prefix("UTC"))
+        .filter(|offset| offset.starts_with(['+', '-']));
+    if let Some(offset) = offset {
+        return is_timezone(offset);
+    }
     match text.as_bytes() {
         // `+05:30` or `-0800`: hours up to 14, minutes up to 59.
         [b'+' | b'-', offset @ ..] => {
@@ -260,13 +284,15 @@ mod tests {
             "es-419",
             "fil-PH",
             "sr-Latn",
+            "mn-Mong-CN",
+            "en-US-POSIX",
+            "yue-Hant-HK",
         ] {
             assert!(Locale.admits(locale), "{locale}");
         }
-        for text in LEAKS
-            .iter()
-            .chain(&["english", "en-USA", "en-US-x", "e", "en--US"])
-        {
+        for text in LEAKS.iter().chain(&[
+            "english", "en-USA", "en-US-x", "e", "en--US", "Bob", "Kim-LE", "Ann_US", "enX",
+        ]) {
             assert!(!Locale.admits(text), "{text}");
         }
     }
@@ -282,6 +308,8 @@ mod tests {
             "+05:30",
             "-0800",
             "+14:00",
+            "GMT+05:30",
+            "UTC-08:00",
         ] {
             assert!(Timezone.admits(zone), "{zone}");
         }
@@ -291,6 +319,8 @@ mod tests {
             "+05:60",
             "+5:30",
             "+05:30:00",
+            "GMT+Kofi",
+            "GMT+",
             "europe/london ",
         ]) {
             assert!(!Timezone.admits(text), "{text}");

@@ -89,6 +89,8 @@ impl FieldAction {
     pub fn lets_out_more_than(&self, old: &FieldAction) -> bool {
         match (self, old) {
             (FieldAction::Keep(new), FieldAction::Keep(old)) => !new.within(old),
+            // A value that was kept and is now pseudonymized lets out less, not more.
+            (FieldAction::Pseudonymize { .. }, FieldAction::Keep(_)) => false,
             _ => self != old,
         }
     }

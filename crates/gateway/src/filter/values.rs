@@ -23,6 +23,9 @@ pub fn forbidden_value(text: &str) -> Option<DropReason> {
     if (markers.spelled || markers.percent) && email_spelled_out(text) {
         return Some(DropReason::EmailValue);
     }
+    if ip_spelled_out(text) {
+        return Some(DropReason::IpValue);
+    }
     if markers.percent {
         return forbidden_when_percent_decoded(text);
     }
@@ -39,12 +42,13 @@ fn forbidden_beyond_ascii(text: &str) -> Option<DropReason> {
     address_in(&folded(text))
 }
 
-/// The e-mail or IP address check that `text` fails, if any.
+/// The e-mail or IP address check that `text` fails, if any, also with `@` spelled out and
+/// addresses written as host names or "defanged" (`ip-10-0-0-1`, `198[.]51[.]100[.]7`).
 fn address_in(text: &str) -> Option<DropReason> {
-    if contains_email(text.as_bytes()) {
+    if contains_email(text.as_bytes()) || email_spelled_out(text) {
         return Some(DropReason::EmailValue);
     }
-    if contains_ip_address(text) {
+    if contains_ip_address(text) || ip_spelled_out(text) {
         return Some(DropReason::IpValue);
     }
     None
@@ -206,7 +210,7 @@ struct Markers {
     dots: u32,
     /// Some byte is `%`: the value may hide an address in URL encoding.
     percent: bool,
-    /// Some byte is `&`, `\\`, `=` or `(`: the value may spell `@` out (`&#64;`, `\\x40`, `=40`).
+    /// Some byte is `&`, `\\`, `=`, `(`, `[`, `{` or `<`: the value may spell `@` out (`&#64;`, `[at]`).
     spelled: bool,
     /// Some byte is below 0x20, DEL or not ASCII: a hidden character is possible.
     unusual: bool,
@@ -240,7 +244,10 @@ fn count_markers(bytes: &[u8]) -> Markers {
         markers.spelled |= (exact_flags(word, b'&')
             | exact_flags(word, b'\\')
             | exact_flags(word, b'=')
-            | exact_flags(word, b'('))
+            | exact_flags(word, b'(')
+            | exact_flags(word, b'[')
+            | exact_flags(word, b'{')
+            | exact_flags(word, b'<'))
             != 0;
         // Per byte, without carries between bytes (each low part is at most 0x7f): the high
         // bit is set in `low + 1` for DEL only, and clear in `low + 0x60` for controls only.
@@ -291,14 +298,15 @@ fn contains_email(bytes: &[u8]) -> bool {
         .any(|at| bytes[..at].iter().any(word) && bytes[at + 1..].iter().any(word))
 }
 
-/// Spellings of `@` in markup and escapes (`&#64;`, `\x40`, `=40`), read as `@` by the e-mail check.
-const AT_SPELLINGS: [&str; 9] = [
-    "&#64;", "&#064;", "&#x40;", "&commat;", "\\x40", "\\u0040", "%u0040", "=40", "(at)",
+/// Spellings of `@` in escapes and prose (numeric character references are decoded apart).
+const AT_SPELLINGS: [&str; 11] = [
+    "&commat;", "\\x40", "\\u0040", "\\u{40}", "%u0040", "=40", "(at)", "[at]", "{at}", "<at>",
+    "%uff20",
 ];
 
-/// The e-mail check on `text` with each spelling of `@` read as one.
-#[cold]
-fn email_spelled_out(text: &str) -> bool {
+/// `text` lowercased with every spelling of `@` (and numeric character references to `@`,
+/// `＠` or `﹫`, such as `&#64;`, `&#x0040;`, `&#65312;`) read as `@`; `None` if it has none.
+fn at_spelled_out(text: &str) -> Option<String> {
     let mut lowered = text.to_ascii_lowercase();
     let mut found = false;
     for spelling in AT_SPELLINGS {
@@ -307,7 +315,65 @@ fn email_spelled_out(text: &str) -> bool {
             found = true;
         }
     }
-    found && contains_email(lowered.as_bytes())
+    while let Some(start) = lowered.find("&#") {
+        let rest = &lowered[start + 2..];
+        let (radix, digits_start) = if rest.starts_with('x') {
+            (16, 1)
+        } else {
+            (10, 0)
+        };
+        let digits_end = rest[digits_start..]
+            .find(|c: char| !c.is_digit(radix))
+            .map_or(rest.len(), |end| end + digits_start);
+        let value = u32::from_str_radix(&rest[digits_start..digits_end], radix).ok();
+        let end = start + 2 + digits_end + usize::from(rest[digits_end..].starts_with(';'));
+        let replacement = match value {
+            Some(0x40 | 0xff20 | 0xfe6b) => "@",
+            // Not an `@`: keep the text but step past the `&#`.
+            _ => "&_",
+        };
+        found |= replacement == "@";
+        lowered.replace_range(start..end.max(start + 2), replacement);
+    }
+    found.then_some(lowered)
+}
+
+/// The e-mail check on `text` with each spelling of `@` read as one.
+#[cold]
+fn email_spelled_out(text: &str) -> bool {
+    at_spelled_out(text).is_some_and(|spelled| contains_email(spelled.as_bytes()))
+}
+
+/// The IP check on `text` with defanged dots (`[.]`, `(.)`, `[dot]`) read as dots and
+/// `ip-198-51-100-7` host names (as clouds name hosts) read as dotted quads.
+fn ip_spelled_out(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let hostname = memchr::memmem::find(bytes, b"ip-").is_some();
+    let defanged = memchr::memchr3(b'[', b'(', b'{', bytes).is_some();
+    if !hostname && !defanged {
+        return false;
+    }
+    let mut spelled = text.to_ascii_lowercase();
+    for defanged_dot in ["[.]", "(.)", "{.}", "[dot]", "(dot)", "{dot}"] {
+        spelled = spelled.replace(defanged_dot, ".");
+    }
+    if hostname {
+        // The four numbers after `ip-`, dash-separated, become a dotted quad.
+        let mut rebuilt = String::with_capacity(spelled.len());
+        let mut rest = spelled.as_str();
+        while let Some(at) = rest.find("ip-") {
+            rebuilt.push_str(&rest[..at + 3]);
+            let tail = &rest[at + 3..];
+            let run = tail
+                .find(|c: char| !(c.is_ascii_digit() || c == '-'))
+                .unwrap_or(tail.len());
+            rebuilt.push_str(&tail[..run].replace('-', "."));
+            rest = &tail[run..];
+        }
+        rebuilt.push_str(rest);
+        spelled = rebuilt;
+    }
+    spelled != text && contains_ip_address(&spelled)
 }
 
 /// True if `text` is an IP address (v4 or v6, with optional brackets, port or zone) or
@@ -470,6 +536,18 @@ mod tests {
             "kofi\\u0040acme-law.example",
             "kofi (at) acme-law.example",
             "KOFI&#X40;ACME-LAW.EXAMPLE",
+            // Spelled out inside percent-encoding and lookalikes, and other references to `@`.
+            "kofi%26%2364%3Bfirm.example",
+            "kofi%28at%29firm.example",
+            "kofi\u{ff08}at\u{ff09}firm.example",
+            "kofi&#0064;firm.example",
+            "kofi&#x00040;firm.example",
+            "kofi&#64firm.example",
+            "kofi&#65312;firm.example",
+            "kofi&#xfe6b;firm.example",
+            "kofi[at]firm.example",
+            "kofi{at}firm.example",
+            "kofi<at>firm.example",
             "50% @ 3pm",
         ] {
             assert_eq!(
@@ -489,6 +567,8 @@ mod tests {
             "@segment/analytics-node",
             "size=40",
             "&#64;",
+            "&#65;b&#66;",
+            "tip-1-2",
             "\u{ff20}home",
         ] {
             assert_ne!(
@@ -529,6 +609,11 @@ mod tests {
             "198\u{b7}51\u{b7}100\u{b7}77",
             "198\u{30fb}51\u{30fb}100\u{30fb}77",
             "198\u{2e33}51\u{2e33}100\u{2e33}77",
+            // Host names that embed the address, and defanged dots.
+            "ip-198-51-100-42.ec2.internal",
+            "198[.]51[.]100[.]42",
+            "198(.)51(.)100(.)42",
+            "198[dot]51[dot]100[dot]42",
         ] {
             assert_eq!(forbidden_value(text), Some(DropReason::IpValue), "{text}");
         }

@@ -15,8 +15,8 @@ use arrow::datatypes::{DataType, Float64Type, Int64Type};
 use datafusion::execution::context::SQLOptions;
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Statement as SqlStatement,
-    visit_expressions,
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, ObjectNamePart,
+    Statement as SqlStatement, visit_expressions,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -68,14 +68,53 @@ const AMPLIFIERS: [(&str, f64); 6] = [
     ("generate_series", 1_000_000.0),
 ];
 
+/// Functions whose output grows with the size of their inputs combined.
+const COMBINERS: [&str; 10] = [
+    "replace",
+    "regexp_replace",
+    "overlay",
+    "translate",
+    "concat",
+    "concat_ws",
+    "string_agg",
+    "array_agg",
+    "array_concat",
+    "array_append",
+];
+
+/// Aggregates that pile their input up (as text or a list) rather than reduce it.
+const PILING_AGGREGATES: [&str; 3] = ["string_agg", "array_agg", "listagg"];
+
 /// Refuses a call of an [`AMPLIFIERS`] function unless its size arguments are number literals
 /// within the bound (for `range`, the span between its first two).
 fn refuse_amplifier(expr: &Expr) -> ControlFlow<String> {
     let Expr::Function(function) = expr else {
         return ControlFlow::Continue(());
     };
-    let name = function.name.to_string().to_ascii_lowercase();
-    let name = name.rsplit('.').next().unwrap_or_default();
+    // The name as DataFusion resolves it: the last part's value, quoted or not.
+    let name = match function.name.0.last() {
+        Some(ObjectNamePart::Identifier(ident)) => ident.value.to_ascii_lowercase(),
+        _ => function.name.to_string().to_ascii_lowercase(),
+    };
+    let arguments_text = function.args.to_string().to_ascii_lowercase();
+    let feeds_amplifier = AMPLIFIERS.iter().any(|(known, _)| {
+        arguments_text.contains(&format!("{known}("))
+            || arguments_text.contains(&format!("{known}\"("))
+    });
+    // Text built by one amplifier must not feed another function that multiplies or piles
+    // it up (`repeat(repeat(..))`, `replace(repeat(..), 'a', repeat(..))`).
+    if feeds_amplifier
+        && (COMBINERS.contains(&name.as_str())
+            || AMPLIFIERS.iter().any(|(known, _)| *known == name))
+    {
+        return ControlFlow::Break(format!(
+            "`{name}` cannot take the output of a size-growing function"
+        ));
+    }
+    // A running aggregate of text keeps a growing copy per row: quadratic memory.
+    if function.over.is_some() && PILING_AGGREGATES.contains(&name.as_str()) {
+        return ControlFlow::Break(format!("`{name}` cannot be used as a window function here"));
+    }
     let Some((name, bound)) = AMPLIFIERS.iter().find(|(known, _)| *known == name) else {
         return ControlFlow::Continue(());
     };
@@ -255,6 +294,12 @@ mod tests {
             "select rpad('a', count(*)) from events",
             "select range(1, 10000000000)",
             "select array_repeat(1, 1e9)",
+            "select \"repeat\"('a', 500000000)",
+            "select \"lpad\"('a', 20000)",
+            "select repeat(repeat('a', 10000), 10000)",
+            "select replace(repeat('a', 10000), 'a', repeat('b', 10000))",
+            "select max(length(s)) from (select string_agg(repeat('x', 10), '') over (order by value) s from generate_series(1, 20000))",
+            "select string_agg(message_id, '') over (order by received_at) from events",
         ] {
             assert!(
                 matches!(check(bad), Err(ReportingError::QueryRefused(_))),
