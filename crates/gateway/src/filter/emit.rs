@@ -7,10 +7,11 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use veil_sanitized::{MessageKind, Tier};
 
+use super::Screening;
 use super::message_id::{KEYED_ID_LEN, MessageIdForm, keyed_message_id, message_id_form};
 use super::output::push_quoted_from_input;
 use super::reject::{DropReason, RejectReason, Rejection};
-use super::values::{forbidden_value, write_json_str};
+use super::values::{forbidden_value, holds_dotted_quad, write_json_str};
 use super::walk::{Scalar, Walk};
 use super::{Accepted, DropSink, DroppedField, MessageMeta, TenantFilter};
 use crate::allowlist::{Kept, ValueType};
@@ -285,15 +286,26 @@ fn pseudonymize<'v, 'c>(
 /// A kept leaf's outcome: a value of its type leaves if the allowlist's constraints (a range, a
 /// list) admit it and, for text, the value checks find nothing in it.
 #[inline(always)]
-fn keep<'v, 'c>(kept: &Kept, screened: bool, value: &'v Scalar<'v>) -> Outcome<'v, 'c> {
+fn keep<'v, 'c>(kept: &Kept, screening: Screening, value: &'v Scalar<'v>) -> Outcome<'v, 'c> {
     let admitted = match (kept.value_type, value) {
         (ValueType::String, Scalar::Str(text)) => {
             if !kept.admits_text(text) {
                 return Outcome::Drop(DropReason::ValueNotAllowlisted);
             }
-            if screened {
-                debug_assert!(forbidden_value(text.as_ref()).is_none());
-                return Outcome::Keep(value);
+            match screening {
+                Screening::Done => {
+                    debug_assert!(forbidden_value(text.as_ref()).is_none());
+                    return Outcome::Keep(value);
+                }
+                Screening::DottedQuadOnly => {
+                    return if holds_dotted_quad(text.as_ref()) {
+                        Outcome::Drop(DropReason::IpValue)
+                    } else {
+                        debug_assert!(forbidden_value(text.as_ref()).is_none());
+                        Outcome::Keep(value)
+                    };
+                }
+                Screening::Full => {}
             }
             return match forbidden_value(text.as_ref()) {
                 Some(reason) => Outcome::Drop(reason),

@@ -132,10 +132,21 @@ pub struct TenantFilter {
     leaf_pieces: output::LeafPieces,
     /// Leaves whose pseudonym routes the message: root `userId`, then root `anonymousId`.
     routing_leaves: [Option<LeafId>; 2],
-    /// Per leaf: every text its list or format admits passes the value checks already (a list
-    /// whose every value passes them; a locale or time zone, which hold no `@`, no dotted
-    /// quad and nothing hidden), so they need not run per message.
-    screened_leaves: Vec<bool>,
+    /// Per leaf: which value checks a kept text still needs after its list or format.
+    screened_leaves: Vec<Screening>,
+}
+
+/// Which value checks a kept text still needs once its list or format admitted it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Screening {
+    /// All of them: free text, or a list holding a value the checks would drop.
+    Full,
+    /// None: a list whose every value passes them, or a locale or time zone (no `@`, no
+    /// dotted quad, nothing hidden can have those shapes).
+    Done,
+    /// Only the dotted-quad check: a version is digits, letters and `.-+:` (no `@`, no
+    /// escapes, nothing hidden), but `198.51.100.7` is a version too.
+    DottedQuadOnly,
 }
 
 impl TenantFilter {
@@ -174,13 +185,18 @@ impl TenantFilter {
             .leaves()
             .map(|(_, _, action)| match action {
                 LeafAction::Keep(kept) => match (kept.values.listed_texts(), kept.format) {
-                    (Some(listed), _) => listed
-                        .iter()
-                        .all(|text| values::forbidden_value(text).is_none()),
-                    (None, Some(TextFormat::Locale | TextFormat::Timezone)) => true,
-                    (None, _) => false,
+                    (Some(listed), _)
+                        if listed
+                            .iter()
+                            .all(|text| values::forbidden_value(text).is_none()) =>
+                    {
+                        Screening::Done
+                    }
+                    (None, Some(TextFormat::Locale | TextFormat::Timezone)) => Screening::Done,
+                    (None, Some(TextFormat::Version)) => Screening::DottedQuadOnly,
+                    _ => Screening::Full,
                 },
-                LeafAction::Pseudonymize(_) => false,
+                LeafAction::Pseudonymize(_) => Screening::Full,
             })
             .collect();
         TenantFilter {

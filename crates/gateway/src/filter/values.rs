@@ -23,7 +23,9 @@ pub fn forbidden_value(text: &str) -> Option<DropReason> {
     if (markers.spelled || markers.percent) && email_spelled_out(text) {
         return Some(DropReason::EmailValue);
     }
-    if ip_spelled_out(text) {
+    // Defanged dots need a bracket (flagged above); host names a `-` and digits.
+    if (markers.spelled || memchr::memchr(b'-', text.as_bytes()).is_some()) && ip_spelled_out(text)
+    {
         return Some(DropReason::IpValue);
     }
     if markers.percent {
@@ -348,7 +350,10 @@ fn email_spelled_out(text: &str) -> bool {
 /// `ip-198-51-100-7` host names (as clouds name hosts) read as dotted quads.
 fn ip_spelled_out(text: &str) -> bool {
     let bytes = text.as_bytes();
-    let hostname = memchr::memmem::find(bytes, b"ip-").is_some();
+    let hostname = memchr::memchr(b'-', bytes).is_some()
+        && bytes
+            .windows(3)
+            .any(|window| window.eq_ignore_ascii_case(b"ip-"));
     let defanged = memchr::memchr3(b'[', b'(', b'{', bytes).is_some();
     if !hostname && !defanged {
         return false;
@@ -374,6 +379,13 @@ fn ip_spelled_out(text: &str) -> bool {
         spelled = rebuilt;
     }
     spelled != text && contains_ip_address(&spelled)
+}
+
+/// Whether `text` (a version: digits, letters and `.-+:`) holds four dotted numbers of at most
+/// 255 in a row: the one address such a text can hold.
+#[inline]
+pub(crate) fn holds_dotted_quad(text: &str) -> bool {
+    text.bytes().filter(|byte| *byte == b'.').count() >= 3 && contains_ip_address(text)
 }
 
 /// True if `text` is an IP address (v4 or v6, with optional brackets, port or zone) or
