@@ -78,6 +78,9 @@ pub const STRUCTURAL_KEYS: &[&str] = &[
     "originalTimestamp",
     "writeKey",
     "integrations",
+    // Transport metadata some SDKs add (`@segment/analytics-node`: its runtime's name and
+    // version): not the client's data, so it is neither kept nor counted as dropped.
+    "_metadata",
 ];
 
 fn line_of<T>(spanned: &Spanned<T>) -> usize {

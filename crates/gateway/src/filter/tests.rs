@@ -922,3 +922,23 @@ fn rejections_name_the_event_only_when_it_reads_like_one_and_is_known() {
         assert_eq!(rejection.event, None, "{event} is not reported");
     }
 }
+
+#[test]
+fn transport_metadata_is_neither_kept_nor_counted_as_dropped() {
+    // `@segment/analytics-node` adds `_metadata` to every message.
+    let message = r#"{"type":"identify","userId":"u","messageId":"m","_metadata":{"nodeVersion":"20.11.0","jsRuntime":"node"},"traits":{"email":"a@b.co"}}"#;
+    let filter = tenant(Tier::Baseline, 1);
+    let (out, drops) = run(&filter, message).expect("accepted");
+    assert!(!out.to_string().contains("nodeVersion"));
+    let dropped = drops.by_sent_field(filter.policy());
+    assert!(
+        dropped
+            .keys()
+            .all(|(field, _)| !field.starts_with("_metadata")),
+        "{dropped:?}"
+    );
+    assert!(
+        dropped.keys().any(|(field, _)| field == "traits"),
+        "{dropped:?}"
+    );
+}
