@@ -443,6 +443,21 @@ async fn the_vendor_sql_endpoint_reads_only_within_limits() {
     assert_eq!(status, StatusCode::REQUEST_TIMEOUT, "{body}");
     let (status, _) = sql(&state, Some(VENDOR), r#"{"sql":"SELECT 1"}"#).await;
     assert_eq!(status, 400);
+    // A size-growing call is refused before it runs.
+    let (status, body) = sql(
+        &state,
+        Some(VENDOR),
+        r#"{"query":"SELECT repeat('a', 2147483647)"}"#,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+
+    // Turned off (as `veil up` does with its in-memory broker), it runs nothing.
+    fixture.config.sql = false;
+    let state = fixture.state();
+    let (status, body) = sql(&state, Some(VENDOR), r#"{"query":"SELECT 1"}"#).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("raw SQL is off"), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,6 +16,8 @@ pub struct ReportingConfig {
     pub viewers: PathBuf,
     /// Smallest number of distinct users a shown group may have (k-anonymity threshold).
     pub k_anonymity: u32,
+    /// Serve the vendor's raw SQL endpoint (`veil up` turns it off with its in-memory broker).
+    pub sql: bool,
     /// Most rows the vendor's SQL endpoint returns.
     pub sql_row_limit: usize,
     /// Longest a SQL query may run.
@@ -32,6 +34,7 @@ impl Default for ReportingConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8090)),
             viewers: PathBuf::from("viewers.yaml"),
             k_anonymity: 5,
+            sql: true,
             sql_row_limit: 10_000,
             sql_timeout_ms: 10_000,
             secure_cookies: false,

@@ -40,6 +40,11 @@ pub(crate) struct UpArgs {
     /// Log level of the services (`veil up` logs as text, for people).
     #[arg(long, default_value = "warn")]
     log_level: String,
+    /// Serve the vendor's raw SQL endpoint also with the embedded broker (off by default: the
+    /// broker keeps messages in this process's memory until they are stored, and a query that
+    /// exhausted memory would take them down with it).
+    #[arg(long)]
+    sql: bool,
 }
 
 /// A short id for this run of the embedded broker (base 36 of the start time in seconds).
@@ -93,6 +98,9 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    if embedded.is_some() && !args.sql {
+        settings.reporting.sql = false;
+    }
     let tenants = TenantsFile::load(&settings.gateway.tenants)?;
     let (viewers_file, viewers) = viewers::write_demo_viewers(&args.data_dir, &tenants)?;
     settings.reporting.viewers = viewers_file;

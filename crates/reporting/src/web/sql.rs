@@ -203,6 +203,14 @@ const MAX_RESULT_BYTES: usize = 64 << 20;
 
 /// Runs one checked query with the row limit and timeout.
 pub(crate) async fn run(state: &AppState, query: &str) -> Result<SqlResult, ReportingError> {
+    if !state.inner.config.sql {
+        return Err(ReportingError::QueryRefused(
+            "raw SQL is off in this process: under `veil up` with its embedded broker a runaway \
+             query would take messages not yet stored down with it (start `veil up --sql`, or \
+             run `veil reporting` as its own service)"
+                .to_owned(),
+        ));
+    }
     check(query)?;
     let limit = state.inner.config.sql_row_limit;
     let timeout = Duration::from_millis(state.inner.config.sql_timeout_ms);
