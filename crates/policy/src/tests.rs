@@ -13,6 +13,13 @@ fn with_track_field(path: &str) -> String {
     )
 }
 
+/// An allowlist with one track field at `path` declared as `entry` (on line 6), and one event.
+fn one_track_field(path: &str, entry: &str) -> String {
+    format!(
+        "{HEAD}track:\n  fields:\n    {path}: {{ {entry}, reason: \"x\" }}\n  events:\n    A: {{ reason: \"x\" }}\n"
+    )
+}
+
 fn refused(text: &str) -> AllowlistError {
     Allowlist::parse(text).expect_err("refused")
 }
@@ -200,11 +207,7 @@ fn incomplete_or_ambiguous_entries_are_refused() {
 
 #[test]
 fn ranges_are_read_checked_and_compiled_for_numbers_only() {
-    let field = |entry: &str| {
-        format!(
-            "{HEAD}track:\n  fields:\n    properties.count: {{ {entry}, reason: \"x\" }}\n  events:\n    A: {{ reason: \"x\" }}\n"
-        )
-    };
+    let field = |entry: &str| one_track_field("properties.count", entry);
     let allowlist = Allowlist::parse(&field("keep: integer, min: -3, max: 500")).expect("valid");
     let rule = &allowlist.fields[1];
     let bounds = Bounds {
@@ -266,11 +269,7 @@ fn ranges_are_read_checked_and_compiled_for_numbers_only() {
 
 #[test]
 fn formats_are_read_checked_and_applied_to_strings_only() {
-    let field = |entry: &str| {
-        format!(
-            "{HEAD}track:\n  fields:\n    properties.view: {{ {entry}, reason: \"x\" }}\n  events:\n    A: {{ reason: \"x\" }}\n"
-        )
-    };
+    let field = |entry: &str| one_track_field("properties.view", entry);
     let allowlist = Allowlist::parse(&field("keep: string, format: version")).expect("valid");
     let FieldAction::Keep(kept) = &allowlist.fields[1].action else {
         panic!("kept");
@@ -314,11 +313,7 @@ fn formats_are_read_checked_and_applied_to_strings_only() {
 
 #[test]
 fn value_lists_are_read_checked_and_compiled_for_strings_only() {
-    let field = |entry: &str| {
-        format!(
-            "{HEAD}track:\n  fields:\n    properties.view: {{ {entry}, reason: \"x\" }}\n  events:\n    A: {{ reason: \"x\" }}\n"
-        )
-    };
+    let field = |entry: &str| one_track_field("properties.view", entry);
     let allowlist =
         Allowlist::parse(&field("keep: string, values: [list, \"grid view\"]")).expect("valid");
     let FieldAction::Keep(kept) = &allowlist.fields[1].action else {
@@ -497,8 +492,9 @@ fn diff_lists_exactly_what_is_newly_let_out() {
 
     // A range removed or widened lets out more; one narrowed or added does not.
     let ranged = |range: &str| {
-        Allowlist::parse(&format!(
-            "{HEAD}track:\n  fields:\n    properties.count: {{ keep: integer{range}, reason: \"x\" }}\n  events:\n    A: {{ reason: \"x\" }}\n"
+        Allowlist::parse(&one_track_field(
+            "properties.count",
+            &format!("keep: integer{range}"),
         ))
         .expect("valid")
     };
