@@ -12,7 +12,7 @@ pub(crate) const MAX_MESSAGE_ID_BYTES: usize = 128;
 
 /// Prefix of the ids Veil writes in place of a client's (and of the ids it derives for messages
 /// without one): no SDK id starts with it, so the two never collide.
-pub(crate) const VEIL_ID_PREFIX: &[u8] = b"veil-";
+const VEIL_ID_PREFIX: &[u8] = b"veil-";
 
 /// Length of a keyed id: the prefix and a pseudonym.
 pub(crate) const KEYED_ID_LEN: usize = VEIL_ID_PREFIX.len() + PSEUDONYM_LEN;
@@ -117,11 +117,15 @@ fn is_sdk_id(bytes: &[u8]) -> bool {
 /// The id written in place of a client id that is not an SDK's: `veil-` and its pseudonym under the tenant's
 /// key, so a retry of the same id gets the same one and is still deduplicated.
 pub(crate) fn keyed_message_id(key: &EpochKey, id: &str) -> [u8; KEYED_ID_LEN] {
-    let mut keyed = [0u8; KEYED_ID_LEN];
-    keyed[..VEIL_ID_PREFIX.len()].copy_from_slice(VEIL_ID_PREFIX);
-    keyed[VEIL_ID_PREFIX.len()..]
-        .copy_from_slice(&key.pseudonymize(KEYED_ID_DOMAIN, id.as_bytes()));
-    keyed
+    veil_id(key, KEYED_ID_DOMAIN, id.as_bytes())
+}
+
+/// `veil-` and the pseudonym of `input` in `domain`: every id Veil writes itself.
+pub(crate) fn veil_id(key: &EpochKey, domain: &str, input: &[u8]) -> [u8; KEYED_ID_LEN] {
+    let mut id = [0u8; KEYED_ID_LEN];
+    id[..VEIL_ID_PREFIX.len()].copy_from_slice(VEIL_ID_PREFIX);
+    id[VEIL_ID_PREFIX.len()..].copy_from_slice(&key.pseudonymize(domain, input));
+    id
 }
 
 #[cfg(test)]

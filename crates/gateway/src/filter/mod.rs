@@ -226,11 +226,8 @@ impl TenantFilter {
     /// A message id for a message that has none, derived from its bytes under the tenant's key:
     /// a client retrying the same bytes gets the same id, so the processor deduplicates it.
     pub fn derived_message_id(&self, message: &[u8]) -> String {
-        let pseudonym = self.key.pseudonymize("message-id", message);
-        let mut id = Vec::with_capacity(message_id::KEYED_ID_LEN);
-        id.extend_from_slice(message_id::VEIL_ID_PREFIX);
-        id.extend_from_slice(&pseudonym);
-        String::from_utf8(id).unwrap_or_default()
+        let id = message_id::veil_id(&self.key, "message-id", message);
+        String::from_utf8_lossy(&id).into_owned()
     }
 
     /// The key epoch named in every message this filter writes.
