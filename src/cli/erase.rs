@@ -100,14 +100,8 @@ pub(crate) fn run(args: EraseArgs) -> anyhow::Result<ExitCode> {
         }
     }
     // A mistyped path must not turn an erasure into an audited no-op.
-    for (what, dir) in [
-        ("data directory", &settings.processor.data_dir),
-        ("keystore", &settings.gateway.keystore),
-    ] {
-        if !dir.is_dir() {
-            anyhow::bail!("{what} {} does not exist", dir.display());
-        }
-    }
+    super::require_dir("data directory", &settings.processor.data_dir)?;
+    super::require_dir("keystore", &settings.gateway.keystore)?;
     let keystore = KeyStore::open(&settings.gateway.keystore)?;
     let mut pseudonyms: BTreeMap<&str, HashSet<String>> = BTreeMap::new();
     let mut epochs = 0;

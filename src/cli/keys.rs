@@ -51,9 +51,7 @@ pub(crate) enum KeysCommand {
 /// The keystore at `path`, which must exist: listing or shredding a mistyped path is an error,
 /// not an empty keystore.
 fn existing_keystore(path: &std::path::Path) -> anyhow::Result<KeyStore> {
-    if !path.is_dir() {
-        anyhow::bail!("keystore {} does not exist", path.display());
-    }
+    super::require_dir("keystore", path)?;
     Ok(KeyStore::open(path)?)
 }
 

@@ -52,6 +52,15 @@ enum Command {
     Keys(keys::KeysCommand),
 }
 
+/// Fails unless `dir` exists: commands that work on existing data treat a mistyped path as an
+/// error, never as an empty store reported as done (and never create it).
+pub(crate) fn require_dir(what: &str, dir: &std::path::Path) -> anyhow::Result<()> {
+    if !dir.is_dir() {
+        anyhow::bail!("{what} {} does not exist", dir.display());
+    }
+    Ok(())
+}
+
 /// Where keys live unless `--keystore` says otherwise.
 pub(crate) fn default_keystore() -> PathBuf {
     PathBuf::from("veil-data/keys")

@@ -103,12 +103,7 @@ pub(crate) fn run(command: RetentionCommand) -> anyhow::Result<ExitCode> {
     }
     init_logging(&settings.log);
     // A mistyped path must not pass for a store with nothing to expire.
-    if !settings.processor.data_dir.is_dir() {
-        anyhow::bail!(
-            "data directory {} does not exist",
-            settings.processor.data_dir.display()
-        );
-    }
+    super::require_dir("data directory", &settings.processor.data_dir)?;
     let report = apply(&settings, OffsetDateTime::now_utc())?;
     for partition in &report.partitions {
         println!(
