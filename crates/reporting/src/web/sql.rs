@@ -86,7 +86,8 @@ const COMBINERS: [&str; 10] = [
 const PILING_AGGREGATES: [&str; 3] = ["string_agg", "array_agg", "listagg"];
 
 /// Refuses a call of an [`AMPLIFIERS`] function unless its size arguments are number literals
-/// within the bound (for `range`, the span between its first two).
+/// within the bound (for `range`, the span between its first two); an amplifier's output fed
+/// into another amplifier or a [`COMBINERS`] function; and [`PILING_AGGREGATES`] over a window.
 fn refuse_amplifier(expr: &Expr) -> ControlFlow<String> {
     let Expr::Function(function) = expr else {
         return ControlFlow::Continue(());
@@ -96,6 +97,7 @@ fn refuse_amplifier(expr: &Expr) -> ControlFlow<String> {
         Some(ObjectNamePart::Identifier(ident)) => ident.value.to_ascii_lowercase(),
         _ => function.name.to_string().to_ascii_lowercase(),
     };
+    let amplifier = AMPLIFIERS.iter().find(|(known, _)| *known == name);
     let arguments_text = function.args.to_string().to_ascii_lowercase();
     let feeds_amplifier = AMPLIFIERS.iter().any(|(known, _)| {
         arguments_text.contains(&format!("{known}("))
@@ -103,10 +105,7 @@ fn refuse_amplifier(expr: &Expr) -> ControlFlow<String> {
     });
     // Text built by one amplifier must not feed another function that multiplies or piles
     // it up (`repeat(repeat(..))`, `replace(repeat(..), 'a', repeat(..))`).
-    if feeds_amplifier
-        && (COMBINERS.contains(&name.as_str())
-            || AMPLIFIERS.iter().any(|(known, _)| *known == name))
-    {
+    if feeds_amplifier && (amplifier.is_some() || COMBINERS.contains(&name.as_str())) {
         return ControlFlow::Break(format!(
             "`{name}` cannot take the output of a size-growing function"
         ));
@@ -115,7 +114,7 @@ fn refuse_amplifier(expr: &Expr) -> ControlFlow<String> {
     if function.over.is_some() && PILING_AGGREGATES.contains(&name.as_str()) {
         return ControlFlow::Break(format!("`{name}` cannot be used as a window function here"));
     }
-    let Some((name, bound)) = AMPLIFIERS.iter().find(|(known, _)| *known == name) else {
+    let Some((name, bound)) = amplifier else {
         return ControlFlow::Continue(());
     };
     let literal = |arg: &FunctionArg| match arg {
