@@ -76,6 +76,12 @@ impl TextFormat {
     }
 }
 
+/// Whether `bytes` is one of `list`, ignoring ASCII case.
+fn listed_ignoring_case(list: &[&str], bytes: &[u8]) -> bool {
+    list.iter()
+        .any(|known| known.as_bytes().eq_ignore_ascii_case(bytes))
+}
+
 /// The number of ASCII digits `bytes` starts with.
 fn leading_digits(bytes: &[u8]) -> usize {
     bytes
@@ -123,10 +129,7 @@ fn is_version(text: &str) -> bool {
         let after = &rest[start..];
         let length = leading_letters(after);
         let word = &after[..length];
-        if !PRE_RELEASE_WORDS
-            .iter()
-            .any(|known| known.as_bytes().eq_ignore_ascii_case(word))
-        {
+        if !listed_ignoring_case(&PRE_RELEASE_WORDS, word) {
             return false;
         }
         let mut after_word = &after[length..];
@@ -158,19 +161,14 @@ fn is_version(text: &str) -> bool {
 fn is_locale(text: &str) -> bool {
     let mut subtags = text.as_bytes().split(|byte| *byte == b'-' || *byte == b'_');
     let language = subtags.next().unwrap_or_default();
-    let known_three = language.len() == 3
-        && THREE_LETTER_LANGUAGES
-            .iter()
-            .any(|known| known.as_bytes().eq_ignore_ascii_case(language));
+    let known_three =
+        language.len() == 3 && listed_ignoring_case(&THREE_LETTER_LANGUAGES, language);
     if !(language.len() == 2 || known_three) || leading_letters(language) != language.len() {
         return false;
     }
     let mut subtag = subtags.next();
     if let Some(script) = subtag.filter(|script| script.len() == 4) {
-        if !SCRIPTS
-            .iter()
-            .any(|known| known.as_bytes().eq_ignore_ascii_case(script))
-        {
+        if !listed_ignoring_case(&SCRIPTS, script) {
             return false;
         }
         subtag = subtags.next();
