@@ -24,6 +24,17 @@ struct Up {
 }
 
 fn start_up(data_dir: &Path, ingest: u16, reporting: u16, metrics: u16) -> Up {
+    start_up_with(data_dir, ingest, reporting, metrics, &[])
+}
+
+/// [`start_up`] with more settings (`VEIL_*` variables).
+fn start_up_with(
+    data_dir: &Path,
+    ingest: u16,
+    reporting: u16,
+    metrics: u16,
+    settings: &[(&str, &str)],
+) -> Up {
     let mut child = Command::new(env!("CARGO_BIN_EXE_veil"))
         .current_dir(repo_root())
         .arg("up")
@@ -36,6 +47,7 @@ fn start_up(data_dir: &Path, ingest: u16, reporting: u16, metrics: u16) -> Up {
             "VEIL_PROCESSOR__METRICS_LISTEN",
             format!("127.0.0.1:{metrics}"),
         )
+        .envs(settings.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -338,4 +350,55 @@ fn veil_up_from_sdk_traffic_to_suppressed_reports_and_clean_parquet() {
         );
     }
     assert!(columns.contains("userId") && columns.contains("properties.feature"));
+}
+
+/// The first SIGTERM starts a graceful stop, which waits for requests in flight; a second one
+/// ends `veil up` at once, saying what that gives up, instead of leaving the operator with a
+/// process that ignores signals.
+#[test]
+fn a_second_sigterm_ends_a_stop_that_waits() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let (ingest, reporting, metrics) = (free_port(), free_port(), free_port());
+    let mut up = start_up_with(
+        data.path(),
+        ingest,
+        reporting,
+        metrics,
+        &[("VEIL_GATEWAY__REQUEST_READ_TIMEOUT_MS", "120000")],
+    );
+    // A request whose body never finishes holds the gateway's graceful stop.
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", ingest)).expect("connect");
+    slow.write_all(
+        b"POST /v1/batch HTTP/1.1\r\nHost: localhost\r\nAuthorization: Basic d2tfZGVtb190MTAwMDo=\r\n\
+          Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"batch\":[",
+    )
+    .expect("send the start of a body");
+    std::thread::sleep(Duration::from_millis(300));
+
+    assert!(support::signal(&up.process.0, "-TERM"), "SIGTERM delivered");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        up.process.0.try_wait().expect("wait").is_none(),
+        "the graceful stop waits for the request in flight"
+    );
+    assert!(support::signal(&up.process.0, "-TERM"), "second SIGTERM delivered");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = up.process.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "veil up ignored the second SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    if let Some(mut pipe) = up.process.0.stderr.take() {
+        let _ = pipe.read_to_string(&mut stderr);
+    }
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("second stop signal: exiting at once; acknowledged messages not yet \
+                         stored are lost with the embedded broker's log"),
+        "{stderr}"
+    );
+    drop(slow);
 }

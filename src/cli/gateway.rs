@@ -50,6 +50,19 @@ pub(crate) async fn shutdown_signal() {
     let _ = interrupt.await;
 }
 
+/// Resolves on the first Ctrl-C or SIGTERM, which starts a graceful stop, and arms the second:
+/// it ends the process at once with status 130, so a stop that waits on a stuck peer (a client
+/// that never finishes its request, a broker that never answers) can always be cut short.
+/// `unstored` says what an immediate exit gives up, for the operator.
+pub(crate) async fn stop_signal(unstored: &'static str) {
+    shutdown_signal().await;
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        eprintln!("veil: second stop signal: exiting at once; {unstored}");
+        std::process::exit(130);
+    });
+}
+
 pub(crate) fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     let explicit = args.config != std::path::Path::new("veil.toml");
     let mut settings = Settings::load(&args.config, explicit)?;
@@ -70,7 +83,10 @@ pub(crate) fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         .build()?;
     runtime.block_on(async move {
         let (listener, gateway) = start(&settings).await?;
-        serve(listener, gateway, shutdown_signal()).await?;
+        let stopped = stop_signal(
+            "requests still in flight get no answer and their clients retry them",
+        );
+        serve(listener, gateway, stopped).await?;
         anyhow::Ok(ExitCode::SUCCESS)
     })
 }

@@ -1,12 +1,16 @@
 //! `veil keys list|rotate|shred`: the per-tenant pseudonymization keys.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Subcommand;
 use time::OffsetDateTime;
+use veil_config::TenantsFile;
 use veil_gateway::pseudonym::KeyStore;
 use veil_sanitized::Tier;
+
+use crate::settings::Settings;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum KeysCommand {
@@ -18,15 +22,20 @@ pub(crate) enum KeysCommand {
     },
     /// Start a new key for a tenant's current epoch: later pseudonyms do not link to earlier ones.
     Rotate {
-        /// Directory of per-tenant keys.
-        #[arg(long, default_value_os_t = super::default_keystore())]
-        keystore: PathBuf,
-        /// The tenant id.
+        /// Settings file (its tenants file names the tenant and its tier); `VEIL_*` variables
+        /// override it.
+        #[arg(long, default_value = "veil.toml")]
+        config: PathBuf,
+        /// Directory of per-tenant keys, overriding `gateway.keystore`.
+        #[arg(long)]
+        keystore: Option<PathBuf>,
+        /// The tenant id, as the tenants file lists it.
         #[arg(long)]
         tenant: String,
-        /// The tenant's tier (baseline keys are monthly, enhanced keys stable).
-        #[arg(long, default_value = "baseline")]
-        tier: Tier,
+        /// The tenant's tier, as a check: the tenants file decides it (baseline keys are
+        /// monthly, enhanced keys stable), and a different one is refused.
+        #[arg(long)]
+        tier: Option<Tier>,
     },
     /// Destroy keys: one epoch of one tenant, or every monthly key past the retention period.
     Shred {
@@ -55,6 +64,41 @@ fn existing_keystore(path: &std::path::Path) -> anyhow::Result<KeyStore> {
     Ok(KeyStore::open(path)?)
 }
 
+/// The keystore and tier a rotation for `tenant` uses: only a tenant the tenants file lists
+/// gets a key (a mistyped id would otherwise start a key nobody uses), on the tier the file
+/// gives it (a baseline tenant rotated as enhanced would get a stable key).
+fn rotation_target(
+    config: &Path,
+    keystore: Option<PathBuf>,
+    tenant: &str,
+    asked_tier: Option<Tier>,
+) -> anyhow::Result<(PathBuf, Tier)> {
+    let explicit = config != Path::new("veil.toml");
+    let settings = Settings::load(config, explicit)?;
+    let tenants = TenantsFile::load(&settings.gateway.tenants)
+        .with_context(|| format!("{} is refused", settings.gateway.tenants.display()))?;
+    let Some(listed) = tenants.tenant(tenant) else {
+        anyhow::bail!(
+            "tenant {tenant} is not in {}",
+            settings.gateway.tenants.display()
+        );
+    };
+    if let Some(asked_tier) = asked_tier
+        && asked_tier != listed.tier
+    {
+        anyhow::bail!(
+            "tenant {tenant} is on the {} tier in {}, not {}",
+            listed.tier.as_str(),
+            settings.gateway.tenants.display(),
+            asked_tier.as_str()
+        );
+    }
+    Ok((
+        keystore.unwrap_or(settings.gateway.keystore),
+        listed.tier,
+    ))
+}
+
 pub(crate) fn run(command: KeysCommand) -> anyhow::Result<ExitCode> {
     let now = OffsetDateTime::now_utc();
     match command {
@@ -69,10 +113,12 @@ pub(crate) fn run(command: KeysCommand) -> anyhow::Result<ExitCode> {
             }
         }
         KeysCommand::Rotate {
+            config,
             keystore,
             tenant,
             tier,
         } => {
+            let (keystore, tier) = rotation_target(&config, keystore, &tenant, tier)?;
             let key = KeyStore::open(&keystore)?.rotate(&tenant, tier, now)?;
             println!("tenant {tenant}: new key epoch {}", key.epoch());
         }

@@ -53,8 +53,15 @@ pub(crate) fn run(args: ProcessorArgs) -> anyhow::Result<ExitCode> {
         .build()?;
     let signal_stop = stop.clone();
     std::thread::spawn(move || {
-        runtime.block_on(super::gateway::shutdown_signal());
-        signal_stop.store(true, Ordering::Relaxed);
+        runtime.block_on(async {
+            super::gateway::stop_signal(
+                "rows not yet committed are read again from Kafka at the next start",
+            )
+            .await;
+            signal_stop.store(true, Ordering::Relaxed);
+            // Keeps the runtime, and so the second signal's watch, alive.
+            std::future::pending::<()>().await;
+        });
     });
     spawn(&settings, stop)?
         .join()

@@ -86,7 +86,7 @@ pub(crate) fn run(args: ReportingArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(veil_reporting::serve(
         config,
         sources,
-        super::gateway::shutdown_signal(),
+        super::gateway::stop_signal("open dashboard requests get no answer"),
     ))?;
     Ok(ExitCode::SUCCESS)
 }

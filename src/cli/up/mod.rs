@@ -108,6 +108,12 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
 
+    // What a second stop signal, which exits at once, gives up.
+    let unstored = if embedded.is_some() {
+        "acknowledged messages not yet stored are lost with the embedded broker's log"
+    } else {
+        "acknowledged messages not yet stored stay in Kafka for the next start"
+    };
     let outcome = runtime.block_on(async {
         let services = Services::start(&settings, embedded.is_some()).await?;
         print_banner(&services, &viewers, &tenants, embedded.is_some(), &settings);
@@ -126,12 +132,12 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
                         sent.messages, settings.processor.flush_interval_ms
                     );
                 }
-                () = super::gateway::shutdown_signal() => return services.stop(&settings).await,
+                () = super::gateway::stop_signal(unstored) => return services.stop(&settings).await,
                 () = services.processor_exited() => return services.stop(&settings).await,
             }
         }
         tokio::select! {
-            () = super::gateway::shutdown_signal() => {}
+            () = super::gateway::stop_signal(unstored) => {}
             () = services.processor_exited() => {
                 eprintln!("veil: the processor stopped; stopping everything");
             }
