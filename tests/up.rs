@@ -72,6 +72,24 @@ fn start_up_with(
     }
 }
 
+/// Waits up to `timeout` for `veil up` to exit (failing with `stuck` otherwise): its status and
+/// everything it wrote to stderr.
+fn exit_of(up: &mut Up, timeout: Duration, stuck: &str) -> (std::process::ExitStatus, String) {
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = up.process.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "{stuck}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    if let Some(mut pipe) = up.process.0.stderr.take() {
+        let _ = pipe.read_to_string(&mut stderr);
+    }
+    (status, stderr)
+}
+
 /// The dashboard token the banner printed for `label` (`tenant t-1000`, `vendor`, ...).
 fn token(up: &Up, label: &str) -> String {
     up.banner
@@ -286,18 +304,7 @@ fn veil_up_from_sdk_traffic_to_suppressed_reports_and_clean_parquet() {
 
     // A clean stop stores everything the gateway acknowledged.
     assert!(support::signal(&up.process.0, "-TERM"), "SIGTERM delivered");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = up.process.0.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "veil up did not stop");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let mut stderr = String::new();
-    if let Some(mut pipe) = up.process.0.stderr.take() {
-        let _ = pipe.read_to_string(&mut stderr);
-    }
+    let (status, stderr) = exit_of(&mut up, Duration::from_secs(60), "veil up did not stop");
     assert!(status.success(), "veil up failed: {stderr}");
 
     let (columns, strings, ids) = stored(&data.path().join("parquet"));
@@ -382,18 +389,11 @@ fn a_second_sigterm_ends_a_stop_that_waits() {
         "the graceful stop waits for the request in flight"
     );
     assert!(support::signal(&up.process.0, "-TERM"), "second SIGTERM delivered");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = up.process.0.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "veil up ignored the second SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut stderr = String::new();
-    if let Some(mut pipe) = up.process.0.stderr.take() {
-        let _ = pipe.read_to_string(&mut stderr);
-    }
+    let (status, stderr) = exit_of(
+        &mut up,
+        Duration::from_secs(10),
+        "veil up ignored the second SIGTERM",
+    );
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(
         stderr.contains("second stop signal: exiting at once; acknowledged messages not yet \
