@@ -85,36 +85,76 @@ impl Settings {
     }
 }
 
-/// Log targets capped at info (each a prefix: `datafusion` covers `datafusion_sql` too): their
-/// debug lines quote SQL, plans or protocol bytes.
-const DATA_BEARING_LOG_TARGETS: [&str; 4] =
-    ["sqlparser=info", "datafusion=info", "hyper=info", "h2=info"];
+/// Crates whose debug and trace lines carry data (SQL text with its literals, plans with their
+/// filters, HTTP bytes), with their sibling crates (`datafusion` covers `datafusion_sql` and
+/// `datafusion_optimizer`, `hyper` covers `hyper_util`).
+const DATA_BEARING_LOG_CRATES: [&str; 4] = ["sqlparser", "datafusion", "hyper", "h2"];
 
-/// Starts logging: JSON or text lines on stderr, structured fields first.
+/// Whether events of `target` may quote data: its crate is one of [`DATA_BEARING_LOG_CRATES`]
+/// or their siblings.
+fn is_data_bearing(target: &str) -> bool {
+    let crate_name = target.split("::").next().unwrap_or(target);
+    DATA_BEARING_LOG_CRATES.iter().any(|name| {
+        crate_name
+            .strip_prefix(name)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('_'))
+    })
+}
+
+/// Starts logging: JSON or text lines on stderr, structured fields first. The level comes from
+/// `RUST_LOG`, else `log.level`; data-bearing crates stay at info whatever either asks for
+/// (a cap applied after the level filter, so no directive, however specific, lifts it).
 pub(crate) fn init_logging(log: &LogConfig) {
-    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    use std::io::IsTerminal;
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    let level = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&log.level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Libraries whose debug and trace lines carry data (SQL text with its literals, plans with
-    // their filters, HTTP bytes) stay at info whatever the level asked for: no value is logged.
-    for directive in DATA_BEARING_LOG_TARGETS {
-        if let Ok(directive) = directive.parse() {
-            filter = filter.add_directive(directive);
-        }
-    }
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if log.format == "text" {
-        builder.try_init()
+    let cap = tracing_subscriber::filter::filter_fn(|metadata| {
+        *metadata.level() <= tracing::Level::INFO || !is_data_bearing(metadata.target())
+    });
+    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let lines = if log.format == "text" {
+        // Colours only for a terminal: a file or a log collector gets plain text.
+        lines.with_ansi(std::io::stderr().is_terminal()).boxed()
     } else {
-        builder.json().flatten_event(true).try_init()
+        lines.json().flatten_event(true).boxed()
     };
+    let _ = tracing_subscriber::registry()
+        .with(lines.with_filter(level).with_filter(cap))
+        .try_init();
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn data_bearing_crates_are_recognized_with_their_siblings() {
+        for target in [
+            "sqlparser::parser",
+            "datafusion",
+            "datafusion_optimizer::optimizer",
+            "datafusion_sql::select",
+            "hyper::proto::h1",
+            "hyper_util::client",
+            "h2::codec",
+        ] {
+            assert!(is_data_bearing(target), "{target}");
+        }
+        for target in [
+            "veil_gateway::server",
+            "h2o",
+            "hyperloop",
+            "rdkafka::client",
+            "veil",
+        ] {
+            assert!(!is_data_bearing(target), "{target}");
+        }
+    }
 
     #[test]
     #[allow(clippy::result_large_err)]

@@ -299,16 +299,33 @@ fn keys_rotate_refuses_tenants_and_tiers_the_tenants_file_does_not_give() {
     let keys = tempfile::tempdir().expect("tempdir");
     let keystore = keys.path().to_str().expect("utf8");
     let unknown = veil(
-        &["keys", "rotate", "--keystore", keystore, "--tenant", "t-9999"],
+        &[
+            "keys",
+            "rotate",
+            "--keystore",
+            keystore,
+            "--tenant",
+            "t-9999",
+        ],
         b"",
     );
     assert!(!unknown.status.success());
     let stderr = String::from_utf8_lossy(&unknown.stderr);
-    assert!(stderr.contains("tenant t-9999 is not in tenants.yaml"), "{stderr}");
+    assert!(
+        stderr.contains("tenant t-9999 is not in tenants.yaml"),
+        "{stderr}"
+    );
     // t-1000 is a baseline tenant: a stable (enhanced) key for it would link its users forever.
     let wrong_tier = veil(
         &[
-            "keys", "rotate", "--keystore", keystore, "--tenant", "t-1000", "--tier", "enhanced",
+            "keys",
+            "rotate",
+            "--keystore",
+            keystore,
+            "--tenant",
+            "t-1000",
+            "--tier",
+            "enhanced",
         ],
         b"",
     );
@@ -319,7 +336,9 @@ fn keys_rotate_refuses_tenants_and_tiers_the_tenants_file_does_not_give() {
         "{stderr}"
     );
     assert_eq!(
-        std::fs::read_dir(keys.path()).map(Iterator::count).unwrap_or(0),
+        std::fs::read_dir(keys.path())
+            .map(Iterator::count)
+            .unwrap_or(0),
         0,
         "no key was made"
     );

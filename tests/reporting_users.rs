@@ -1,9 +1,9 @@
-//! Who counts as one active user, now that the dashboards read the `daily_activity` rollup: the
-//! same people as a count over the raw events. A user is the `userId` pseudonym, else the
-//! `anonymousId` one, within its key epoch; a pseudonym seen once as `userId` and once as
-//! `anonymousId` is two keys (the raw reports counted it so), and an anonymous id beside a
-//! `userId` does not count on its own. The expected numbers are computed here from the stored
-//! messages, and checked against the vendor's SQL over the raw `events` table too.
+//! Who counts as one active user, now that the dashboards read the `daily_activity` rollup: a
+//! signed-in user, i.e. a distinct `userId` pseudonym within its key epoch. Anonymous ids count
+//! nobody: Segment SDKs send one person's `anonymousId` before sign-in and `userId` after, so
+//! counting both would count that person twice and let a group of three pass a k of 5. The
+//! expected numbers are computed here from the stored messages, and checked against the
+//! vendor's SQL over the raw `events` table too.
 
 mod reporting_support;
 
@@ -31,7 +31,7 @@ fn message(serial: usize, date: &str, user: Option<&str>, anonymous: Option<&str
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn identified_and_anonymous_users_count_as_the_raw_events_say() {
+async fn only_signed_in_users_count_and_as_the_raw_events_say() {
     let fixture = Fixture::new();
     let p = |index| pseudonym("t-1003", index);
     // (userId, anonymousId) of every message.
@@ -42,13 +42,13 @@ async fn identified_and_anonymous_users_count_as_the_raw_events_say() {
         identities.push((Some(p(index)), None));
     }
     for index in 10..16 {
-        // Anonymous users only.
+        // Anonymous ids only (devices before sign-in): nobody.
         identities.push((None, Some(p(index))));
     }
-    // The same pseudonym text as an anonymous id: another key, as in the raw reports.
+    // The same pseudonym text as an anonymous id: still nobody.
     identities.push((None, Some(p(0))));
     for index in 20..25 {
-        // Signed in with an anonymous id beside: counted by the userId only.
+        // Signed in with an anonymous id beside: counted by the userId.
         identities.push((Some(p(index)), Some(p(100 + index))));
     }
     let lines: Vec<String> = identities
@@ -67,15 +67,14 @@ async fn identified_and_anonymous_users_count_as_the_raw_events_say() {
     let (first, second) = lines.split_at(lines.len() / 2);
     store_messages(&fixture.data_dir(), &fixture.layout(), first);
     store_messages(&fixture.data_dir(), &fixture.layout(), second);
-    let expected: BTreeSet<(bool, String)> = identities
+    let expected: BTreeSet<String> = identities
         .iter()
-        .map(|(user, anonymous)| match (user, anonymous) {
-            (Some(user), _) => (true, user.clone()),
-            (None, Some(anonymous)) => (false, anonymous.clone()),
-            (None, None) => unreachable!("every message names somebody"),
-        })
+        .filter_map(|(user, _)| user.clone())
         .collect();
-    assert_eq!(expected.len(), 6 + 6 + 1 + 5);
+    assert_eq!(expected.len(), 6 + 5);
+    // The events of signed-in users: the population every breakdown covers.
+    let signed_in_events = identities.iter().filter(|(user, _)| user.is_some()).count();
+    assert_eq!(signed_in_events, 12 + 5);
 
     let state = fixture.state();
     let activity = json(&state, "/api/tenants/t-1003/activity?month=2026-11", VENDOR).await;
@@ -85,7 +84,7 @@ async fn identified_and_anonymous_users_count_as_the_raw_events_say() {
     );
     assert_eq!(
         activity["monthly"][5]["events"].as_u64(),
-        Some(identities.len() as u64)
+        Some(signed_in_events as u64)
     );
     let breakdowns = json(
         &state,
@@ -101,7 +100,7 @@ async fn identified_and_anonymous_users_count_as_the_raw_events_say() {
         .cloned()
         .expect("preview row");
     assert_eq!(preview["users"].as_u64(), Some(expected.len() as u64));
-    assert_eq!(preview["events"].as_u64(), Some(identities.len() as u64));
+    assert_eq!(preview["events"].as_u64(), Some(signed_in_events as u64));
     let license = json(&state, "/api/license?month=2026-11", VENDOR).await;
     let desktop = license["rows"]
         .as_array()
@@ -116,7 +115,7 @@ async fn identified_and_anonymous_users_count_as_the_raw_events_say() {
     );
 
     // The raw events agree (the vendor's SQL reads them directly).
-    let raw = r#"SELECT count(DISTINCT CASE WHEN "userId" IS NOT NULL THEN 'u/' || "userId" ELSE 'a/' || "anonymousId" END) FROM events WHERE tenant = 't-1003'"#;
+    let raw = r#"SELECT count(DISTINCT "userId") FROM events WHERE tenant = 't-1003'"#;
     let request = Request::post("/api/sql")
         .header("authorization", format!("Bearer {VENDOR}"))
         .header("content-type", "application/json")

@@ -388,7 +388,10 @@ fn a_second_sigterm_ends_a_stop_that_waits() {
         up.process.0.try_wait().expect("wait").is_none(),
         "the graceful stop waits for the request in flight"
     );
-    assert!(support::signal(&up.process.0, "-TERM"), "second SIGTERM delivered");
+    assert!(
+        support::signal(&up.process.0, "-TERM"),
+        "second SIGTERM delivered"
+    );
     let (status, stderr) = exit_of(
         &mut up,
         Duration::from_secs(10),
@@ -396,8 +399,10 @@ fn a_second_sigterm_ends_a_stop_that_waits() {
     );
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(
-        stderr.contains("second stop signal: exiting at once; acknowledged messages not yet \
-                         stored are lost with the embedded broker's log"),
+        stderr.contains(
+            "second stop signal: exiting at once; acknowledged messages not yet \
+                         stored are lost with the embedded broker's log"
+        ),
         "{stderr}"
     );
     drop(slow);

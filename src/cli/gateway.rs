@@ -83,9 +83,8 @@ pub(crate) fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         .build()?;
     runtime.block_on(async move {
         let (listener, gateway) = start(&settings).await?;
-        let stopped = stop_signal(
-            "requests still in flight get no answer and their clients retry them",
-        );
+        let stopped =
+            stop_signal("requests still in flight get no answer and their clients retry them");
         serve(listener, gateway, stopped).await?;
         anyhow::Ok(ExitCode::SUCCESS)
     })

@@ -93,10 +93,7 @@ fn rotation_target(
             asked_tier.as_str()
         );
     }
-    Ok((
-        keystore.unwrap_or(settings.gateway.keystore),
-        listed.tier,
-    ))
+    Ok((keystore.unwrap_or(settings.gateway.keystore), listed.tier))
 }
 
 pub(crate) fn run(command: KeysCommand) -> anyhow::Result<ExitCode> {

@@ -40,10 +40,45 @@ pub enum ReportingError {
 
 impl From<datafusion::error::DataFusionError> for ReportingError {
     fn from(error: datafusion::error::DataFusionError) -> Self {
-        // Engine messages name tables, columns and plan steps; they never carry row values
-        // (literals a vendor typed into SQL are theirs).
-        ReportingError::Query(error.strip_backtrace())
+        // Engine messages name tables, columns and plan steps, and quote values in some
+        // (`Cannot cast string '…'` quotes a stored pseudonym): those quotes are emptied.
+        ReportingError::Query(without_quoted_values(&error.strip_backtrace()))
     }
+}
+
+/// `message` with the text inside single quotes (SQL string values) and inside `Utf8("…")`
+/// literals replaced by `…`; identifiers (in double quotes) stay, so the message still says
+/// which column or table is meant.
+fn without_quoted_values(message: &str) -> String {
+    let mut scrubbed = String::with_capacity(message.len());
+    let mut rest = message;
+    loop {
+        // The earliest opening of a quoted value, and what closes it.
+        let found = [("'", "'"), ("Utf8(\"", "\")"), ("Utf8View(\"", "\")")]
+            .into_iter()
+            .filter_map(|(opening, closing)| Some((rest.find(opening)?, opening, closing)))
+            .min_by_key(|(at, _, _)| *at);
+        let Some((at, opening, closing)) = found else {
+            break;
+        };
+        scrubbed.push_str(&rest[..at]);
+        scrubbed.push_str(opening);
+        let inside = &rest[at + opening.len()..];
+        match inside.find(closing) {
+            Some(end) => {
+                scrubbed.push('…');
+                scrubbed.push_str(closing);
+                rest = &inside[end + closing.len()..];
+            }
+            // An unclosed quote: everything after it goes.
+            None => {
+                scrubbed.push('…');
+                return scrubbed;
+            }
+        }
+    }
+    scrubbed.push_str(rest);
+    scrubbed
 }
 
 impl ReportingError {
@@ -82,5 +117,30 @@ impl IntoResponse for ReportingError {
             );
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_quoted_values;
+
+    #[test]
+    fn engine_messages_lose_their_quoted_values_and_keep_identifiers() {
+        assert_eq!(
+            without_quoted_values(
+                "Arrow error: Cast error: Cannot cast string 'qdMFSznlxy6vjjkddak3oQ' to value of Int32 type"
+            ),
+            "Arrow error: Cast error: Cannot cast string '…' to value of Int32 type"
+        );
+        assert_eq!(
+            without_quoted_values(
+                "Filter: events.\"userId\" = Utf8(\"Zyxwq Quorran\") OR x = 'a' AND y = 'b"
+            ),
+            "Filter: events.\"userId\" = Utf8(\"…\") OR x = '…' AND y = '…"
+        );
+        assert_eq!(
+            without_quoted_values("Schema error: No field named nope."),
+            "Schema error: No field named nope."
+        );
     }
 }

@@ -8,7 +8,9 @@ use time::format_description::well_known::Rfc3339;
 use veil_sanitized::{MessageKind, Tier};
 
 use super::Screening;
-use super::message_id::{KEYED_ID_LEN, MessageIdForm, keyed_message_id, message_id_form};
+use super::message_id::{
+    KEYED_ID_LEN, MessageIdForm, keyed_message_id, message_id_form, repeats_an_identifier,
+};
 use super::output::push_quoted_from_input;
 use super::reject::{DropReason, RejectReason, Rejection};
 use super::values::{forbidden_value, holds_dotted_quad, write_json_str};
@@ -80,6 +82,19 @@ fn too_far_ahead(timestamp: &Timestamp<'_>, received_at: &str) -> bool {
     }
 }
 
+/// The text values of the message's pseudonymized fields.
+fn pseudonymized_texts<'w>(
+    walk: &'w Walk<'_, '_>,
+    policy: &'w crate::allowlist::Policy,
+) -> impl Iterator<Item = &'w str> {
+    walk.captures.iter().filter_map(|capture| {
+        match (&capture.value, policy.leaf_action(capture.leaf)) {
+            (Scalar::Str(text), LeafAction::Pseudonymize(_)) => Some(text.as_ref()),
+            _ => None,
+        }
+    })
+}
+
 fn decide<'a>(
     walk: &'a Walk<'_, '_>,
     filter: &TenantFilter,
@@ -122,8 +137,12 @@ fn decide<'a>(
     }
     let message_id = match envelope.message_id.as_deref() {
         Some(id) => match message_id_form(id) {
-            MessageIdForm::Sdk => MessageIdText::AsSent(id),
-            MessageIdForm::Other => MessageIdText::Keyed(keyed_message_id(&filter.key, id)),
+            MessageIdForm::Sdk if !repeats_an_identifier(id, pseudonymized_texts(walk, policy)) => {
+                MessageIdText::AsSent(id)
+            }
+            MessageIdForm::Sdk | MessageIdForm::Other => {
+                MessageIdText::Keyed(keyed_message_id(&filter.key, id))
+            }
             MessageIdForm::Invalid => {
                 return Err(Rejection::at(RejectReason::InvalidMessageId, "messageId"));
             }

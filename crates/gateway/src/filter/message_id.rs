@@ -104,14 +104,67 @@ fn is_sdk_id(bytes: &[u8]) -> bool {
         .iter()
         .find_map(|prefix| bytes.strip_prefix(*prefix))
     {
+        // `Date.now()` when the SDK made the id: 13 digits from 2020 to 2100, not any number
+        // (`ajs-next-4915112345678-…` would carry a phone number).
         let digits = rest.iter().take_while(|byte| byte.is_ascii_digit()).count();
-        return (1..=16).contains(&digits)
+        let plausible_time = std::str::from_utf8(&rest[..digits])
+            .ok()
+            .and_then(|text| text.parse::<u64>().ok())
+            .is_some_and(|ms| (SDK_TIME_FROM_MS..SDK_TIME_UNTIL_MS).contains(&ms));
+        return digits == 13
+            && plausible_time
             && rest.get(digits) == Some(&b'-')
             && is_uuid(&rest[digits + 1..]);
     }
     bytes
         .strip_prefix(CLASSIC_PREFIX)
         .is_some_and(|hex| hex.len() == 32 && hex.iter().all(u8::is_ascii_hexdigit))
+}
+
+/// 2020-01-01 and 2100-01-01 in milliseconds: the times an SDK id made now can name.
+const SDK_TIME_FROM_MS: u64 = 1_577_836_800_000;
+const SDK_TIME_UNTIL_MS: u64 = 4_102_444_800_000;
+
+/// Whether an SDK id's random part (its UUID, or the classic form's 32 hex digits) is one of
+/// the message's `identifiers` (values the allowlist pseudonymizes) in other clothes: dashes
+/// and case aside, the same hex digits. A client that copies its `anonymousId` into
+/// `messageId` would otherwise store that id as sent, beside its pseudonym.
+pub(crate) fn repeats_an_identifier<'v>(
+    id: &str,
+    identifiers: impl IntoIterator<Item = &'v str>,
+) -> bool {
+    debug_assert_eq!(message_id_form(id), MessageIdForm::Sdk);
+    let bytes = id.as_bytes();
+    // The timed forms end with their UUID; a classic id is `ajs-` and 32 hex digits; else the
+    // id is a UUID.
+    let random = if is_timed(bytes) {
+        &bytes[bytes.len().saturating_sub(36)..]
+    } else {
+        bytes.strip_prefix(CLASSIC_PREFIX).unwrap_or(bytes)
+    };
+    identifiers
+        .into_iter()
+        .any(|identifier| same_hex_digits(random, identifier.as_bytes()))
+}
+
+/// Whether `bytes` starts with one of the [`TIMED_PREFIXES`].
+fn is_timed(bytes: &[u8]) -> bool {
+    TIMED_PREFIXES
+        .iter()
+        .any(|prefix| bytes.starts_with(prefix))
+}
+
+/// The same characters once `-` is left out, ASCII case aside.
+fn same_hex_digits(left: &[u8], right: &[u8]) -> bool {
+    let mut left = left.iter().filter(|byte| **byte != b'-');
+    let mut right = right.iter().filter(|byte| **byte != b'-');
+    loop {
+        match (left.next(), right.next()) {
+            (None, None) => return true,
+            (Some(one), Some(other)) if one.eq_ignore_ascii_case(other) => {}
+            _ => return false,
+        }
+    }
 }
 
 /// The id written in place of a client id that is not an SDK's: `veil-` and its pseudonym under the tenant's
@@ -168,10 +221,32 @@ mod tests {
             "b77555e7-7f75-d5c2-91f6-59b63a479870x",
             "b77555e77f75-d5c2-91f6-59b63a479870",
             "ajs-5d41402abc4b2a76b9719d911017c59g",
+            "ajs-next-4915112345678-743be593-7789-4b74-8078-cbcc8894c586",
+            "ajs-next-1668208232027123-743be593-7789-4b74-8078-cbcc8894c586",
+            "node-next-166820823202-743be593-7789-4b74-8078-cbcc8894c586",
             "veil-AAAAAAAAAAAAAAAAAAAAAA",
         ] {
             assert_eq!(message_id_form(id), Other, "{id:?}");
         }
+    }
+
+    #[test]
+    fn sdk_ids_copying_an_identifier_are_found_in_every_form() {
+        let anonymous = "0b9a8c7d-1111-4222-8333-944455566677";
+        for id in [
+            "0b9a8c7d-1111-4222-8333-944455566677",
+            "0B9A8C7D-1111-4222-8333-944455566677",
+            "ajs-next-1668208232027-0b9a8c7d-1111-4222-8333-944455566677",
+            "node-next-1668208232027-0b9a8c7d-1111-4222-8333-944455566677",
+            "ajs-0b9a8c7d111142228333944455566677",
+        ] {
+            assert!(repeats_an_identifier(id, ["u-1", anonymous]), "{id}");
+            assert!(!repeats_an_identifier(id, ["u-1", "t-1000"]), "{id}");
+        }
+        assert!(!repeats_an_identifier(
+            "b77555e7-7f75-d5c2-91f6-59b63a479870",
+            [anonymous, "0b9a8c7d-1111-4222-8333-94445556667"]
+        ));
     }
 
     #[test]

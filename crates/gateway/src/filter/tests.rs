@@ -508,6 +508,25 @@ fn message_ids_and_timestamps_are_validated() {
     }
     keyed_ids.dedup();
     assert_eq!(keyed_ids.len(), 3);
+    // An SDK-shaped id that repeats the message's own `userId` (in another case, or inside a
+    // timed form) would store that id as sent beside its pseudonym: it leaves keyed too.
+    for (user, id) in [
+        (uuid, uuid.to_uppercase()),
+        (uuid, format!("ajs-next-1701234567890-{uuid}")),
+    ] {
+        let message = format!(r#"{{"type":"identify","userId":"{user}","messageId":"{id}"}}"#);
+        let output = accepted(&message);
+        assert!(
+            output["messageId"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("veil-")),
+            "{output}"
+        );
+        assert!(
+            !output.to_string().to_lowercase().contains(uuid),
+            "{output}"
+        );
+    }
     for bad_time in [
         "yesterday",
         "2026-13-01T00:00:00Z",

@@ -410,8 +410,14 @@ fn contains_ip_address(text: &str) -> bool {
         }
         let run = text[start..index].trim_end_matches('.');
         let parts: Vec<&str> = run.split('.').collect();
-        let octet =
-            |part: &&str| part.len() <= 3 && part.parse::<u16>().is_ok_and(|number| number <= 255);
+        // Leading zeros do not hide an octet: `0203.0.113.0077` is 203.0.113.77 to a reader
+        // (and to parsers that take them as decimal).
+        let octet = |part: &&str| {
+            let digits = part.trim_start_matches('0');
+            !part.is_empty()
+                && digits.len() <= 3
+                && (digits.is_empty() || digits.parse::<u16>().is_ok_and(|number| number <= 255))
+        };
         // Four octets in a row, also inside a longer run: `198.51.100.42.443` is how netstat
         // and tcpdump print an address with its port.
         if parts.windows(4).any(|quad| quad.iter().all(octet)) {
@@ -608,6 +614,12 @@ mod tests {
             "198.51.100.42.443",
             "0.198.51.100.41",
             "1.2.3.4.5",
+            // Leading zeros, as many as a version's parts may hold.
+            "0203.0.113.77",
+            "203.0.0113.77",
+            "203.0.113.0077",
+            "203.00000.113.77",
+            "0203.0000.0113.0077",
             // Lookalike digits and dots, and zero-width characters inside, fold away.
             "\u{ff11}\u{ff19}\u{ff18}.51.100.7",
             "198\u{ff0e}51\u{ff0e}100\u{ff0e}7",
@@ -629,6 +641,11 @@ mod tests {
         ] {
             assert_eq!(forbidden_value(text), Some(DropReason::IpValue), "{text}");
         }
+        // The one check a version (`format: version`) gets sees zero-padded addresses too.
+        for version in ["0203.0.113.77", "203.0.113.0077+build", "10.0203.0.113.77"] {
+            assert!(holds_dotted_quad(version), "{version}");
+        }
+        assert!(!holds_dotted_quad("10.0.19045.1234"));
         for text in [
             "10.9.1",
             "2026.11",
@@ -638,6 +655,8 @@ mod tests {
             "Europe/London",
             "en-US",
             "300.1.1.1",
+            "0300.1.1.1",
+            "1.2.0256.3",
             "10%25 of 1.2.3",
             "fe80%zz",
         ] {

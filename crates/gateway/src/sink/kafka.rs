@@ -1,10 +1,11 @@
-//! The Kafka publisher: an idempotent rdkafka producer with `acks=all`; a request's records are
-//! acknowledged together or the request fails and the client retries.
+//! The Kafka publisher: an idempotent rdkafka producer with `acks=all`, replaced after a fatal
+//! error or a delivery timeout; a request's records are acknowledged together or the request
+//! fails and the client retries.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use rdkafka::ClientConfig;
@@ -65,7 +66,11 @@ impl RequestAck {
 
 /// Routes librdkafka's delivery reports to their request: one shared counter per request, not
 /// one channel per message.
-struct AckContext;
+#[derive(Default)]
+struct AckContext {
+    /// Set when a record timed out: the broker was gone for longer than the delivery timeout.
+    timed_out: AtomicBool,
+}
 
 impl ClientContext for AckContext {}
 
@@ -74,6 +79,12 @@ impl ProducerContext for AckContext {
 
     fn delivery(&self, result: &DeliveryResult<'_>, ack: Arc<RequestAck>) {
         if let Err((error, _)) = result {
+            if matches!(
+                error,
+                KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut)
+            ) {
+                self.timed_out.store(true, Ordering::Relaxed);
+            }
             ack.fail(error.to_string());
         }
         ack.settle(1);
@@ -115,7 +126,8 @@ impl KafkaPublisher {
     /// Connects a producer; records not acknowledged within `delivery_timeout` fail.
     pub fn new(kafka: &KafkaConfig, delivery_timeout: Duration) -> Result<Self, KafkaError> {
         let config = producer_config(kafka, delivery_timeout);
-        let producer: ThreadedProducer<AckContext> = config.create_with_context(AckContext)?;
+        let producer: ThreadedProducer<AckContext> =
+            config.create_with_context(AckContext::default())?;
         let publisher = KafkaPublisher {
             producer: Arc::new(RwLock::new(Arc::new(producer))),
             partition_counts: Arc::default(),
@@ -142,29 +154,52 @@ impl KafkaPublisher {
         self
     }
 
-    /// The current producer, replaced first if the last one hit a fatal error.
+    /// The current producer, replaced first if the last one hit a fatal error or had records
+    /// time out. After an outage longer than the delivery timeout an idempotent producer bumps
+    /// its epoch and carries on with its producer id, which some Kafka-API brokers mishandle
+    /// (tansu 0.6 panics on its next produce and then refuses all of them); a fresh producer
+    /// starts with a new id, which every broker handles.
     fn producer(&self) -> Arc<ThreadedProducer<AckContext>> {
         let current = match self.producer.read() {
             Ok(producer) => producer.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         };
-        let Some((code, _)) = current.client().fatal_error() else {
+        let fatal = current.client().fatal_error().map(|(code, _)| code);
+        let timed_out = current.context().timed_out.load(Ordering::Relaxed);
+        if fatal.is_none() && !timed_out {
             return current;
-        };
+        }
         let Ok(mut slot) = self.producer.write() else {
             return current;
         };
         if !Arc::ptr_eq(&slot, &current) {
             return slot.clone();
         }
-        match self.config.create_with_context(AckContext) {
+        match self.config.create_with_context(AckContext::default()) {
             Ok(fresh) => {
-                tracing::warn!(error = ?code, "producer hit a fatal error; replaced it");
-                *slot = Arc::new(fresh);
+                tracing::warn!(fatal_error = ?fatal, timed_out, "producer replaced");
+                let retired = std::mem::replace(&mut *slot, Arc::new(fresh));
+                retire(retired, self.delivery_timeout);
             }
             Err(error) => tracing::error!(%error, "cannot replace a failed producer"),
         }
         slot.clone()
+    }
+}
+
+/// Keeps a replaced producer until its records in flight have their delivery reports (they
+/// come within the delivery timeout), then drops it off the request path: dropping it at once
+/// would purge them, failing requests that may still succeed.
+fn retire(producer: Arc<ThreadedProducer<AckContext>>, delivery_timeout: Duration) {
+    let linger = delivery_timeout + Duration::from_secs(5);
+    let spawned = std::thread::Builder::new()
+        .name("veil-retired-producer".to_owned())
+        .spawn(move || {
+            std::thread::sleep(linger);
+            drop(producer);
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "a replaced producer is dropped at once");
     }
 }
 

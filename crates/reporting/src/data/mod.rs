@@ -45,57 +45,19 @@ pub const REJECTIONS: &str = tables::REJECTIONS;
 /// SQL name of the processor's activity rollup.
 pub const DAILY_ACTIVITY: &str = tables::DAILY_ACTIVITY;
 
-/// The columns that identify "one active user": the user pseudonym, else the anonymous one,
-/// scoped by key epoch (a pseudonym means nothing outside its epoch). Queries group by them and
-/// [`user_key`] combines them, so no string is built per stored row.
-pub const USER_COLUMNS: &str = r#""key_epoch", "userId", "anonymousId""#;
-
-/// Rows that identify somebody.
-pub const HAS_USER: &str = r#"("userId" IS NOT NULL OR "anonymousId" IS NOT NULL)"#;
-
 /// The columns of the `daily_activity` rollup that identify "one active user": the processor
-/// stores `userId`'s pseudonym, else `anonymousId`'s, in `user` and says which in `identified`,
-/// so (epoch, identified, user) is exactly the raw events' (epoch, `userId`, `anonymousId`) key.
+/// stores `userId`'s pseudonym, else `anonymousId`'s, in `user` and says which in `identified`.
 pub const ROLLUP_USER_COLUMNS: &str = r#""key_epoch", "identified", "user""#;
 
-/// Rollup rows that identify somebody (as [`HAS_USER`] for raw events).
-pub const ROLLUP_HAS_USER: &str = r#""user" IS NOT NULL"#;
+/// Rollup rows of a signed-in user: only `userId` pseudonyms count as people. One person's
+/// device sends an `anonymousId` before sign-in and a `userId` after (as every Segment SDK
+/// does), so counting anonymous ids too would count that person twice, and a group of three
+/// people could pass a k of 5.
+pub const ROLLUP_HAS_USER: &str = r#""identified" AND "user" IS NOT NULL"#;
 
-/// One active user's key from the [`USER_COLUMNS`] of a result row.
-pub fn user_key(
-    epoch: Option<&str>,
-    user: Option<&str>,
-    anonymous: Option<&str>,
-) -> Option<String> {
-    let epoch = epoch.unwrap_or_default();
-    match (user, anonymous) {
-        (Some(user), _) => Some(format!("{epoch}/u/{user}")),
-        (None, Some(anonymous)) => Some(format!("{epoch}/a/{anonymous}")),
-        (None, None) => None,
-    }
-}
-
-/// The user keys of result columns `first..first + 3` (see [`USER_COLUMNS`]).
-pub fn user_keys(
-    batches: &[RecordBatch],
-    first: usize,
-) -> Result<Vec<Option<String>>, ReportingError> {
-    let epochs = strings(batches, first)?;
-    let users = strings(batches, first + 1)?;
-    let anonymous = strings(batches, first + 2)?;
-    Ok((0..epochs.len())
-        .map(|i| {
-            user_key(
-                epochs[i].as_deref(),
-                users[i].as_deref(),
-                anonymous[i].as_deref(),
-            )
-        })
-        .collect())
-}
-
-/// The user keys of result columns `first..first + 3` (see [`ROLLUP_USER_COLUMNS`]): the same
-/// keys [`user_keys`] gives for the raw events the rows summarize.
+/// The user keys of result columns `first..first + 3` (see [`ROLLUP_USER_COLUMNS`]): the
+/// `userId` pseudonym within its key epoch (a pseudonym means nothing outside its epoch), or
+/// `None` for a row of an anonymous id, which counts nobody.
 pub fn rollup_user_keys(
     batches: &[RecordBatch],
     first: usize,
@@ -105,11 +67,12 @@ pub fn rollup_user_keys(
     let users = strings(batches, first + 2)?;
     Ok((0..epochs.len())
         .map(|i| {
-            let user = users[i].as_deref();
-            match identified[i].as_deref() {
-                Some("true") => user_key(epochs[i].as_deref(), user, None),
-                _ => user_key(epochs[i].as_deref(), None, user),
-            }
+            let signed_in = identified[i].as_deref() == Some("true");
+            let user = users[i].as_deref().filter(|_| signed_in)?;
+            Some(format!(
+                "{}/{user}",
+                epochs[i].as_deref().unwrap_or_default()
+            ))
         })
         .collect())
 }
