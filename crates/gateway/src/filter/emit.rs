@@ -9,7 +9,8 @@ use veil_sanitized::{MessageKind, Tier};
 
 use super::Screening;
 use super::message_id::{
-    KEYED_ID_LEN, MessageIdForm, keyed_message_id, message_id_form, repeats_an_identifier,
+    KEYED_ID_LEN, MessageIdForm, SDK_ID_HEX_DIGITS, keyed_message_id, message_id_form,
+    repeats_an_identifier,
 };
 use super::output::push_quoted_from_input;
 use super::reject::{DropReason, RejectReason, Rejection};
@@ -82,17 +83,27 @@ fn too_far_ahead(timestamp: &Timestamp<'_>, received_at: &str) -> bool {
     }
 }
 
-/// The text values of the message's pseudonymized fields.
+/// The text values of the message's pseudonymized fields long enough to hold an SDK id's 32
+/// hex digits (the only ones [`repeats_an_identifier`] can find; the length is looked at first,
+/// so short ids cost one comparison).
 fn pseudonymized_texts<'w>(
     walk: &'w Walk<'_, '_>,
     policy: &'w crate::allowlist::Policy,
 ) -> impl Iterator<Item = &'w str> {
-    walk.captures.iter().filter_map(|capture| {
-        match (&capture.value, policy.leaf_action(capture.leaf)) {
-            (Scalar::Str(text), LeafAction::Pseudonymize(_)) => Some(text.as_ref()),
+    walk.captures
+        .iter()
+        .filter_map(|capture| match &capture.value {
+            Scalar::Str(text)
+                if text.len() >= SDK_ID_HEX_DIGITS
+                    && matches!(
+                        policy.leaf_action(capture.leaf),
+                        LeafAction::Pseudonymize(_)
+                    ) =>
+            {
+                Some(text.as_ref())
+            }
             _ => None,
-        }
-    })
+        })
 }
 
 fn decide<'a>(

@@ -121,6 +121,9 @@ fn is_sdk_id(bytes: &[u8]) -> bool {
         .is_some_and(|hex| hex.len() == 32 && hex.iter().all(u8::is_ascii_hexdigit))
 }
 
+/// Hex digits in an SDK id's random part: an identifier with fewer characters cannot repeat it.
+pub(crate) const SDK_ID_HEX_DIGITS: usize = 32;
+
 /// 2020-01-01 and 2100-01-01 in milliseconds: the times an SDK id made now can name.
 const SDK_TIME_FROM_MS: u64 = 1_577_836_800_000;
 const SDK_TIME_UNTIL_MS: u64 = 4_102_444_800_000;
