@@ -144,8 +144,8 @@ enum Screening {
     /// None: a list whose every value passes them, or a locale or time zone (no `@`, no
     /// dotted quad, nothing hidden can have those shapes).
     Done,
-    /// Only the dotted-quad check: a version is digits, letters and `.-+:` (no `@`, no
-    /// escapes, nothing hidden), but `198.51.100.7` is a version too.
+    /// Only the address check a version needs: a version is digits, letters and `.-+:` (no
+    /// `@`, no escapes, nothing hidden), but `198.51.100.7` and `198.51.100+7` are versions too.
     DottedQuadOnly,
 }
 

@@ -381,11 +381,40 @@ fn ip_spelled_out(text: &str) -> bool {
     spelled != text && contains_ip_address(&spelled)
 }
 
-/// Whether `text` (a version: digits, letters and `.-+:`) holds four dotted numbers of at most
-/// 255 in a row: the one address such a text can hold.
+/// Whether `text` (a version: digits, letters and `.-+:`) can spell an IPv4 address: four
+/// numbers of at most 255 in a row, whatever stands between them (`203.0.113.77`, but also
+/// `203.0.113+77`, `203.0.113-rc.77`, `203.0.113b77`), or an address in its other forms. The
+/// cost: a pre-release of four small numbers (`1.2.3-rc.4`) is dropped too.
 #[inline]
 pub(crate) fn holds_dotted_quad(text: &str) -> bool {
+    if holds_four_small_numbers(text) {
+        return true;
+    }
     text.bytes().filter(|byte| *byte == b'.').count() >= 3 && contains_ip_address(text)
+}
+
+/// Four runs of digits in a row, each a number of at most 255 (leading zeros aside), with any
+/// other characters between them.
+fn holds_four_small_numbers(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let (mut in_a_row, mut at) = (0, 0);
+    while at < bytes.len() {
+        if !bytes[at].is_ascii_digit() {
+            at += 1;
+            continue;
+        }
+        let start = at;
+        while at < bytes.len() && bytes[at].is_ascii_digit() {
+            at += 1;
+        }
+        let digits = text[start..at].trim_start_matches('0');
+        let small = digits.len() <= 3 && digits.parse::<u16>().map_or(true, |number| number <= 255);
+        in_a_row = if small { in_a_row + 1 } else { 0 };
+        if in_a_row == 4 {
+            return true;
+        }
+    }
+    false
 }
 
 /// True if `text` is an IP address (v4 or v6, with optional brackets, port or zone) or
@@ -641,11 +670,36 @@ mod tests {
         ] {
             assert_eq!(forbidden_value(text), Some(DropReason::IpValue), "{text}");
         }
-        // The one check a version (`format: version`) gets sees zero-padded addresses too.
-        for version in ["0203.0.113.77", "203.0.113.0077+build", "10.0203.0.113.77"] {
+        // The one check a version (`format: version`) gets sees zero-padded addresses and four
+        // small numbers with any separators a version allows.
+        for version in [
+            "0203.0.113.77",
+            "203.0.113.0077+build",
+            "10.0203.0.113.77",
+            "203.0.113+77",
+            "203.0.113+0077",
+            "npm:203.0.113+77",
+            "203.0.113-rc.77",
+            "203.0.113-beta77",
+            "203.0.113rc77",
+            "203.0.113.b77",
+            "v203.0.113-b77",
+            "192.168.1-rc.1",
+            "1.2.3-rc.4",
+        ] {
             assert!(holds_dotted_quad(version), "{version}");
         }
-        assert!(!holds_dotted_quad("10.0.19045.1234"));
+        for version in [
+            "10.0.19045.1234",
+            "131.0.6778.86",
+            "4.3.1",
+            "14.6",
+            "2.3.0-beta",
+            "16.0.17928.20114",
+            "1.0+cb00714d",
+        ] {
+            assert!(!holds_dotted_quad(version), "{version}");
+        }
         for text in [
             "10.9.1",
             "2026.11",
