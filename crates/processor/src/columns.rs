@@ -52,7 +52,7 @@ enum ColumnKind {
 }
 
 /// Why a message cannot be stored under the current layout (it goes to the dead-letter topic).
-/// Paths are rendered by [`reportable_path`]: a producer other than the gateway may write keys
+/// Paths are rendered by [`unknown_field_path`] or [`reportable_path`]: a producer other than the gateway may write keys
 /// that are data (an e-mail address), and these reasons are logged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LayoutError {
@@ -65,6 +65,21 @@ pub enum LayoutError {
     /// A field given twice in one message.
     #[error("field {0} appears twice")]
     Repeated(String),
+}
+
+/// A path the allowlist does not declare, as a reason may show it: its first segment (the
+/// namespace: `properties`, `context`, ...) and `*` for the rest, which a producer other than
+/// the gateway may have made of data (`properties.KofiMensah`, `traits.jane@example`).
+fn unknown_field_path(path: &str) -> String {
+    let (namespace, rest) = match path.split_once('.') {
+        Some((namespace, rest)) => (namespace, Some(rest)),
+        None => (path, None),
+    };
+    let mut shown = reportable_path(namespace);
+    if rest.is_some() {
+        shown.push_str(".*");
+    }
+    shown
 }
 
 /// The envelope columns, first in every file (the tenant is the `tenant=` directory, see
@@ -135,7 +150,7 @@ impl TableLayout {
         self.index
             .get(path)
             .map(|at| (*at, self.fields[*at].1))
-            .ok_or_else(|| LayoutError::UnknownField(reportable_path(path)))
+            .ok_or_else(|| LayoutError::UnknownField(unknown_field_path(path)))
     }
 
     /// [`TableLayout::column_of`] for a row's next field, trying first the column that followed
@@ -575,18 +590,24 @@ track:
         let unknown = MESSAGE.replace("context.app.name", "context.app.build");
         assert_eq!(
             columns.append(&layout, &row(&unknown)),
-            Err(LayoutError::UnknownField("context.app.build".to_owned()))
+            Err(LayoutError::UnknownField("context.*".to_owned()))
         );
         // A key another producer wrote may be data: the reason (which is logged) masks it.
         let personal = MESSAGE.replace("context.app.name", "traits.Jane Doe <jane@example.com>");
         let refused = columns
             .append(&layout, &row(&personal))
             .expect_err("unknown");
-        assert_eq!(refused, LayoutError::UnknownField("traits.*.*".to_owned()));
+        assert_eq!(refused, LayoutError::UnknownField("traits.*".to_owned()));
         let reason = refused.to_string();
         assert!(
             !reason.contains("Jane") && !reason.contains("example"),
             "{reason}"
+        );
+        // A key made of an identifier-like name is masked too.
+        let named = MESSAGE.replace("context.app.name", "properties.KofiMensah");
+        assert_eq!(
+            columns.append(&layout, &row(&named)),
+            Err(LayoutError::UnknownField("properties.*".to_owned()))
         );
         let wrong = MESSAGE.replace(
             "\"properties.duration_ms\":12",
