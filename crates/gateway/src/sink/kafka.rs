@@ -12,7 +12,9 @@ use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{
+    BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig, ThreadedProducer,
+};
 use tokio::sync::Notify;
 use veil_config::KafkaConfig;
 
@@ -68,8 +70,9 @@ impl RequestAck {
 /// one channel per message.
 #[derive(Default)]
 struct AckContext {
-    /// Set when a record timed out: the broker was gone for longer than the delivery timeout.
-    timed_out: AtomicBool,
+    /// Set when a record timed out, by librdkafka's report or by a request's own deadline: the
+    /// broker was gone for longer than the delivery timeout.
+    timed_out: Arc<AtomicBool>,
 }
 
 impl ClientContext for AckContext {}
@@ -179,6 +182,10 @@ impl KafkaPublisher {
             Ok(fresh) => {
                 tracing::warn!(fatal_error = ?fatal, timed_out, "producer replaced");
                 let retired = std::mem::replace(&mut *slot, Arc::new(fresh));
+                // Its records not yet acknowledged fail now (their requests answer 503 and the
+                // clients retry on the fresh producer) instead of reaching the broker when it
+                // returns, under the producer id that broker may choke on.
+                retired.purge(PurgeConfig::default().queue().inflight());
                 retire(retired, self.delivery_timeout);
             }
             Err(error) => tracing::error!(%error, "cannot replace a failed producer"),
@@ -187,9 +194,8 @@ impl KafkaPublisher {
     }
 }
 
-/// Keeps a replaced producer until its records in flight have their delivery reports (they
-/// come within the delivery timeout), then drops it off the request path: dropping it at once
-/// would purge them, failing requests that may still succeed.
+/// Keeps a replaced producer until the delivery reports of its purged records are delivered,
+/// then drops it off the request path (dropping a producer waits for its threads).
 fn retire(producer: Arc<ThreadedProducer<AckContext>>, delivery_timeout: Duration) {
     let linger = delivery_timeout + Duration::from_secs(5);
     let spawned = std::thread::Builder::new()
@@ -268,6 +274,7 @@ impl Publisher for KafkaPublisher {
         });
         let mut refused = None;
         let producer = self.producer();
+        let timed_out = producer.context().timed_out.clone();
         for (sent, record) in packed.iter().enumerate() {
             let mut base_record = BaseRecord::with_opaque_to(record.topic, ack.clone())
                 .key(record.key)
@@ -299,6 +306,9 @@ impl Publisher for KafkaPublisher {
                     .await
                     .is_err()
             {
+                // The client retries at once: its retry must not go to this producer, which
+                // keeps its producer id across the outage (see `producer`).
+                timed_out.store(true, Ordering::Relaxed);
                 return Err(PublishError::NotAcknowledged(
                     "no delivery report".to_owned(),
                 ));
