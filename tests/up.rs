@@ -407,3 +407,18 @@ fn a_second_sigterm_ends_a_stop_that_waits() {
     );
     drop(slow);
 }
+
+/// A SIGTERM the moment the banner is out (the gateway already takes requests) stops `veil up`
+/// gracefully: the signal is listened for before any service starts, so it never has its
+/// default effect of ending the process with acknowledged messages in the embedded broker.
+#[test]
+fn a_sigterm_right_after_the_banner_stops_gracefully() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let (ingest, reporting, metrics) = (free_port(), free_port(), free_port());
+    let mut up = start_up(data.path(), ingest, reporting, metrics);
+    assert!(support::signal(&up.process.0, "-TERM"), "SIGTERM delivered");
+    let (status, stderr) = exit_of(&mut up, Duration::from_secs(60), "veil up did not stop");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("veil: stopping"), "{stderr}");
+    assert!(stderr.contains("veil: stopped"), "{stderr}");
+}

@@ -50,17 +50,54 @@ pub(crate) async fn shutdown_signal() {
     let _ = interrupt.await;
 }
 
-/// Resolves on the first Ctrl-C or SIGTERM, which starts a graceful stop, and arms the second:
-/// it ends the process at once with status 130, so a stop that waits on a stuck peer (a client
-/// that never finishes its request, a broker that never answers) can always be cut short.
-/// `unstored` says what an immediate exit gives up, for the operator.
+/// Ctrl-C and SIGTERM, listened for from the moment this is made (until then a signal has its
+/// default effect and ends the process on the spot). The first starts a graceful stop; the
+/// second ends the process at once with status 130, so a stop that waits on a stuck peer (a
+/// client that never finishes its request, a broker that never answers) can always be cut
+/// short.
+pub(crate) struct StopSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    /// Starts listening (inside a Tokio runtime).
+    pub(crate) fn install() -> std::io::Result<StopSignals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(StopSignals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// Resolves on the next Ctrl-C or SIGTERM.
+    pub(crate) async fn next(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {},
+            _ = self.terminate.recv() => {},
+        }
+    }
+
+    /// After the first signal: the next one exits at once; `unstored` says what that gives up,
+    /// for the operator.
+    pub(crate) fn arm_second(mut self, unstored: &'static str) {
+        tokio::spawn(async move {
+            self.next().await;
+            eprintln!("veil: second stop signal: exiting at once; {unstored}");
+            std::process::exit(130);
+        });
+    }
+}
+
+/// Resolves on the first Ctrl-C or SIGTERM after it is first polled and arms the second (see
+/// [`StopSignals`]).
 pub(crate) async fn stop_signal(unstored: &'static str) {
-    shutdown_signal().await;
-    tokio::spawn(async move {
+    let Ok(mut signals) = StopSignals::install() else {
         shutdown_signal().await;
-        eprintln!("veil: second stop signal: exiting at once; {unstored}");
-        std::process::exit(130);
-    });
+        return;
+    };
+    signals.next().await;
+    signals.arm_second(unstored);
 }
 
 pub(crate) fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {

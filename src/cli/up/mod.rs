@@ -115,6 +115,9 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         "acknowledged messages not yet stored stay in Kafka for the next start"
     };
     let outcome = runtime.block_on(async {
+        // Listening before anything starts: a signal as the gateway opens must stop it
+        // gracefully, not end the process with acknowledged messages in the embedded broker.
+        let mut signals = super::gateway::StopSignals::install()?;
         let services = Services::start(&settings, embedded.is_some()).await?;
         print_banner(&services, &viewers, &tenants, embedded.is_some(), &settings);
         if args.demo {
@@ -132,12 +135,15 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
                         sent.messages, settings.processor.flush_interval_ms
                     );
                 }
-                () = super::gateway::stop_signal(unstored) => return services.stop(&settings).await,
+                () = signals.next() => {
+                    signals.arm_second(unstored);
+                    return services.stop(&settings).await;
+                }
                 () = services.processor_exited() => return services.stop(&settings).await,
             }
         }
         tokio::select! {
-            () = super::gateway::stop_signal(unstored) => {}
+            () = signals.next() => signals.arm_second(unstored),
             () = services.processor_exited() => {
                 eprintln!("veil: the processor stopped; stopping everything");
             }
