@@ -172,6 +172,39 @@ impl Unavailable {
     }
 }
 
+/// How long the processor may hold no partition before it says so (and again as often).
+const UNASSIGNED_LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// Time without any partition assigned: a consumer group the broker lost (tansu 0.6 after a
+/// stall longer than the session timeout) looks like an idle processor otherwise.
+#[derive(Default)]
+struct Unassigned {
+    since: Option<Instant>,
+    logged: Option<Instant>,
+}
+
+impl Unassigned {
+    /// Called while idle, with whether any partition is held.
+    fn check(&mut self, assigned: bool) {
+        if assigned {
+            self.since = None;
+            return;
+        }
+        let since = *self.since.get_or_insert_with(Instant::now);
+        let quiet_long_enough = since.elapsed() >= UNASSIGNED_LOG_EVERY
+            && self
+                .logged
+                .is_none_or(|at| at.elapsed() >= UNASSIGNED_LOG_EVERY);
+        if quiet_long_enough {
+            tracing::warn!(
+                seconds = since.elapsed().as_secs(),
+                "no partitions assigned; if this lasts, the broker may have lost the consumer group"
+            );
+            self.logged = Some(Instant::now());
+        }
+    }
+}
+
 /// Runs until `stop` is set; every row read is stored exactly once.
 pub fn run(
     config: &ProcessorConfig,
@@ -213,6 +246,7 @@ pub fn run(
     let mut lag_updated = Instant::now();
     let mut since_clock = 0_u32;
     let mut unavailable = Unavailable::default();
+    let mut unassigned = Unassigned::default();
 
     while !stop.load(Ordering::Relaxed) {
         let message = match consumer.poll(POLL_TIMEOUT) {
@@ -224,6 +258,9 @@ pub fn run(
             }
             other => other,
         };
+        if message.is_none() {
+            unassigned.check(buffers.len() > 0 || waiting.len() > 0);
+        }
         if let Some(error) = consumer.context().take_failure() {
             return Err(error.into());
         }
