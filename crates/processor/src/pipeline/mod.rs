@@ -259,7 +259,7 @@ pub fn run(
             other => other,
         };
         if message.is_none() {
-            unassigned.check(buffers.len() > 0 || waiting.len() > 0);
+            unassigned.check(buffers.len() > 0 || !waiting.is_empty());
         }
         if let Some(error) = consumer.context().take_failure() {
             return Err(error.into());
