@@ -298,43 +298,24 @@ fn allowlist_check_and_diff_report_to_reviewers() {
 fn keys_rotate_refuses_tenants_and_tiers_the_tenants_file_does_not_give() {
     let keys = tempfile::tempdir().expect("tempdir");
     let keystore = keys.path().to_str().expect("utf8");
-    let unknown = veil(
-        &[
-            "keys",
-            "rotate",
-            "--keystore",
-            keystore,
-            "--tenant",
-            "t-9999",
-        ],
-        b"",
-    );
-    assert!(!unknown.status.success());
-    let stderr = String::from_utf8_lossy(&unknown.stderr);
-    assert!(
-        stderr.contains("tenant t-9999 is not in tenants.yaml"),
-        "{stderr}"
-    );
-    // t-1000 is a baseline tenant: a stable (enhanced) key for it would link its users forever.
-    let wrong_tier = veil(
-        &[
-            "keys",
-            "rotate",
-            "--keystore",
-            keystore,
-            "--tenant",
-            "t-1000",
-            "--tier",
-            "enhanced",
-        ],
-        b"",
-    );
-    assert!(!wrong_tier.status.success());
-    let stderr = String::from_utf8_lossy(&wrong_tier.stderr);
-    assert!(
-        stderr.contains("tenant t-1000 is on the baseline tier in tenants.yaml, not enhanced"),
-        "{stderr}"
-    );
+    for (more, refusal) in [
+        (
+            &["--tenant", "t-9999"][..],
+            "tenant t-9999 is not in tenants.yaml",
+        ),
+        // t-1000 is a baseline tenant: a stable (enhanced) key would link its users forever.
+        (
+            &["--tenant", "t-1000", "--tier", "enhanced"][..],
+            "tenant t-1000 is on the baseline tier in tenants.yaml, not enhanced",
+        ),
+    ] {
+        let mut args = vec!["keys", "rotate", "--keystore", keystore];
+        args.extend_from_slice(more);
+        let refused = veil(&args, b"");
+        assert!(!refused.status.success());
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains(refusal), "{stderr}");
+    }
     assert_eq!(
         std::fs::read_dir(keys.path())
             .map(Iterator::count)
