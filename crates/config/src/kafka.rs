@@ -115,3 +115,53 @@ pub struct KafkaConfig {
     /// Extra librdkafka client properties (`security.protocol`, `sasl.*`, …), passed through.
     pub properties: BTreeMap<String, String>,
 }
+
+/// A limit on how often a Kafka client's error callback logs: during a broker outage librdkafka
+/// reports the same error (`AllBrokersDown`, a failed connection) every few milliseconds.
+#[derive(Debug, Default)]
+pub struct ErrorLogLimit {
+    /// When a line was last logged, and how many errors were passed over since.
+    state: std::sync::Mutex<(Option<std::time::Instant>, u64)>,
+}
+
+impl ErrorLogLimit {
+    /// At most one line this often.
+    pub const EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+    /// Whether to log the error being reported now, with the number of errors passed over
+    /// since the last line logged.
+    pub fn admit(&self) -> Option<u64> {
+        let Ok(mut state) = self.state.lock() else {
+            return Some(0);
+        };
+        let (last, passed_over) = &mut *state;
+        if last.is_some_and(|at| at.elapsed() < Self::EVERY) {
+            *passed_over += 1;
+            return None;
+        }
+        *last = Some(std::time::Instant::now());
+        Some(std::mem::take(passed_over))
+    }
+}
+
+#[cfg(test)]
+mod error_log_tests {
+    use super::ErrorLogLimit;
+
+    #[test]
+    fn a_burst_of_errors_logs_one_line_and_counts_the_rest() {
+        let limit = ErrorLogLimit::default();
+        assert_eq!(limit.admit(), Some(0));
+        for _ in 0..5 {
+            assert_eq!(limit.admit(), None);
+        }
+        if let Ok(mut state) = limit.state.lock() {
+            state.0 = state.0.map(|at| at - ErrorLogLimit::EVERY);
+        }
+        assert_eq!(
+            limit.admit(),
+            Some(5),
+            "the next line says how many were passed over"
+        );
+    }
+}

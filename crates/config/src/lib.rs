@@ -6,5 +6,5 @@
 mod kafka;
 mod tenants;
 
-pub use kafka::{KafkaConfig, Region, TopicsConfig};
+pub use kafka::{ErrorLogLimit, KafkaConfig, Region, TopicsConfig};
 pub use tenants::{Consent, Tenant, TenantsError, TenantsFile, WriteKeyIndex};

@@ -16,7 +16,7 @@ use rdkafka::producer::{
     BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig, ThreadedProducer,
 };
 use tokio::sync::Notify;
-use veil_config::KafkaConfig;
+use veil_config::{ErrorLogLimit, KafkaConfig};
 
 use super::{PublishError, PublishFuture, Publisher, ReadyFuture, RecordBatch};
 
@@ -73,9 +73,16 @@ struct AckContext {
     /// Set when a record timed out, by librdkafka's report or by a request's own deadline: the
     /// broker was gone for longer than the delivery timeout.
     timed_out: Arc<AtomicBool>,
+    errors: ErrorLogLimit,
 }
 
-impl ClientContext for AckContext {}
+impl ClientContext for AckContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if let Some(passed_over) = self.errors.admit() {
+            tracing::error!(%error, reason, passed_over, "kafka producer error");
+        }
+    }
+}
 
 impl ProducerContext for AckContext {
     type DeliveryOpaque = Arc<RequestAck>;

@@ -51,6 +51,8 @@ pub(super) struct RecoveringContext {
     pub(super) high_watermarks: Mutex<HashMap<(String, i32), i64>>,
     /// The ownership locks of the assigned partitions (see [`Store::try_partition_lock`]).
     owned: Mutex<HashMap<(String, i32), File>>,
+    /// librdkafka's error reports, logged at most every 10 s (an outage repeats them).
+    errors: veil_config::ErrorLogLimit,
 }
 
 impl RecoveringContext {
@@ -63,6 +65,7 @@ impl RecoveringContext {
             failure: Mutex::new(None),
             high_watermarks: Mutex::new(HashMap::new()),
             owned: Mutex::new(HashMap::new()),
+            errors: veil_config::ErrorLogLimit::default(),
         }
     }
 
@@ -172,6 +175,12 @@ pub(super) fn list_of<'a>(partitions: impl Iterator<Item = (&'a str, i32)>) -> T
 }
 
 impl ClientContext for RecoveringContext {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if let Some(passed_over) = self.errors.admit() {
+            tracing::error!(%error, reason, passed_over, "kafka consumer error");
+        }
+    }
+
     fn stats(&self, statistics: Statistics) {
         let Ok(mut marks) = self.high_watermarks.lock() else {
             return;
