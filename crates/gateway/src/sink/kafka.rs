@@ -202,13 +202,19 @@ impl KafkaPublisher {
 }
 
 /// Keeps a replaced producer until the delivery reports of its purged records are delivered,
-/// then drops it off the request path (dropping a producer waits for its threads).
+/// then drops it off the request path (dropping a producer waits for its threads). Meanwhile it
+/// is purged again every second: a request that took it just before the swap may still queue
+/// records on it, which must not reach a returning broker either.
 fn retire(producer: Arc<ThreadedProducer<AckContext>>, delivery_timeout: Duration) {
     let linger = delivery_timeout + Duration::from_secs(5);
     let spawned = std::thread::Builder::new()
         .name("veil-retired-producer".to_owned())
         .spawn(move || {
-            std::thread::sleep(linger);
+            let until = std::time::Instant::now() + linger;
+            while std::time::Instant::now() < until {
+                std::thread::sleep(Duration::from_secs(1));
+                producer.purge(PurgeConfig::default().queue().inflight());
+            }
             drop(producer);
         });
     if let Err(error) = spawned {
