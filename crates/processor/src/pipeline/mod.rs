@@ -146,32 +146,6 @@ const POLL_TIMEOUT: Duration = Duration::from_millis(20);
 /// How many records are read between two looks at the clock for interval flushes.
 const CLOCK_EVERY: u32 = 256;
 
-/// Transient consumer errors, logged at most every [`UNAVAILABLE_LOG_EVERY`] with how many
-/// there were (a broker outage reports one per reconnection attempt).
-#[derive(Default)]
-struct Unavailable {
-    last_logged: Option<Instant>,
-    since_logged: u64,
-}
-
-/// How often an ongoing run of transient consumer errors is logged.
-const UNAVAILABLE_LOG_EVERY: Duration = Duration::from_secs(10);
-
-impl Unavailable {
-    fn note(&mut self, code: rdkafka::types::RDKafkaErrorCode) {
-        self.since_logged += 1;
-        if self
-            .last_logged
-            .is_some_and(|at| at.elapsed() < UNAVAILABLE_LOG_EVERY)
-        {
-            return;
-        }
-        tracing::warn!(error = %code, errors = self.since_logged, "kafka unavailable; the consumer keeps retrying");
-        self.last_logged = Some(Instant::now());
-        self.since_logged = 0;
-    }
-}
-
 /// How long the processor may hold no partition before it says so (and again as often).
 const UNASSIGNED_LOG_EVERY: Duration = Duration::from_secs(60);
 
@@ -245,7 +219,9 @@ pub fn run(
     };
     let mut lag_updated = Instant::now();
     let mut since_clock = 0_u32;
-    let mut unavailable = Unavailable::default();
+    // Transient consumer errors, logged at most every 10 s (an outage reports one per
+    // reconnection attempt).
+    let unavailable = veil_config::ErrorLogLimit::default();
     let mut unassigned = Unassigned::default();
 
     while !stop.load(Ordering::Relaxed) {
@@ -253,7 +229,9 @@ pub fn run(
             // Brokers down, a topic not created yet, a connection reset: librdkafka reconnects
             // and resumes on its own, so the processor waits with it instead of exiting.
             Some(Err(KafkaError::MessageConsumption(code))) => {
-                unavailable.note(code);
+                if let Some(passed_over) = unavailable.admit() {
+                    tracing::warn!(error = %code, passed_over, "kafka unavailable; the consumer keeps retrying");
+                }
                 None
             }
             other => other,
