@@ -28,28 +28,6 @@ pub(crate) struct GatewayArgs {
     listen: Option<std::net::SocketAddr>,
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub(crate) async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(_) => {
-                    let _ = interrupt.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = interrupt => {},
-            _ = terminate.recv() => {},
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
-}
-
 /// Ctrl-C and SIGTERM, listened for from the moment this is made (until then a signal has its
 /// default effect and ends the process on the spot). The first starts a graceful stop; the
 /// second ends the process at once with status 130, so a stop that waits on a stuck peer (a
@@ -93,7 +71,7 @@ impl StopSignals {
 /// [`StopSignals`]).
 pub(crate) async fn stop_signal(unstored: &'static str) {
     let Ok(mut signals) = StopSignals::install() else {
-        shutdown_signal().await;
+        let _ = tokio::signal::ctrl_c().await;
         return;
     };
     signals.next().await;
