@@ -52,8 +52,8 @@ enum ColumnKind {
 }
 
 /// Why a message cannot be stored under the current layout (it goes to the dead-letter topic).
-/// Paths are rendered by [`unknown_field_path`] or [`reportable_path`]: a producer other than the gateway may write keys
-/// that are data (an e-mail address), and these reasons are logged.
+/// Paths are rendered by [`unknown_field_path`] or [`reportable_path`]: a producer other than
+/// the gateway may write keys that are data (an e-mail address), and these reasons are logged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LayoutError {
     /// A field path the current allowlist does not declare.
