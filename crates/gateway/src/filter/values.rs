@@ -396,25 +396,29 @@ pub(crate) fn holds_dotted_quad(text: &str) -> bool {
 /// Four runs of digits in a row, each a number of at most 255 (leading zeros aside), with any
 /// other characters between them.
 fn holds_four_small_numbers(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    let (mut in_a_row, mut at) = (0, 0);
-    while at < bytes.len() {
-        if !bytes[at].is_ascii_digit() {
-            at += 1;
+    // Four numbers need four digits and three characters between them: `1.2.3.4` is the
+    // shortest, so the usual `4.3.1` or `14.6` costs one comparison.
+    if text.len() < 7 {
+        return false;
+    }
+    // The current run's value (capped above 255: only small or not matters), whether a run is
+    // open, and how many small numbers stood in a row before it.
+    let (mut value, mut in_run, mut in_a_row) = (0u32, false, 0u8);
+    for byte in text.bytes() {
+        if byte.is_ascii_digit() {
+            value = (value * 10 + u32::from(byte - b'0')).min(256);
+            in_run = true;
             continue;
         }
-        let start = at;
-        while at < bytes.len() && bytes[at].is_ascii_digit() {
-            at += 1;
-        }
-        let digits = text[start..at].trim_start_matches('0');
-        let small = digits.len() <= 3 && digits.parse::<u16>().map_or(true, |number| number <= 255);
-        in_a_row = if small { in_a_row + 1 } else { 0 };
-        if in_a_row == 4 {
-            return true;
+        if in_run {
+            in_a_row = if value <= 255 { in_a_row + 1 } else { 0 };
+            if in_a_row == 4 {
+                return true;
+            }
+            (value, in_run) = (0, false);
         }
     }
-    false
+    in_run && value <= 255 && in_a_row == 3
 }
 
 /// True if `text` is an IP address (v4 or v6, with optional brackets, port or zone) or
@@ -715,6 +719,24 @@ mod tests {
             "fe80%zz",
         ] {
             assert_eq!(forbidden_value(text), None, "{text}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The one-pass count agrees with the definition: split into digit runs, four runs in
+        /// a row whose numbers (leading zeros aside) are at most 255.
+        #[test]
+        fn four_small_numbers_follow_their_definition(text in "[0-9.+a-z-]{0,24}") {
+            let runs: Vec<&str> = text
+                .split(|character: char| !character.is_ascii_digit())
+                .filter(|run| !run.is_empty())
+                .collect();
+            let small = |run: &&str| {
+                let digits = run.trim_start_matches('0');
+                digits.len() <= 3 && digits.parse::<u16>().map_or(true, |number| number <= 255)
+            };
+            let expected = runs.windows(4).any(|four| four.iter().all(small));
+            proptest::prop_assert_eq!(holds_four_small_numbers(&text), expected);
         }
     }
 
