@@ -2,7 +2,8 @@
 //! (with a key rotation half way), stored with `veil processor --stdin`, one user erased; their
 //! rows are gone from events and daily_activity under both key epochs, every other row is
 //! untouched, and the audit record holds neither the id nor a pseudonym. Then the same by
-//! anonymous id: a device's rows, before sign-in and after, and the alias that links it.
+//! anonymous id: a device's rows, before sign-in and after, and the alias that links it. And a
+//! user whose clients sent their id in composed and decomposed spellings, erased by either.
 
 mod support;
 
@@ -405,4 +406,57 @@ fn erase_by_anonymous_id_removes_the_devices_rows_and_the_alias_that_links_it() 
     // Neither identifier given: refused by the command line.
     let refused = veil(&["erase", "--tenant", "t-1001", "--data-dir", data], b"");
     assert!(!refused.status.success());
+}
+
+#[test]
+fn erase_finds_a_user_sent_in_composed_and_decomposed_spellings() {
+    let keys_dir = tempfile::tempdir().expect("tempdir");
+    let keys = keys_dir.path().to_str().expect("utf8");
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let data = data_dir.path().to_str().expect("utf8");
+    // One person, `Zoë`, as one code point from one client and as `e` + U+0308 from another;
+    // and someone else.
+    let (composed, decomposed) = ("Zo\u{eb}-17", "Zoe\u{308}-17");
+    let messages: Vec<String> = [composed, decomposed, "Zoe-17", composed]
+        .iter()
+        .enumerate()
+        .map(|(index, user)| {
+            format!(
+                r#"{{"type":"identify","userId":"{user}","messageId":"2c9a0f1e-8b7d-4c6e-9f00-00000000000{index}","timestamp":"2026-11-20T08:00:0{index}.000Z"}}"#
+            )
+        })
+        .collect();
+    let sanitized = filter(keys, messages.join("\n").as_bytes());
+    let pseudonyms: Vec<String> = sanitized
+        .split(|byte| *byte == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            let message: Value = serde_json::from_slice(line).expect("json");
+            message["pseudonyms"]["userId"]
+                .as_str()
+                .expect("pseudonym")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(pseudonyms.len(), 4);
+    assert_eq!(pseudonyms[0], pseudonyms[1], "one person, one pseudonym");
+    assert_eq!(pseudonyms[0], pseudonyms[3]);
+    assert_ne!(pseudonyms[0], pseudonyms[2], "another person");
+    ok(veil(
+        &["processor", "--stdin", "--data-dir", data],
+        &sanitized,
+    ));
+    let events = |columns: &[&str]| rows(data_dir.path(), tables::EVENTS, columns);
+    assert_eq!(events(&["userId"]).len(), 4);
+
+    // Erased by the spelling the second client used; the event rows and the rollup's row go.
+    let rollup_rows = rows(data_dir.path(), tables::DAILY_ACTIVITY, &["user"])
+        .iter()
+        .filter(|(values, _)| values.get("user") == Some(&pseudonyms[0]))
+        .count();
+    assert!(rollup_rows > 0);
+    erase(data, keys, "--user", decomposed, 3 + rollup_rows);
+    let left = events(&["userId"]);
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].0.get("userId"), Some(&pseudonyms[2]));
 }

@@ -15,7 +15,7 @@ use clap::Args;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use veil_config::TenantsFile;
-use veil_gateway::pseudonym::KeyStore;
+use veil_gateway::pseudonym::{KeyStore, nfc_respelling, nfd_respelling};
 use veil_policy::{Allowlist, LeafAction, Policy};
 use veil_processor::erase::{self, ErasureTarget};
 use veil_processor::store::Store;
@@ -117,11 +117,19 @@ pub(crate) fn run(args: EraseArgs) -> anyhow::Result<ExitCode> {
         epochs += 1;
         let key = keystore.load(&tenant.id, &info.epoch)?;
         for (domain, identifier) in &identifiers {
-            let pseudonym = key.pseudonymize(domain, identifier);
-            pseudonyms
-                .entry(domain)
-                .or_default()
-                .insert(String::from_utf8_lossy(&pseudonym).into_owned());
+            // Every spelling: as given, composed (how the gateway pseudonymizes identifiers) and
+            // decomposed (how a gateway before NFC pseudonyms may have stored a client's).
+            let composed = nfc_respelling(identifier);
+            let decomposed = nfd_respelling(identifier);
+            let respellings = [composed.as_deref(), decomposed.as_deref()];
+            let respellings = respellings.into_iter().flatten().map(str::as_bytes);
+            for spelling in std::iter::once(*identifier).chain(respellings) {
+                let pseudonym = key.pseudonymize(domain, spelling);
+                pseudonyms
+                    .entry(domain)
+                    .or_default()
+                    .insert(String::from_utf8_lossy(&pseudonym).into_owned());
+            }
         }
     }
     if epochs == 0 {

@@ -275,7 +275,7 @@ fn pseudonym<'v, 'c>(
     input: &[u8],
 ) -> Outcome<'v, 'c> {
     Outcome::Pseudonym(cache.get_or_insert_with(filter.id, leaf, input, || {
-        filter.key.pseudonymize(domain, input)
+        filter.key.pseudonymize_identifier(domain, input)
     }))
 }
 

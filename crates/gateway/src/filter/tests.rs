@@ -664,6 +664,49 @@ fn pseudonyms_are_deterministic_and_separated_by_tenant_key() {
     assert_ne!(outputs[0], outputs[1]);
 }
 
+#[test]
+fn composed_and_decomposed_spellings_of_an_identifier_are_one_pseudonym() {
+    // `José` as one code point and as `e` + a combining acute accent: one person to count, one
+    // document to follow, whichever client sent which.
+    let pseudonyms_of = |user: &str, document: &str| {
+        let message = track(json!({"userId": user, "properties": {"document_id": document}}));
+        accepted(&message)["pseudonyms"].clone()
+    };
+    let composed = pseudonyms_of("Jos\u{e9}", "Akte-M\u{fc}ller");
+    let decomposed = pseudonyms_of("Jose\u{301}", "Akte-Mu\u{308}ller");
+    assert_eq!(composed["userId"], decomposed["userId"]);
+    assert_eq!(
+        composed["properties.document_id"],
+        decomposed["properties.document_id"]
+    );
+    // The composed spelling is the one hashed; other texts stay apart.
+    let key = EpochKey::new("2026-11", &[1; 32]);
+    let expected = key.pseudonymize("user", "Jos\u{e9}".as_bytes());
+    assert_eq!(
+        composed["userId"],
+        std::str::from_utf8(&expected).expect("ascii")
+    );
+    assert_ne!(pseudonyms_of("Jose", "x")["userId"], composed["userId"]);
+    // The same message sent twice with the two spellings, through one worker's cache.
+    let mut cache = WorkerCache::default();
+    let filter = tenant(Tier::Baseline, 1);
+    let mut seen = Vec::new();
+    for user in ["Jose\u{301}", "Jos\u{e9}", "Jose\u{301}"] {
+        let mut out = Vec::new();
+        let message = track(json!({"userId": user}));
+        filter
+            .filter(message.as_bytes(), &META, &mut cache, &mut out, &mut ())
+            .expect("accepted");
+        seen.push(
+            serde_json::from_slice::<Value>(&out).expect("json")["pseudonyms"]["userId"].clone(),
+        );
+    }
+    assert!(
+        seen.iter()
+            .all(|pseudonym| *pseudonym == composed["userId"])
+    );
+}
+
 /// Strings that must never leave, planted under forbidden and unknown keys at any depth.
 fn planted_secret() -> impl Strategy<Value = String> {
     prop_oneof![

@@ -1,7 +1,8 @@
 //! HMAC-SHA256 pseudonyms under per-tenant keys, and the keystore that holds those keys.
 //!
 //! A pseudonym is `HMAC-SHA256(key, domain || 0x00 || value)` truncated to 128 bits and written
-//! as 22 base64url characters. The same value, tenant, epoch and domain always give the same
+//! as 22 base64url characters; an identifier's text is in Unicode NFC first
+//! ([`EpochKey::pseudonymize_identifier`]). The same value, tenant, epoch and domain always give the same
 //! pseudonym; another tenant, epoch or domain gives an unrelated one. Once an epoch's key is
 //! shredded its pseudonyms cannot be linked back to anything.
 
@@ -98,6 +99,45 @@ impl EpochKey {
         let mut truncated = [0u8; 16];
         truncated.copy_from_slice(&digest[..16]);
         base64url_16(truncated)
+    }
+}
+
+impl EpochKey {
+    /// The pseudonym of an identifier (a user, device, document id ...): its text in Unicode
+    /// NFC first, so the composed and decomposed spellings of one id (`José` typed on one
+    /// system, `Jose` and a combining accent on another) are one person, not two.
+    #[inline]
+    pub fn pseudonymize_identifier(&self, domain: &str, value: &[u8]) -> [u8; PSEUDONYM_LEN] {
+        match nfc_respelling(value) {
+            Some(composed) => self.pseudonymize(domain, composed.as_bytes()),
+            None => self.pseudonymize(domain, value),
+        }
+    }
+}
+
+/// `value` in Unicode NFC, when it is UTF-8 text outside ASCII that is not in NFC already
+/// (`None` for everything else, which is pseudonymized as it stands).
+pub fn nfc_respelling(value: &[u8]) -> Option<String> {
+    if value.is_ascii() {
+        return None;
+    }
+    let text = std::str::from_utf8(value).ok()?;
+    match icu_normalizer::ComposingNormalizerBorrowed::new_nfc().normalize(text) {
+        std::borrow::Cow::Owned(composed) => Some(composed),
+        std::borrow::Cow::Borrowed(_) => None,
+    }
+}
+
+/// `value` in Unicode NFD, when that differs from `value` (for erasures, which must find
+/// pseudonyms of every spelling a client may have sent).
+pub fn nfd_respelling(value: &[u8]) -> Option<String> {
+    if value.is_ascii() {
+        return None;
+    }
+    let text = std::str::from_utf8(value).ok()?;
+    match icu_normalizer::DecomposingNormalizerBorrowed::new_nfd().normalize(text) {
+        std::borrow::Cow::Owned(decomposed) => Some(decomposed),
+        std::borrow::Cow::Borrowed(_) => None,
     }
 }
 

@@ -169,3 +169,41 @@ fn key_files_others_could_know_are_refused() {
     let error = store.load("t-1", key.epoch()).expect_err("a link");
     assert!(error.to_string().contains("symbolic link"), "{error}");
 }
+
+#[test]
+fn identifiers_are_pseudonymized_in_their_composed_spelling() {
+    let key = EpochKey::new("2026-11", &[9; KEY_LEN]);
+    let composed = "Fran\u{e7}ois \u{c5}str\u{f6}m";
+    let decomposed = "Franc\u{327}ois A\u{30a}stro\u{308}m";
+    assert_ne!(composed.as_bytes(), decomposed.as_bytes());
+    let expected = key.pseudonymize("user", composed.as_bytes());
+    assert_eq!(
+        key.pseudonymize_identifier("user", composed.as_bytes()),
+        expected
+    );
+    assert_eq!(
+        key.pseudonymize_identifier("user", decomposed.as_bytes()),
+        expected
+    );
+    assert_eq!(
+        nfc_respelling(decomposed.as_bytes()).as_deref(),
+        Some(composed)
+    );
+    assert_eq!(
+        nfd_respelling(composed.as_bytes()).as_deref(),
+        Some(decomposed)
+    );
+    // ASCII, text already composed and bytes that are not UTF-8 are hashed as they stand.
+    for value in [&b"u-1"[..], composed.as_bytes(), b"\xff\xfe-not-utf8"] {
+        assert_eq!(
+            key.pseudonymize_identifier("user", value),
+            key.pseudonymize("user", value)
+        );
+        assert_eq!(nfc_respelling(value), None);
+    }
+    // Compatibility forms are other texts (NFC, not NFKC): a full-width `Ａ` is not `A`.
+    assert_ne!(
+        key.pseudonymize_identifier("user", "\u{ff21}".as_bytes()),
+        key.pseudonymize_identifier("user", b"A")
+    );
+}
