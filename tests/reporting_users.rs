@@ -130,3 +130,75 @@ async fn only_signed_in_users_count_and_as_the_raw_events_say() {
         "{body}"
     );
 }
+
+/// A stored `alias` message of t-1003 from the desktop app: `previous` and `user` are one
+/// person (within `epoch`).
+fn alias(serial: usize, date: &str, epoch: &str, previous: &str, user: &str) -> String {
+    format!(
+        r#"{{"schema":1,"tenant":"t-1003","tier":"baseline","policy":"sha256:{}","keyEpoch":"{epoch}","type":"alias","messageId":"alias-{serial}","timestamp":"{date}T11:00:00.000Z","receivedAt":"{date}T11:00:01.000Z","fields":{{"context.app.name":"DMS Desktop"}},"pseudonyms":{{"userId":"{user}","previousId":"{previous}"}}}}"#,
+        "b".repeat(64)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_linked_by_alias_count_once() {
+    let fixture = Fixture::new();
+    let p = |index| pseudonym("t-1003", index);
+    // Eight `userId`s with one event each; alias calls say 0 and 1 are one person, and 2, 3
+    // and 4 another (a chain, sent newest first): five people.
+    let mut lines: Vec<String> = (0..8)
+        .map(|index| message(index, "2026-11-05", Some(&p(index)), None))
+        .collect();
+    lines.push(alias(1, "2026-11-06", "2026-11", &p(0), &p(1)));
+    lines.push(alias(2, "2026-11-06", "2026-11", &p(3), &p(4)));
+    lines.push(alias(3, "2026-11-07", "2026-11", &p(2), &p(3)));
+    // The same pseudonym texts linked under another key epoch name other people: no link here.
+    lines.push(alias(4, "2026-12-01", "2026-12", &p(5), &p(6)));
+    store_messages(&fixture.data_dir(), &fixture.layout(), &lines);
+    let people = 5;
+
+    let state = fixture.state();
+    let activity = json(&state, "/api/tenants/t-1003/activity?month=2026-11", VENDOR).await;
+    assert_eq!(activity["monthly"][5]["users"].as_u64(), Some(people));
+    // Every event of a signed-in user still counts: eight track events and three alias calls.
+    assert_eq!(activity["monthly"][5]["events"].as_u64(), Some(8 + 3));
+    let breakdowns = json(
+        &state,
+        "/api/tenants/t-1003/breakdowns?month=2026-11",
+        VENDOR,
+    )
+    .await;
+    // The alias calls carry no feature: their two people form the group `(not set)`, under k,
+    // so it is pooled, and `preview` with it (complementary suppression); the pool and the
+    // total are the five people.
+    let feature = &breakdowns["by"]["feature"];
+    assert_eq!(feature["total_users"].as_u64(), Some(people), "{feature}");
+    assert_eq!(
+        feature["other"]["users"].as_u64(),
+        Some(people),
+        "{feature}"
+    );
+    assert_eq!(
+        feature["rows"].as_array().map(Vec::len),
+        Some(0),
+        "{feature}"
+    );
+    let license = json(&state, "/api/license?month=2026-11", VENDOR).await;
+    let desktop = license["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|row| row["tenant"] == "t-1003" && row["product"] == "DMS Desktop")
+        .cloned()
+        .expect("license row");
+    assert_eq!(desktop["active_users"].as_u64(), Some(people), "{license}");
+
+    // One more alias makes four people: below k = 5, the month's users are withheld.
+    store_messages(
+        &fixture.data_dir(),
+        &fixture.layout(),
+        &[alias(5, "2026-11-08", "2026-11", &p(5), &p(7))],
+    );
+    let activity = json(&state, "/api/tenants/t-1003/activity?month=2026-11", VENDOR).await;
+    assert_eq!(activity["monthly"][5]["users"], "< 5", "{activity}");
+}

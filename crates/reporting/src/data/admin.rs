@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
+use super::aliases::Aliases;
 use super::period::{Month, iso};
 use super::{
     DAILY_ACTIVITY, Interner, ROLLUP_HAS_USER, ROLLUP_USER_COLUMNS, Scope, Warehouse, integers,
@@ -157,7 +158,12 @@ pub async fn activity(
         )
         .await?;
     let dates = strings(&pairs, 0)?;
-    let users = rollup_user_keys(&pairs, 1)?;
+    let aliases = Aliases::load(warehouse, context, Some(tenant)).await?;
+    let users = aliases.people(
+        rollup_user_keys(&pairs, 1)?
+            .into_iter()
+            .map(|user| (tenant, user)),
+    );
     let counts = integers(&pairs, 4)?;
     let mut interner = Interner::default();
     let mut by_day: HashMap<String, HashSet<u32>> = HashMap::new();
@@ -312,6 +318,7 @@ pub async fn breakdowns(
             done.map_err(|error| ReportingError::Query(error.to_string()))??;
         results.insert(dimension, batches);
     }
+    let aliases = Aliases::load(warehouse, context, Some(tenant)).await?;
     let mut by = BTreeMap::new();
     for dimension in dimensions.iter().copied() {
         let from = source(dimension);
@@ -323,7 +330,11 @@ pub async fn breakdowns(
         let values: Vec<Vec<Option<String>>> = (0..width)
             .map(|index| strings(&batches, index))
             .collect::<Result<_, _>>()?;
-        let users = rollup_user_keys(&batches, source_width)?;
+        let users = aliases.people(
+            rollup_user_keys(&batches, source_width)?
+                .into_iter()
+                .map(|user| (tenant, user)),
+        );
         let counts = integers(&batches, source_width + 3)?;
         let mut interner = Interner::default();
         let mut groups: BTreeMap<String, Group> = BTreeMap::new();

@@ -11,6 +11,7 @@ use datafusion::prelude::SessionContext;
 use serde::Serialize;
 use veil_config::TenantsFile;
 
+use super::aliases::Aliases;
 use super::csv::text_cell;
 use super::period::{Month, iso};
 use super::{
@@ -125,7 +126,13 @@ pub async fn license(
     let tenant_col = strings(&batches, 0)?;
     let date_col = strings(&batches, 1)?;
     let product_col = strings(&batches, 2)?;
-    let user_col = rollup_user_keys(&batches, 3)?;
+    let aliases = Aliases::load(warehouse, context, None).await?;
+    let user_col = aliases.people(
+        tenant_col
+            .iter()
+            .map(|tenant| tenant.as_deref().unwrap_or_default())
+            .zip(rollup_user_keys(&batches, 3)?),
+    );
     let count_col = integers(&batches, 6)?;
     let mut interner = Interner::default();
     // (tenant, month) → product → group

@@ -14,6 +14,7 @@
 //! digest, for the reviewer).
 
 pub mod admin;
+pub mod aliases;
 mod csv;
 pub mod keys;
 pub mod license;
@@ -275,6 +276,11 @@ impl Warehouse {
             cache.insert(sql.to_owned(), (fingerprint, batches.clone()));
         }
         Ok(batches)
+    }
+
+    /// Whether the events table has a column `name` under the active allowlist.
+    pub fn has_event_column(&self, name: &str) -> bool {
+        self.events_schema.column_with_name(name).is_some()
     }
 
     /// Whether the processor has written any file of `table`.

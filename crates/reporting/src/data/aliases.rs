@@ -1,0 +1,202 @@
+//! Identity links from Segment `alias` calls: `alias(newId)` says that the `userId` a client used
+//! before (`previousId`) and the one it uses now are one person. The rollup keeps them as two
+//! `userId` pseudonyms, so without this a person who changed ids would count twice, and a group
+//! of three people could pass a k of 5.
+//!
+//! Links hold within a tenant and a key epoch only: a pseudonym means nothing outside its epoch,
+//! and the gateway pseudonymizes both ids of an alias under the same key. Only links between ids
+//! that are counted as users join them (an anonymous id in `previousId` joins nobody). Linking can
+//! only merge users, so every count it changes goes down: each group shown still has at least k
+//! distinct `userId` pseudonyms.
+
+use std::cmp::Ordering;
+use std::collections::{HashMap, HashSet};
+
+use datafusion::prelude::SessionContext;
+
+use super::{EVENTS, Scope, Warehouse, literal, strings};
+use crate::ReportingError;
+
+/// Every day a partition may have: alias links are read over a tenant's whole history.
+const ALL_DAYS: (&str, &str) = ("0000-01-01", "9999-12-31");
+
+/// The alias links of the stored messages: (tenant, one user key, another user key), user keys
+/// as [`super::rollup_user_keys`] writes them (`epoch/pseudonym`).
+#[derive(Debug, Default)]
+pub struct Aliases {
+    links: Vec<(String, String, String)>,
+}
+
+/// A (tenant, user key) pair.
+type Node = (String, String);
+
+impl Aliases {
+    /// The links of `tenant` (or of every tenant) from the stored `alias` messages.
+    pub async fn load(
+        warehouse: &Warehouse,
+        context: &SessionContext,
+        tenant: Option<&str>,
+    ) -> Result<Aliases, ReportingError> {
+        if !warehouse.has_table(EVENTS) || !warehouse.has_event_column("previousId") {
+            return Ok(Aliases::default());
+        }
+        let tenant_filter = tenant
+            .map(|tenant| format!(" AND tenant = {}", literal(tenant)))
+            .unwrap_or_default();
+        // `alias` sorts before every other message type, so Parquet row groups without alias
+        // messages are skipped by their statistics.
+        let sql = format!(
+            "SELECT tenant, key_epoch, \"previousId\", \"userId\" FROM {EVENTS} \
+             WHERE \"type\" = 'alias' AND \"previousId\" IS NOT NULL AND \"userId\" IS NOT NULL\
+             {tenant_filter} GROUP BY 1, 2, 3, 4"
+        );
+        let scope = Scope {
+            table: EVENTS,
+            tenant,
+            from: ALL_DAYS.0,
+            to: ALL_DAYS.1,
+        };
+        let batches = warehouse.cached_query(context, &sql, scope).await?;
+        let [tenants, epochs, previous, current] =
+            [0, 1, 2, 3].map(|index| strings(&batches, index));
+        let (tenants, epochs, previous, current) = (tenants?, epochs?, previous?, current?);
+        let links = (0..tenants.len())
+            .filter_map(|row| {
+                let (tenant, epoch) = (tenants[row].as_deref()?, epochs[row].as_deref()?);
+                let key = |user: &Option<String>| Some(format!("{epoch}/{}", user.as_deref()?));
+                Some((tenant.to_owned(), key(&previous[row])?, key(&current[row])?))
+            })
+            .collect();
+        Ok(Aliases { links })
+    }
+
+    /// Aliases of the given links: (tenant, one user key, another user key).
+    pub fn from_links(links: impl IntoIterator<Item = (String, String, String)>) -> Aliases {
+        Aliases {
+            links: links.into_iter().collect(),
+        }
+    }
+
+    /// Each row's user key (with its tenant) replaced by the person it stands for: the smallest
+    /// key of its linked group. Only links between keys that are among the rows count, so a
+    /// `previousId` that is an anonymous id (which counts nobody) never joins two people, as it
+    /// would when two people sign in on one shared device and each aliases its anonymous id.
+    pub fn people<'t>(
+        &self,
+        rows: impl IntoIterator<Item = (&'t str, Option<String>)>,
+    ) -> Vec<Option<String>> {
+        let rows: Vec<(&str, Option<String>)> = rows.into_iter().collect();
+        if self.links.is_empty() {
+            return rows.into_iter().map(|(_, user)| user).collect();
+        }
+        let counted: HashSet<(&str, &str)> = rows
+            .iter()
+            .filter_map(|(tenant, user)| Some((*tenant, user.as_deref()?)))
+            .collect();
+        // Union-find over the linked keys; the smaller of two roots becomes the root, so a
+        // person's key does not depend on the order the links are read in.
+        let mut parent: HashMap<Node, Node> = HashMap::new();
+        fn root(parent: &HashMap<Node, Node>, node: &Node) -> Node {
+            let mut current = node.clone();
+            while let Some(next) = parent.get(&current).filter(|next| **next != current) {
+                current = next.clone();
+            }
+            current
+        }
+        for (tenant, one, other) in &self.links {
+            if !counted.contains(&(tenant.as_str(), one.as_str()))
+                || !counted.contains(&(tenant.as_str(), other.as_str()))
+            {
+                continue;
+            }
+            let (one, other) = (
+                (tenant.clone(), one.clone()),
+                (tenant.clone(), other.clone()),
+            );
+            let (one_root, other_root) = (root(&parent, &one), root(&parent, &other));
+            match one_root.cmp(&other_root) {
+                Ordering::Less => parent.insert(other_root, one_root),
+                Ordering::Greater => parent.insert(one_root, other_root),
+                Ordering::Equal => None,
+            };
+        }
+        rows.into_iter()
+            .map(|(tenant, user)| {
+                let user = user?;
+                let node = (tenant.to_owned(), user);
+                Some(match parent.contains_key(&node) {
+                    true => root(&parent, &node).1,
+                    false => node.1,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn links(pairs: &[(&str, &str, &str)]) -> Aliases {
+        Aliases::from_links(
+            pairs.iter().map(|(tenant, one, other)| {
+                (tenant.to_string(), one.to_string(), other.to_string())
+            }),
+        )
+    }
+
+    fn people(aliases: &Aliases, rows: &[(&'static str, &str)]) -> Vec<String> {
+        aliases
+            .people(
+                rows.iter()
+                    .map(|(tenant, user)| (*tenant, Some(user.to_string()))),
+            )
+            .into_iter()
+            .map(|person| person.expect("a user"))
+            .collect()
+    }
+
+    #[test]
+    fn linked_keys_share_the_smallest_key_of_their_group_in_any_order() {
+        let rows = [
+            ("t", "e/a"),
+            ("t", "e/b"),
+            ("t", "e/c"),
+            ("t", "e/x"),
+            ("t", "e/y"),
+            ("t", "e/z"),
+            ("u", "e/b"),
+        ];
+        let forward = links(&[
+            ("t", "e/b", "e/c"),
+            ("t", "e/c", "e/a"),
+            ("t", "e/x", "e/y"),
+        ]);
+        let backward = links(&[
+            ("t", "e/y", "e/x"),
+            ("t", "e/a", "e/c"),
+            ("t", "e/c", "e/b"),
+        ]);
+        for aliases in [forward, backward] {
+            assert_eq!(
+                people(&aliases, &rows),
+                ["e/a", "e/a", "e/a", "e/x", "e/x", "e/z", "e/b"],
+                "a chain, a pair, an unlinked key, and another tenant's key"
+            );
+        }
+        assert_eq!(
+            Aliases::default().people([("t", None), ("t", Some("e/a".to_owned()))]),
+            [None, Some("e/a".to_owned())]
+        );
+    }
+
+    #[test]
+    fn keys_that_are_not_counted_link_nobody() {
+        // Two people aliasing one shared device's anonymous id (which no row counts).
+        let aliases = links(&[("t", "e/device", "e/ann"), ("t", "e/device", "e/bob")]);
+        assert_eq!(
+            people(&aliases, &[("t", "e/ann"), ("t", "e/bob")]),
+            ["e/ann", "e/bob"]
+        );
+    }
+}
