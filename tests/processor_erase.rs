@@ -459,4 +459,28 @@ fn erase_finds_a_user_sent_in_composed_and_decomposed_spellings() {
     let left = events(&["userId"]);
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].0.get("userId"), Some(&pseudonyms[2]));
+
+    // An empty id names nobody (the gateway never stores one): refused, nothing audited.
+    let audit = || std::fs::read_to_string(data_dir.path().join("_audit/erasures.jsonl"));
+    let audited = audit().expect("audit log");
+    for flag in ["--user", "--anonymous-id"] {
+        let refused = veil(
+            &[
+                "erase",
+                "--tenant",
+                "t-1001",
+                flag,
+                "",
+                "--data-dir",
+                data,
+                "--keystore",
+                keys,
+            ],
+            b"",
+        );
+        assert!(!refused.status.success(), "{flag}");
+        let message = String::from_utf8_lossy(&refused.stderr);
+        assert!(message.contains("empty id"), "{flag}: {message}");
+    }
+    assert_eq!(audit().expect("audit log"), audited);
 }

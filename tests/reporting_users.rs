@@ -202,3 +202,42 @@ async fn users_linked_by_alias_count_once() {
     let activity = json(&state, "/api/tenants/t-1003/activity?month=2026-11", VENDOR).await;
     assert_eq!(activity["monthly"][5]["users"], "< 5", "{activity}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_counts_once_in_every_report_of_a_month() {
+    let fixture = Fixture::new();
+    let p = |index| pseudonym("t-1003", index);
+    // November: five ids, two of which (3 and 4) each aliased id 9, last used in October (same
+    // key epoch): four people. The six-month activity view sees id 9; the month's breakdowns
+    // and license rows do not, and must count the same four.
+    let mut lines: Vec<String> = (0..5)
+        .map(|index| message(index, "2026-11-05", Some(&p(index)), None))
+        .collect();
+    lines.push(message(9, "2026-10-20", Some(&p(9)), None));
+    lines.push(alias(1, "2026-10-20", "2026-11", &p(9), &p(3)));
+    lines.push(alias(2, "2026-10-21", "2026-11", &p(9), &p(4)));
+    store_messages(&fixture.data_dir(), &fixture.layout(), &lines);
+
+    let state = fixture.state();
+    let activity = json(&state, "/api/tenants/t-1003/activity?month=2026-11", VENDOR).await;
+    assert_eq!(activity["monthly"][5]["users"], "< 5", "{activity}");
+    let breakdowns = json(
+        &state,
+        "/api/tenants/t-1003/breakdowns?month=2026-11",
+        VENDOR,
+    )
+    .await;
+    assert_eq!(
+        breakdowns["by"]["feature"]["total_users"], "< 5",
+        "{breakdowns}"
+    );
+    let license = json(&state, "/api/license?month=2026-11", VENDOR).await;
+    let desktop = license["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|row| row["tenant"] == "t-1003" && row["product"] == "DMS Desktop")
+        .cloned()
+        .expect("license row");
+    assert_eq!(desktop["active_users"], "< 5", "{license}");
+}

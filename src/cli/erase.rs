@@ -87,6 +87,10 @@ pub(crate) fn run(args: EraseArgs) -> anyhow::Result<ExitCode> {
     if !args.anonymous_id.is_empty() && anonymous_domain.is_none() {
         anyhow::bail!("the allowlist does not pseudonymize anonymousId: nothing to erase by it");
     }
+    // The gateway never stores an empty id (it counts as none), so an empty one here is a slip.
+    if args.user.as_deref() == Some("") || args.anonymous_id.iter().any(String::is_empty) {
+        anyhow::bail!("an empty id names nobody: the gateway never stores one");
+    }
     // Each identifier, in each domain it can be stored under: the user id as a user; an anonymous
     // id as itself and, as an alias's `previousId`, in the user domain too.
     let mut identifiers: Vec<(&str, &[u8])> = Vec::new();

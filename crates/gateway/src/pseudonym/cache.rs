@@ -99,6 +99,7 @@ impl PseudonymCache {
         compute: impl FnOnce() -> [u8; PSEUDONYM_LEN],
     ) -> &[u8; PSEUDONYM_LEN] {
         if value.len() > MAX_CACHED_VALUE {
+            self.misses += 1;
             self.uncached = compute();
             return &self.uncached;
         }
@@ -109,6 +110,7 @@ impl PseudonymCache {
         let trial = &mut self.trials[index];
         if trial.bypass_left > 0 {
             trial.bypass_left -= 1;
+            self.misses += 1;
             self.uncached = compute();
             return &self.uncached;
         }
@@ -201,5 +203,17 @@ mod tests {
             "long values are never cached"
         );
         assert_eq!(calls, 6);
+    }
+
+    #[test]
+    fn values_too_long_to_cache_count_as_computed() {
+        let mut cache = PseudonymCache::default();
+        let long = [b'x'; MAX_CACHED_VALUE + 1];
+        for _ in 0..3 {
+            cache.get_or_insert_with(1, 0, &long, || [b'p'; PSEUDONYM_LEN]);
+        }
+        cache.get_or_insert_with(1, 0, b"short", || [b'q'; PSEUDONYM_LEN]);
+        cache.get_or_insert_with(1, 0, b"short", || [b'q'; PSEUDONYM_LEN]);
+        assert_eq!(cache.hits_and_misses(), (1, 4));
     }
 }

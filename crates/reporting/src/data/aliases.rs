@@ -4,13 +4,16 @@
 //! of three people could pass a k of 5.
 //!
 //! Links hold within a tenant and a key epoch only: a pseudonym means nothing outside its epoch,
-//! and the gateway pseudonymizes both ids of an alias under the same key. Only links between ids
-//! that are counted as users join them (an anonymous id in `previousId` joins nobody). Linking can
-//! only merge users, so every count it changes goes down: each group shown still has at least k
-//! distinct `userId` pseudonyms.
+//! and the gateway pseudonymizes both ids of an alias under the same key. Every link of the
+//! tenant's history joins its two ids, whatever period a report covers, so one person counts as
+//! one user in every report of a month (a link that needed both ids in the report's own rows
+//! would count a chain through an earlier id as one person in a six-month view and as two in a
+//! one-month view). Linking can only merge users, so every count it changes goes down: each group
+//! shown still has at least k distinct `userId` pseudonyms. The cost falls on the safe side: two
+//! people who each alias one shared device's anonymous id count as one.
 
 use std::cmp::Ordering;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use datafusion::prelude::SessionContext;
 
@@ -78,21 +81,15 @@ impl Aliases {
     }
 
     /// Each row's user key (with its tenant) replaced by the person it stands for: the smallest
-    /// key of its linked group. Only links between keys that are among the rows count, so a
-    /// `previousId` that is an anonymous id (which counts nobody) never joins two people, as it
-    /// would when two people sign in on one shared device and each aliases its anonymous id.
+    /// key of its linked group.
     pub fn people<'t>(
         &self,
         rows: impl IntoIterator<Item = (&'t str, Option<String>)>,
     ) -> Vec<Option<String>> {
-        let rows: Vec<(&str, Option<String>)> = rows.into_iter().collect();
+        let rows = rows.into_iter();
         if self.links.is_empty() {
-            return rows.into_iter().map(|(_, user)| user).collect();
+            return rows.map(|(_, user)| user).collect();
         }
-        let counted: HashSet<(&str, &str)> = rows
-            .iter()
-            .filter_map(|(tenant, user)| Some((*tenant, user.as_deref()?)))
-            .collect();
         // Union-find over the linked keys; the smaller of two roots becomes the root, so a
         // person's key does not depend on the order the links are read in.
         let mut parent: HashMap<Node, Node> = HashMap::new();
@@ -104,11 +101,6 @@ impl Aliases {
             current
         }
         for (tenant, one, other) in &self.links {
-            if !counted.contains(&(tenant.as_str(), one.as_str()))
-                || !counted.contains(&(tenant.as_str(), other.as_str()))
-            {
-                continue;
-            }
             let (one, other) = (
                 (tenant.clone(), one.clone()),
                 (tenant.clone(), other.clone()),
@@ -120,16 +112,14 @@ impl Aliases {
                 Ordering::Equal => None,
             };
         }
-        rows.into_iter()
-            .map(|(tenant, user)| {
-                let user = user?;
-                let node = (tenant.to_owned(), user);
-                Some(match parent.contains_key(&node) {
-                    true => root(&parent, &node).1,
-                    false => node.1,
-                })
+        rows.map(|(tenant, user)| {
+            let node = (tenant.to_owned(), user?);
+            Some(match parent.contains_key(&node) {
+                true => root(&parent, &node).1,
+                false => node.1,
             })
-            .collect()
+        })
+        .collect()
     }
 }
 
@@ -191,12 +181,27 @@ mod tests {
     }
 
     #[test]
-    fn keys_that_are_not_counted_link_nobody() {
-        // Two people aliasing one shared device's anonymous id (which no row counts).
-        let aliases = links(&[("t", "e/device", "e/ann"), ("t", "e/device", "e/bob")]);
+    fn a_person_is_one_user_whichever_of_their_ids_a_report_sees() {
+        // `a` and `b` each aliased the earlier `c`: in a report that sees only `a` and `b` (the
+        // month after `c` was last used) they are still one person, as in one that sees all three.
+        let aliases = links(&[("t", "e/c", "e/a"), ("t", "e/c", "e/b")]);
         assert_eq!(
-            people(&aliases, &[("t", "e/ann"), ("t", "e/bob")]),
-            ["e/ann", "e/bob"]
+            people(&aliases, &[("t", "e/a"), ("t", "e/b")]),
+            ["e/a", "e/a"]
+        );
+        assert_eq!(
+            people(&aliases, &[("t", "e/a"), ("t", "e/b"), ("t", "e/c")]),
+            ["e/a", "e/a", "e/a"]
+        );
+        // A self-alias and a cycle change nothing else.
+        let aliases = links(&[
+            ("t", "e/a", "e/a"),
+            ("t", "e/x", "e/y"),
+            ("t", "e/y", "e/x"),
+        ]);
+        assert_eq!(
+            people(&aliases, &[("t", "e/a"), ("t", "e/y"), ("t", "e/x")]),
+            ["e/a", "e/x", "e/x"]
         );
     }
 }
