@@ -160,28 +160,26 @@ async fn users_linked_by_alias_count_once() {
     let state = fixture.state();
     let activity = json(&state, "/api/tenants/t-1003/activity?month=2026-11", VENDOR).await;
     assert_eq!(activity["monthly"][5]["users"].as_u64(), Some(people));
-    // Every event of a signed-in user still counts: eight track events and three alias calls.
-    assert_eq!(activity["monthly"][5]["events"].as_u64(), Some(8 + 3));
+    // The alias calls link ids but are no usage: the eight track events are the month's events.
+    assert_eq!(activity["monthly"][5]["events"].as_u64(), Some(8));
     let breakdowns = json(
         &state,
         "/api/tenants/t-1003/breakdowns?month=2026-11",
         VENDOR,
     )
     .await;
-    // The alias calls carry no feature: their two people form the group `(not set)`, under k,
-    // so it is pooled, and `preview` with it (complementary suppression); the pool and the
-    // total are the five people.
+    // The alias calls are no usage, so no `(not set)` feature or `alias` event appears.
     let feature = &breakdowns["by"]["feature"];
     assert_eq!(feature["total_users"].as_u64(), Some(people), "{feature}");
-    assert_eq!(
-        feature["other"]["users"].as_u64(),
-        Some(people),
-        "{feature}"
-    );
-    assert_eq!(
-        feature["rows"].as_array().map(Vec::len),
-        Some(0),
-        "{feature}"
+    let rows = feature["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 1, "{feature}");
+    assert_eq!(rows[0]["label"], "preview");
+    assert_eq!(rows[0]["users"].as_u64(), Some(people));
+    assert_eq!(rows[0]["events"].as_u64(), Some(8));
+    let events = breakdowns["by"]["event"]["rows"].as_array().expect("rows");
+    assert!(
+        events.iter().all(|row| row["label"] != "alias"),
+        "{events:?}"
     );
     let license = json(&state, "/api/license?month=2026-11", VENDOR).await;
     let desktop = license["rows"]
@@ -201,6 +199,14 @@ async fn users_linked_by_alias_count_once() {
     );
     let activity = json(&state, "/api/tenants/t-1003/activity?month=2026-11", VENDOR).await;
     assert_eq!(activity["monthly"][5]["users"], "< 5", "{activity}");
+    // The page says so too, escaped, and its peak day (the one active day, under k) with it.
+    let (status, page) = get(&state, "/tenants/t-1003?month=2026-11", Some(VENDOR)).await;
+    assert_eq!(status, 200);
+    assert!(page.contains(r#"<b id="mau">&lt; 5</b>"#), "{page}");
+    assert!(
+        page.contains(r#"<b>&lt; 5</b><small>highest shown day</small>"#),
+        "{page}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -50,11 +50,12 @@ pub const DAILY_ACTIVITY: &str = tables::DAILY_ACTIVITY;
 /// stores `userId`'s pseudonym, else `anonymousId`'s, in `user` and says which in `identified`.
 pub const ROLLUP_USER_COLUMNS: &str = r#""key_epoch", "identified", "user""#;
 
-/// Rollup rows of a signed-in user: only `userId` pseudonyms count as people. One person's
-/// device sends an `anonymousId` before sign-in and a `userId` after (as every Segment SDK
-/// does), so counting anonymous ids too would count that person twice, and a group of three
-/// people could pass a k of 5.
-pub const ROLLUP_HAS_USER: &str = r#""identified" AND "user" IS NOT NULL"#;
+/// Rollup rows of a signed-in user's usage: only `userId` pseudonyms count as people. One
+/// person's device sends an `anonymousId` before sign-in and a `userId` after (as every Segment
+/// SDK does), so counting anonymous ids too would count that person twice, and a group of three
+/// people could pass a k of 5. An `alias` call is bookkeeping, not usage: it links ids (see
+/// [`aliases`]) but counts as no activity, event or product.
+pub const ROLLUP_HAS_USER: &str = r#""identified" AND "user" IS NOT NULL AND "type" <> 'alias'"#;
 
 /// The user keys of result columns `first..first + 3` (see [`ROLLUP_USER_COLUMNS`]): the
 /// `userId` pseudonym within its key epoch (a pseudonym means nothing outside its epoch), or

@@ -234,17 +234,31 @@ pub(super) async fn tenant_page(
         &state.months(Some(&tenant)),
         month,
     ));
-    let peak = activity.daily.iter().filter_map(|d| d.users.value()).max();
+    // The busiest shown day; days without users read 0 and say nothing of the peak, and when
+    // every active day is under k, so is the peak.
+    let peak = activity
+        .daily
+        .iter()
+        .filter_map(|d| d.users.value())
+        .filter(|users| *users > 0)
+        .max();
+    let peak = match peak {
+        Some(users) => crate::privacy::group_digits(users),
+        None if activity.daily.iter().any(|d| d.users.value().is_none()) => {
+            escape(&crate::privacy::Cell::Suppressed(k).display())
+        }
+        None => "—".to_owned(),
+    };
     body.push_str(&format!(
         r#"<div class="kpis"><div class="kpi"><small>Monthly active users</small><b id="mau">{}</b><small>{} vs {}</small></div><div class="kpi"><small>Events</small><b>{}</b><small>{} vs {}</small></div><div class="kpi"><small>Peak daily active users</small><b>{}</b><small>highest shown day</small></div><div class="kpi"><small>Previous month MAU</small><b>{}</b><small>{}</small></div></div>"#,
-        comparison.users.display(),
+        escape(&comparison.users.display()),
         signed_percent(comparison.users_change),
         comparison.previous,
-        comparison.events.display(),
+        escape(&comparison.events.display()),
         signed_percent(comparison.events_change),
         comparison.previous,
-        peak.map(crate::privacy::group_digits).unwrap_or_else(|| "—".to_owned()),
-        comparison.previous_users.display(),
+        peak,
+        escape(&comparison.previous_users.display()),
         comparison.previous,
     ));
     body.push_str(r#"<div class="grid">"#);
