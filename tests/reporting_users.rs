@@ -13,6 +13,7 @@ use axum::body::Body;
 use axum::http::Request;
 use reporting_support::*;
 use serde_json::Value;
+use veil_reporting::AppState;
 
 /// One stored message of tenant t-1003 on `date`, with the given identities.
 fn message(serial: usize, date: &str, user: Option<&str>, anonymous: Option<&str>) -> String {
@@ -28,6 +29,19 @@ fn message(serial: usize, date: &str, user: Option<&str>, anonymous: Option<&str
         "b".repeat(64),
         pseudonyms.join(",")
     )
+}
+
+/// The vendor's license report for 2026-11, and its row for t-1003's desktop app.
+async fn desktop_license_row(state: &AppState) -> (Value, Value) {
+    let license = json(state, "/api/license?month=2026-11", VENDOR).await;
+    let desktop = license["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|row| row["tenant"] == "t-1003" && row["product"] == "DMS Desktop")
+        .cloned()
+        .expect("license row");
+    (license, desktop)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -101,14 +115,7 @@ async fn only_signed_in_users_count_and_as_the_raw_events_say() {
         .expect("preview row");
     assert_eq!(preview["users"].as_u64(), Some(expected.len() as u64));
     assert_eq!(preview["events"].as_u64(), Some(signed_in_events as u64));
-    let license = json(&state, "/api/license?month=2026-11", VENDOR).await;
-    let desktop = license["rows"]
-        .as_array()
-        .expect("rows")
-        .iter()
-        .find(|row| row["tenant"] == "t-1003" && row["product"] == "DMS Desktop")
-        .cloned()
-        .expect("license row");
+    let (_, desktop) = desktop_license_row(&state).await;
     assert_eq!(
         desktop["active_users"].as_u64(),
         Some(expected.len() as u64)
@@ -181,14 +188,7 @@ async fn users_linked_by_alias_count_once() {
         events.iter().all(|row| row["label"] != "alias"),
         "{events:?}"
     );
-    let license = json(&state, "/api/license?month=2026-11", VENDOR).await;
-    let desktop = license["rows"]
-        .as_array()
-        .expect("rows")
-        .iter()
-        .find(|row| row["tenant"] == "t-1003" && row["product"] == "DMS Desktop")
-        .cloned()
-        .expect("license row");
+    let (license, desktop) = desktop_license_row(&state).await;
     assert_eq!(desktop["active_users"].as_u64(), Some(people), "{license}");
 
     // One more alias makes four people: below k = 5, the month's users are withheld.
@@ -237,13 +237,6 @@ async fn a_person_counts_once_in_every_report_of_a_month() {
         breakdowns["by"]["feature"]["total_users"], "< 5",
         "{breakdowns}"
     );
-    let license = json(&state, "/api/license?month=2026-11", VENDOR).await;
-    let desktop = license["rows"]
-        .as_array()
-        .expect("rows")
-        .iter()
-        .find(|row| row["tenant"] == "t-1003" && row["product"] == "DMS Desktop")
-        .cloned()
-        .expect("license row");
+    let (license, desktop) = desktop_license_row(&state).await;
     assert_eq!(desktop["active_users"], "< 5", "{license}");
 }

@@ -106,6 +106,18 @@ pub(crate) fn run(args: EraseArgs) -> anyhow::Result<ExitCode> {
     // A mistyped path must not turn an erasure into an audited no-op.
     super::require_dir("data directory", &settings.processor.data_dir)?;
     super::require_dir("keystore", &settings.gateway.keystore)?;
+    // Every spelling of each identifier: as given, composed (how the gateway pseudonymizes
+    // identifiers) and decomposed (how a gateway before NFC pseudonyms may have stored a client's).
+    let spellings: Vec<(&str, Vec<u8>)> = identifiers
+        .iter()
+        .flat_map(|(domain, identifier)| {
+            let respellings = [nfc_respelling(identifier), nfd_respelling(identifier)];
+            let respellings = respellings.into_iter().flatten().map(String::into_bytes);
+            std::iter::once(identifier.to_vec())
+                .chain(respellings)
+                .map(move |spelling| (*domain, spelling))
+        })
+        .collect();
     let keystore = KeyStore::open(&settings.gateway.keystore)?;
     let mut pseudonyms: BTreeMap<&str, HashSet<String>> = BTreeMap::new();
     let mut epochs = 0;
@@ -120,20 +132,12 @@ pub(crate) fn run(args: EraseArgs) -> anyhow::Result<ExitCode> {
         }
         epochs += 1;
         let key = keystore.load(&tenant.id, &info.epoch)?;
-        for (domain, identifier) in &identifiers {
-            // Every spelling: as given, composed (how the gateway pseudonymizes identifiers) and
-            // decomposed (how a gateway before NFC pseudonyms may have stored a client's).
-            let composed = nfc_respelling(identifier);
-            let decomposed = nfd_respelling(identifier);
-            let respellings = [composed.as_deref(), decomposed.as_deref()];
-            let respellings = respellings.into_iter().flatten().map(str::as_bytes);
-            for spelling in std::iter::once(*identifier).chain(respellings) {
-                let pseudonym = key.pseudonymize(domain, spelling);
-                pseudonyms
-                    .entry(domain)
-                    .or_default()
-                    .insert(String::from_utf8_lossy(&pseudonym).into_owned());
-            }
+        for (domain, spelling) in &spellings {
+            let pseudonym = key.pseudonymize(domain, spelling);
+            pseudonyms
+                .entry(domain)
+                .or_default()
+                .insert(String::from_utf8_lossy(&pseudonym).into_owned());
         }
     }
     if epochs == 0 {

@@ -100,9 +100,7 @@ impl EpochKey {
         truncated.copy_from_slice(&digest[..16]);
         base64url_16(truncated)
     }
-}
 
-impl EpochKey {
     /// The pseudonym of an identifier (a user, device, document id ...): its text in Unicode
     /// NFC first, so the composed and decomposed spellings of one id (`José` typed on one
     /// system, `Jose` and a combining accent on another) are one person, not two.
@@ -118,25 +116,29 @@ impl EpochKey {
 /// `value` in Unicode NFC, when it is UTF-8 text outside ASCII that is not in NFC already
 /// (`None` for everything else, which is pseudonymized as it stands).
 pub fn nfc_respelling(value: &[u8]) -> Option<String> {
-    if value.is_ascii() {
-        return None;
-    }
-    let text = std::str::from_utf8(value).ok()?;
-    match icu_normalizer::ComposingNormalizerBorrowed::new_nfc().normalize(text) {
-        std::borrow::Cow::Owned(composed) => Some(composed),
-        std::borrow::Cow::Borrowed(_) => None,
-    }
+    respelled(value, |text| {
+        icu_normalizer::ComposingNormalizerBorrowed::new_nfc().normalize(text)
+    })
 }
 
 /// `value` in Unicode NFD, when that differs from `value` (for erasures, which must find
 /// pseudonyms of every spelling a client may have sent).
 pub fn nfd_respelling(value: &[u8]) -> Option<String> {
+    respelled(value, |text| {
+        icu_normalizer::DecomposingNormalizerBorrowed::new_nfd().normalize(text)
+    })
+}
+
+/// `value` as `normalize` spells it, when that differs (ASCII and non-UTF-8 bytes never do).
+fn respelled(
+    value: &[u8],
+    normalize: impl FnOnce(&str) -> std::borrow::Cow<'_, str>,
+) -> Option<String> {
     if value.is_ascii() {
         return None;
     }
-    let text = std::str::from_utf8(value).ok()?;
-    match icu_normalizer::DecomposingNormalizerBorrowed::new_nfd().normalize(text) {
-        std::borrow::Cow::Owned(decomposed) => Some(decomposed),
+    match normalize(std::str::from_utf8(value).ok()?) {
+        std::borrow::Cow::Owned(respelled) => Some(respelled),
         std::borrow::Cow::Borrowed(_) => None,
     }
 }

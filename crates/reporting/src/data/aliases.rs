@@ -23,11 +23,12 @@ use crate::ReportingError;
 /// Every day a partition may have: alias links are read over a tenant's whole history.
 const ALL_DAYS: (&str, &str) = ("0000-01-01", "9999-12-31");
 
-/// The alias links of the stored messages: (tenant, one user key, another user key), user keys
-/// as [`super::rollup_user_keys`] writes them (`epoch/pseudonym`).
+/// The person each linked user key stands for: (tenant, user key) → the smallest key of its
+/// linked group, user keys as [`super::rollup_user_keys`] writes them (`epoch/pseudonym`).
+/// Resolved once per load, so each report's rows only look their keys up.
 #[derive(Debug, Default)]
 pub struct Aliases {
-    links: Vec<(String, String, String)>,
+    representatives: HashMap<Node, String>,
 }
 
 /// A (tenant, user key) pair.
@@ -69,27 +70,12 @@ impl Aliases {
                 let key = |user: &Option<String>| Some(format!("{epoch}/{}", user.as_deref()?));
                 Some((tenant.to_owned(), key(&previous[row])?, key(&current[row])?))
             })
-            .collect();
-        Ok(Aliases { links })
+            .collect::<Vec<_>>();
+        Ok(Aliases::from_links(links))
     }
 
     /// Aliases of the given links: (tenant, one user key, another user key).
     pub fn from_links(links: impl IntoIterator<Item = (String, String, String)>) -> Aliases {
-        Aliases {
-            links: links.into_iter().collect(),
-        }
-    }
-
-    /// Each row's user key (with its tenant) replaced by the person it stands for: the smallest
-    /// key of its linked group.
-    pub fn people<'t>(
-        &self,
-        rows: impl IntoIterator<Item = (&'t str, Option<String>)>,
-    ) -> Vec<Option<String>> {
-        let rows = rows.into_iter();
-        if self.links.is_empty() {
-            return rows.map(|(_, user)| user).collect();
-        }
         // Union-find over the linked keys; the smaller of two roots becomes the root, so a
         // person's key does not depend on the order the links are read in.
         let mut parent: HashMap<Node, Node> = HashMap::new();
@@ -100,26 +86,44 @@ impl Aliases {
             }
             current
         }
-        for (tenant, one, other) in &self.links {
-            let (one, other) = (
-                (tenant.clone(), one.clone()),
-                (tenant.clone(), other.clone()),
-            );
+        for (tenant, one, other) in links {
+            let (one, other) = ((tenant.clone(), one), (tenant, other));
             let (one_root, other_root) = (root(&parent, &one), root(&parent, &other));
+            parent.entry(one).or_insert_with_key(Clone::clone);
+            parent.entry(other).or_insert_with_key(Clone::clone);
             match one_root.cmp(&other_root) {
                 Ordering::Less => parent.insert(other_root, one_root),
                 Ordering::Greater => parent.insert(one_root, other_root),
                 Ordering::Equal => None,
             };
         }
-        rows.map(|(tenant, user)| {
-            let node = (tenant.to_owned(), user?);
-            Some(match parent.contains_key(&node) {
-                true => root(&parent, &node).1,
-                false => node.1,
+        let representatives = parent
+            .keys()
+            .map(|node| (node.clone(), root(&parent, node).1))
+            .filter(|((_, key), representative)| key != representative)
+            .collect();
+        Aliases { representatives }
+    }
+
+    /// Each row's user key (with its tenant) replaced by the person it stands for: the smallest
+    /// key of its linked group.
+    pub fn people<'t>(
+        &self,
+        rows: impl IntoIterator<Item = (&'t str, Option<String>)>,
+    ) -> Vec<Option<String>> {
+        rows.into_iter()
+            .map(|(tenant, user)| {
+                let user = user?;
+                if self.representatives.is_empty() {
+                    return Some(user);
+                }
+                let node = (tenant.to_owned(), user);
+                Some(match self.representatives.get(&node) {
+                    Some(representative) => representative.clone(),
+                    None => node.1,
+                })
             })
-        })
-        .collect()
+            .collect()
     }
 }
 
