@@ -118,6 +118,9 @@ fn most_frequent(lines: &[Vec<u8>], field: &str) -> String {
 
 /// Every row of a table as (file, column → value) for the string columns asked for, plus the
 /// `events` count (daily_activity) when present.
+/// The rollup's pseudonym columns: the user, and an alias's previous user.
+const ROLLUP_USERS: [&str; 2] = ["user", "previous_user"];
+
 fn rows(data: &Path, table: &str, columns: &[&str]) -> Vec<(BTreeMap<String, String>, i64)> {
     let mut found = Vec::new();
     for (tenant, _, dir) in tables::partitions(data, table) {
@@ -201,15 +204,15 @@ fn erase_removes_one_users_rows_under_every_epoch_and_nothing_else() {
             "the user has rows under both epochs"
         );
     }
-    let rollup_before = rows(data_dir.path(), tables::DAILY_ACTIVITY, &["user"]);
+    let rollup_before = rows(data_dir.path(), tables::DAILY_ACTIVITY, &ROLLUP_USERS);
     let rollup_target_rows = rollup_before
         .iter()
-        .filter(|(values, _)| is_target(values, &["user"]))
+        .filter(|(values, _)| is_target(values, &ROLLUP_USERS))
         .count();
     assert!(rollup_target_rows > 0);
     let other_rollup_events: i64 = rollup_before
         .iter()
-        .filter(|(values, _)| !is_target(values, &["user"]))
+        .filter(|(values, _)| !is_target(values, &ROLLUP_USERS))
         .map(|(_, count)| count)
         .sum();
 
@@ -252,11 +255,11 @@ fn erase_removes_one_users_rows_under_every_epoch_and_nothing_else() {
         "exactly the others remain"
     );
     assert_eq!(events_after.len(), other_rows.len());
-    let rollup_after = rows(data_dir.path(), tables::DAILY_ACTIVITY, &["user"]);
+    let rollup_after = rows(data_dir.path(), tables::DAILY_ACTIVITY, &ROLLUP_USERS);
     assert!(
         !rollup_after
             .iter()
-            .any(|(values, _)| is_target(values, &["user"]))
+            .any(|(values, _)| is_target(values, &ROLLUP_USERS))
     );
     assert_eq!(
         rollup_after.iter().map(|(_, count)| count).sum::<i64>(),
@@ -353,8 +356,11 @@ fn erase_by_anonymous_id_removes_the_devices_rows_and_the_alias_that_links_it() 
         device_rows.len() > 6,
         "the device also sent signed-in traffic"
     );
-    let rollup_before = rows(data_dir.path(), tables::DAILY_ACTIVITY, &["user"]);
-    let is_device_user = |values: &BTreeMap<String, String>| values.get("user") == Some(&anonymous);
+    let rollup_before = rows(data_dir.path(), tables::DAILY_ACTIVITY, &ROLLUP_USERS);
+    // The device's anonymous activity, and the alias linking it (as its previous user).
+    let is_device_user = |values: &BTreeMap<String, String>| {
+        values.get("user") == Some(&anonymous) || values.get("previous_user") == Some(&as_previous)
+    };
     let device_rollup_rows = rollup_before
         .iter()
         .filter(|(values, _)| is_device_user(values))
@@ -362,6 +368,12 @@ fn erase_by_anonymous_id_removes_the_devices_rows_and_the_alias_that_links_it() 
     assert!(
         device_rollup_rows > 0,
         "the anonymous activity is in the rollup"
+    );
+    assert!(
+        rollup_before
+            .iter()
+            .any(|(values, _)| values.get("previous_user") == Some(&as_previous)),
+        "the rollup keeps the alias's link"
     );
     let other_rollup_events: i64 = rollup_before
         .iter()
@@ -387,7 +399,7 @@ fn erase_by_anonymous_id_removes_the_devices_rows_and_the_alias_that_links_it() 
         .map(|(values, _)| values["message_id"].as_str())
         .collect();
     assert_eq!(remaining, others, "exactly the others remain");
-    let rollup_after = rows(data_dir.path(), tables::DAILY_ACTIVITY, &["user"]);
+    let rollup_after = rows(data_dir.path(), tables::DAILY_ACTIVITY, &ROLLUP_USERS);
     assert!(
         !rollup_after
             .iter()
@@ -450,7 +462,7 @@ fn erase_finds_a_user_sent_in_composed_and_decomposed_spellings() {
     assert_eq!(events(&["userId"]).len(), 4);
 
     // Erased by the spelling the second client used; the event rows and the rollup's row go.
-    let rollup_rows = rows(data_dir.path(), tables::DAILY_ACTIVITY, &["user"])
+    let rollup_rows = rows(data_dir.path(), tables::DAILY_ACTIVITY, &ROLLUP_USERS)
         .iter()
         .filter(|(values, _)| values.get("user") == Some(&pseudonyms[0]))
         .count();

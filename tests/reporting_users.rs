@@ -240,3 +240,56 @@ async fn a_person_counts_once_in_every_report_of_a_month() {
     let (license, desktop) = desktop_license_row(&state).await;
     assert_eq!(desktop["active_users"], "< 5", "{license}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alias_links_outlive_the_raw_events() {
+    use veil_processor::retention::{RetentionConfig, expire};
+    use veil_processor::store::Store;
+    use veil_processor::tables;
+
+    let fixture = Fixture::new();
+    let p = |index| pseudonym("t-1003", index);
+    // Six `userId`s; aliases link 0 with 1, and 2 with 3: four people, under k = 5.
+    let mut lines: Vec<String> = (0..6)
+        .map(|index| message(index, "2026-11-05", Some(&p(index)), None))
+        .collect();
+    lines.push(alias(1, "2026-11-06", "2026-11", &p(0), &p(1)));
+    lines.push(alias(2, "2026-11-07", "2026-11", &p(3), &p(2)));
+    store_messages(&fixture.data_dir(), &fixture.layout(), &lines);
+
+    // Retention deletes November's raw events (kept one day here) and keeps the rollup.
+    let store = Store::open(fixture.data_dir()).expect("store");
+    let config = RetentionConfig {
+        events_days: 1,
+        ..RetentionConfig::default()
+    };
+    let today = time::Date::from_calendar_date(2026, time::Month::December, 4).expect("date");
+    let expired = expire(&store, &config, today).expect("expire");
+    assert_eq!(
+        expired.iter().filter(|p| p.table == tables::EVENTS).count(),
+        3,
+        "{expired:?}"
+    );
+    assert!(expired.iter().all(|p| p.table == tables::EVENTS));
+
+    let state = fixture.state();
+    let activity = json(&state, "/api/tenants/t-1003/activity?month=2026-11", VENDOR).await;
+    assert_eq!(activity["monthly"][5]["users"], "< 5", "{activity}");
+    let (license, desktop) = desktop_license_row(&state).await;
+    assert_eq!(desktop["active_users"], "< 5", "{license}");
+
+    // Two more ids make six people: shown, and counted as six, not eight.
+    store_messages(
+        &fixture.data_dir(),
+        &fixture.layout(),
+        &(6..8)
+            .map(|index| message(index, "2026-11-28", Some(&p(index)), None))
+            .collect::<Vec<_>>(),
+    );
+    let activity = json(&state, "/api/tenants/t-1003/activity?month=2026-11", VENDOR).await;
+    assert_eq!(
+        activity["monthly"][5]["users"].as_u64(),
+        Some(6),
+        "{activity}"
+    );
+}

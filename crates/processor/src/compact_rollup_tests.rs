@@ -35,6 +35,7 @@ fn activity(rows: &[ActivityRow<'_>]) -> Group {
         Arc::new(Int64Array::from(
             rows.iter().map(|row| row.3).collect::<Vec<_>>(),
         )),
+        texts(None),
     ];
     Group {
         table: tables::DAILY_ACTIVITY,
@@ -213,6 +214,62 @@ fn daily_activity_compaction_sums_events_per_key() {
     );
     assert_eq!(day_sums(&store), before_sums);
     assert_eq!(activity_rows(&store)[0].1.len(), 6);
+}
+
+#[test]
+fn files_from_before_the_alias_column_merge_with_newer_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("store");
+    // A file written before the rollup had `previous_user`: its schema lacks the column.
+    let mut old = activity(&[(Some("u1"), true, Some("preview"), 2)]);
+    let without_previous: Vec<usize> = (0..old.batch.num_columns() - 1).collect();
+    old.batch = old.batch.project(&without_previous).expect("project");
+    assert!(old.batch.column_by_name(rollup::PREVIOUS_USER).is_none());
+    store.commit("topic", 0, 0, 9, &[old]).expect("commit");
+    // A newer file: the same key, and an alias linking u0 to u1.
+    let mut new = activity(&[
+        (Some("u1"), true, Some("preview"), 3),
+        (Some("u1"), true, None, 1),
+    ]);
+    let mut columns = new.batch.columns().to_vec();
+    let previous_at = columns.len() - 1;
+    columns[previous_at] = Arc::new(StringArray::from(vec![None, Some("u0")]));
+    new.batch = RecordBatch::try_new(rollup::schema(), columns).expect("batch");
+    store.commit("topic", 0, 10, 19, &[new]).expect("commit");
+
+    assert_eq!(
+        compact_if_needed(&store, tables::DAILY_ACTIVITY, "t-1", DATE, "topic", 0, 1)
+            .expect("compact"),
+        2
+    );
+    let path = store
+        .root()
+        .join(tables::partition_dir(tables::DAILY_ACTIVITY, "t-1", DATE))
+        .join("part-topic-0-0-19.parquet");
+    let batches = read_batches(&[path]).expect("read");
+    let merged = arrow::compute::concat_batches(&batches[0].schema(), &batches).expect("concat");
+    assert_eq!(
+        merged.num_rows(),
+        2,
+        "the old row's key summed with the new one's"
+    );
+    let column = |name: &str| merged.column_by_name(name).expect(name).clone();
+    let previous = column(rollup::PREVIOUS_USER);
+    let previous = previous
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .expect("text");
+    let events = column(rollup::EVENTS);
+    let events = events.as_any().downcast_ref::<Int64Array>().expect("ints");
+    let rows: Vec<(Option<&str>, i64)> = (0..merged.num_rows())
+        .map(|row| {
+            (
+                previous.is_valid(row).then(|| previous.value(row)),
+                events.value(row),
+            )
+        })
+        .collect();
+    assert_eq!(rows, [(None, 5), (Some("u0"), 1)]);
 }
 
 #[test]

@@ -92,9 +92,10 @@ fn keep_mask(batch: &RecordBatch, targets: &[(&[&str], &HashSet<String>)]) -> Bo
         .collect()
 }
 
-/// Removes `tenant`'s rows where a target's columns (in events) or the user (in daily_activity,
-/// which holds `userId`'s pseudonym, else `anonymousId`'s: a pseudonym of another domain never
-/// matches there) hold one of its pseudonyms; `at` is the audit time (RFC 3339).
+/// Removes `tenant`'s rows where a target's columns (in events) or the user or an alias's previous
+/// user (in daily_activity, which holds `userId`'s pseudonym, else `anonymousId`'s: a pseudonym of
+/// another domain never matches there) hold one of its pseudonyms; `at` is the audit time
+/// (RFC 3339).
 pub fn erase(
     store: &Store,
     tenant: &str,
@@ -115,7 +116,7 @@ pub fn erase(
         deletions: Vec::new(),
         record: record.clone(),
     };
-    let rollup_user = [rollup::USER];
+    let rollup_user = [rollup::USER, rollup::PREVIOUS_USER];
     let event_targets: Vec<(&[&str], &HashSet<String>)> = targets
         .iter()
         .map(|target| (&target.columns[..], &target.pseudonyms))

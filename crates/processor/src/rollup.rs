@@ -1,5 +1,6 @@
 //! The `daily_activity` rollup: one row per distinct (user, type, event, name, feature, product,
-//! app version, OS, key epoch) of a flush's tenant/day group, with an `events` count. It is
+//! app version, OS, key epoch, previous user) of a flush's tenant/day group, with an `events`
+//! count. It is
 //! written in the same commit as the raw rows it summarizes, so it is exactly-once too; distinct
 //! users over any period stay exact with `COUNT(DISTINCT "user")` over it, and event counts with
 //! `SUM(events)`.
@@ -26,10 +27,14 @@ pub const USER: &str = "user";
 pub const IDENTIFIED: &str = "identified";
 /// The per-row count of events.
 pub const EVENTS: &str = "events";
+/// An `alias` row's `previousId` pseudonym (null on other rows): the rollup keeps identity links
+/// as long as the counts they correct, not only as long as the raw events.
+pub const PREVIOUS_USER: &str = "previous_user";
 
 /// The allowlist paths the rollup reads.
 const USER_ID: &str = "userId";
 const ANONYMOUS_ID: &str = "anonymousId";
+const PREVIOUS_ID: &str = "previousId";
 const FEATURE: &str = "properties.feature";
 const PRODUCT: &str = "context.app.name";
 const VERSION: &str = "context.app.version";
@@ -50,6 +55,8 @@ pub fn schema() -> SchemaRef {
         text("os_name", true),
         text("key_epoch", false),
         Field::new(EVENTS, DataType::Int64, false),
+        // Last: files written before it existed read it as null, whatever their column order.
+        text(PREVIOUS_USER, true),
     ]))
 }
 
@@ -87,9 +94,18 @@ pub fn batch(events: &RecordBatch) -> Result<RecordBatch, ArrowError> {
             .and_then(|column| column.as_any().downcast_ref::<StringArray>())
     };
     let (user_ids, anonymous_ids) = (text(USER_ID), text(ANONYMOUS_ID));
+    let kinds = text("type");
+    // Only an alias's `previousId` is a link; one a wider allowlist keeps elsewhere is not.
+    let alias_previous_ids: Option<StringArray> = text(PREVIOUS_ID).map(|previous_ids| {
+        (0..previous_ids.len())
+            .map(|row| {
+                value(Some(previous_ids), row).filter(|_| value(kinds, row) == Some("alias"))
+            })
+            .collect()
+    });
     // The key besides the user, in the output's column order.
     let dimensions = [
-        text("type"),
+        kinds,
         text("event"),
         text("name"),
         text(FEATURE),
@@ -97,6 +113,7 @@ pub fn batch(events: &RecordBatch) -> Result<RecordBatch, ArrowError> {
         text(VERSION),
         text(OS),
         text("key_epoch"),
+        alias_previous_ids.as_ref(),
     ];
     let user = |row: usize| match value(user_ids, row) {
         Some(user) => (Some(user), true),
@@ -157,6 +174,7 @@ pub fn batch(events: &RecordBatch) -> Result<RecordBatch, ArrowError> {
         versions,
         oses,
         epochs,
+        previous_users,
     ] = dimensions;
     RecordBatch::try_new(
         schema(),
@@ -172,6 +190,7 @@ pub fn batch(events: &RecordBatch) -> Result<RecordBatch, ArrowError> {
             pick(oses, &first_rows, true)?,
             pick(epochs, &first_rows, false)?,
             Arc::new(Int64Array::from(counts)),
+            pick(previous_users, &first_rows, true)?,
         ],
     )
 }
@@ -322,6 +341,41 @@ track:
         format!(
             r#"{{"schema":1,"tenant":"t-1","tier":"baseline","policy":"sha256:00","keyEpoch":"2026-11","type":"track","messageId":"{id}","timestamp":"2026-11-23T10:00:00.000Z","receivedAt":"2026-11-23T10:00:00.000Z","event":"Document Opened","fields":{{"properties.feature":"{feature}","context.app.name":"DMS Web"}},"pseudonyms":{{"{user}":"AAAAAAAAAAAAAAAAAAAAA{id}"}}}}"#
         )
+    }
+
+    #[test]
+    fn an_alias_keeps_its_previous_user_and_no_other_message_does() {
+        // A wider policy than the default: `previousId` kept on every message type.
+        let policy = POLICY.replace(
+            "  anonymousId:",
+            "  previousId: { pseudonymize: user, reason: \"r\" }\n  anonymousId:",
+        );
+        let layout = TableLayout::from_policy(&Allowlist::parse(&policy).expect("valid").compile());
+        let mut columns = EventColumns::new(&layout);
+        let alias = r#"{"schema":1,"tenant":"t-1","tier":"baseline","policy":"sha256:00","keyEpoch":"2026-11","type":"alias","messageId":"a1","timestamp":"2026-11-23T10:00:00.000Z","receivedAt":"2026-11-23T10:00:00.000Z","pseudonyms":{"userId":"AAAAAAAAAAAAAAAAAAAAAnew","previousId":"AAAAAAAAAAAAAAAAAAAAAold"}}"#;
+        let track = line("userId", "preview", "1").replace(
+            r#""pseudonyms":{"#,
+            r#""pseudonyms":{"previousId":"AAAAAAAAAAAAAAAAAAAAAold","#,
+        );
+        for json in [alias, &track] {
+            let row = Row::decode(json.as_bytes()).expect("decodes");
+            columns.append(&layout, &row).expect("fits");
+        }
+        let batch = batch(&columns.finish(&layout).expect("events")).expect("batch");
+        assert_eq!(batch.num_rows(), 2);
+        let previous = batch.column_by_name(PREVIOUS_USER).expect("column");
+        let previous = previous
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("text");
+        assert_eq!(previous.value(0), "AAAAAAAAAAAAAAAAAAAAAold");
+        assert!(
+            previous.is_null(1),
+            "a track message's previousId links nothing"
+        );
+        let users = batch.column_by_name(USER).expect("column");
+        let users = users.as_any().downcast_ref::<StringArray>().expect("text");
+        assert_eq!(users.value(0), "AAAAAAAAAAAAAAAAAAAAAnew");
     }
 
     #[test]

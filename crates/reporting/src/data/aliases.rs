@@ -11,13 +11,17 @@
 //! one-month view). Linking can only merge users, so every count it changes goes down: each group
 //! shown still has at least k distinct `userId` pseudonyms. The cost falls on the safe side: two
 //! people who each alias one shared device's anonymous id count as one.
+//!
+//! The processor keeps each alias's link in the rollup (`previous_user`), so links last as long
+//! as the counts (730 days by default), not only as long as the raw events (90).
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use datafusion::prelude::SessionContext;
+use veil_processor::rollup;
 
-use super::{EVENTS, Scope, Warehouse, literal, strings};
+use super::{DAILY_ACTIVITY, EVENTS, Scope, Warehouse, literal, strings};
 use crate::ReportingError;
 
 /// Every day a partition may have: alias links are read over a tenant's whole history.
@@ -35,42 +39,33 @@ pub struct Aliases {
 type Node = (String, String);
 
 impl Aliases {
-    /// The links of `tenant` (or of every tenant) from the stored `alias` messages.
+    /// The links of `tenant` (or of every tenant): the rollup's alias rows, which last as long as
+    /// the counts they correct, and the raw `alias` messages, which also hold the links of files
+    /// the processor wrote before the rollup kept them.
     pub async fn load(
         warehouse: &Warehouse,
         context: &SessionContext,
         tenant: Option<&str>,
     ) -> Result<Aliases, ReportingError> {
-        if !warehouse.has_table(EVENTS) || !warehouse.has_event_column("previousId") {
-            return Ok(Aliases::default());
+        let mut links = Vec::new();
+        if warehouse.has_table(DAILY_ACTIVITY) {
+            let source = LinkSource {
+                table: DAILY_ACTIVITY,
+                previous: rollup::PREVIOUS_USER,
+                current: rollup::USER,
+                signed_in: r#" AND "identified""#,
+            };
+            links.extend(source.links(warehouse, context, tenant).await?);
         }
-        let tenant_filter = tenant
-            .map(|tenant| format!(" AND tenant = {}", literal(tenant)))
-            .unwrap_or_default();
-        // `alias` sorts before every other message type, so Parquet row groups without alias
-        // messages are skipped by their statistics.
-        let sql = format!(
-            "SELECT tenant, key_epoch, \"previousId\", \"userId\" FROM {EVENTS} \
-             WHERE \"type\" = 'alias' AND \"previousId\" IS NOT NULL AND \"userId\" IS NOT NULL\
-             {tenant_filter} GROUP BY 1, 2, 3, 4"
-        );
-        let scope = Scope {
-            table: EVENTS,
-            tenant,
-            from: ALL_DAYS.0,
-            to: ALL_DAYS.1,
-        };
-        let batches = warehouse.cached_query(context, &sql, scope).await?;
-        let [tenants, epochs, previous, current] =
-            [0, 1, 2, 3].map(|index| strings(&batches, index));
-        let (tenants, epochs, previous, current) = (tenants?, epochs?, previous?, current?);
-        let links = (0..tenants.len())
-            .filter_map(|row| {
-                let (tenant, epoch) = (tenants[row].as_deref()?, epochs[row].as_deref()?);
-                let key = |user: &Option<String>| Some(format!("{epoch}/{}", user.as_deref()?));
-                Some((tenant.to_owned(), key(&previous[row])?, key(&current[row])?))
-            })
-            .collect::<Vec<_>>();
+        if warehouse.has_table(EVENTS) && warehouse.has_event_column("previousId") {
+            let source = LinkSource {
+                table: EVENTS,
+                previous: "previousId",
+                current: "userId",
+                signed_in: "",
+            };
+            links.extend(source.links(warehouse, context, tenant).await?);
+        }
         Ok(Aliases::from_links(links))
     }
 
@@ -124,6 +119,59 @@ impl Aliases {
                 })
             })
             .collect()
+    }
+}
+
+/// Where a table keeps its alias links: the columns of the previous and the current user id.
+struct LinkSource {
+    table: &'static str,
+    previous: &'static str,
+    current: &'static str,
+    /// A further condition that the current id is a `userId`'s.
+    signed_in: &'static str,
+}
+
+impl LinkSource {
+    /// (tenant, previous user key, current user key) of every distinct link in the table.
+    async fn links(
+        &self,
+        warehouse: &Warehouse,
+        context: &SessionContext,
+        tenant: Option<&str>,
+    ) -> Result<Vec<(String, String, String)>, ReportingError> {
+        let LinkSource {
+            table,
+            previous,
+            current,
+            signed_in,
+        } = self;
+        let tenant_filter = tenant
+            .map(|tenant| format!(" AND tenant = {}", literal(tenant)))
+            .unwrap_or_default();
+        // `alias` sorts before every other message type, so Parquet row groups without alias
+        // messages are skipped by their statistics.
+        let sql = format!(
+            "SELECT tenant, key_epoch, \"{previous}\", \"{current}\" FROM {table} \
+             WHERE \"type\" = 'alias' AND \"{previous}\" IS NOT NULL \
+             AND \"{current}\" IS NOT NULL{signed_in}{tenant_filter} GROUP BY 1, 2, 3, 4"
+        );
+        let scope = Scope {
+            table,
+            tenant,
+            from: ALL_DAYS.0,
+            to: ALL_DAYS.1,
+        };
+        let batches = warehouse.cached_query(context, &sql, scope).await?;
+        let [tenants, epochs, previous, current] =
+            [0, 1, 2, 3].map(|index| strings(&batches, index));
+        let (tenants, epochs, previous, current) = (tenants?, epochs?, previous?, current?);
+        Ok((0..tenants.len())
+            .filter_map(|row| {
+                let (tenant, epoch) = (tenants[row].as_deref()?, epochs[row].as_deref()?);
+                let key = |user: &Option<String>| Some(format!("{epoch}/{}", user.as_deref()?));
+                Some((tenant.to_owned(), key(&previous[row])?, key(&current[row])?))
+            })
+            .collect())
     }
 }
 
