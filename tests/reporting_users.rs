@@ -191,11 +191,12 @@ async fn users_linked_by_alias_count_once() {
     let (license, desktop) = desktop_license_row(&state).await;
     assert_eq!(desktop["active_users"].as_u64(), Some(people), "{license}");
 
-    // One more alias makes four people: below k = 5, the month's users are withheld.
+    // One more alias makes four people: below k = 5, the month's users are withheld. It is
+    // stored on a day already read, so that day's cached links must be read again.
     store_messages(
         &fixture.data_dir(),
         &fixture.layout(),
-        &[alias(5, "2026-11-08", "2026-11", &p(5), &p(7))],
+        &[alias(5, "2026-11-06", "2026-11", &p(5), &p(7))],
     );
     let activity = json(&state, "/api/tenants/t-1003/activity?month=2026-11", VENDOR).await;
     assert_eq!(activity["monthly"][5]["users"], "< 5", "{activity}");

@@ -89,8 +89,11 @@ pub struct Warehouse {
     inferred: Arc<Mutex<HashMap<&'static str, SchemaRef>>>,
     /// Query results by SQL text, valid while the fingerprint of the files in scope is unchanged.
     results: Arc<Mutex<HashMap<String, CachedResult>>>,
-    /// Whether [`Warehouse::cached_query`] may answer from `results`.
+    /// Whether [`Warehouse::cached_query`] may answer from `results`, and alias links from
+    /// `links`.
     cache_results: bool,
+    /// Alias links per partition, read again only where files changed.
+    links: Arc<aliases::LinkCache>,
 }
 
 /// A cached query result with the fingerprint of the files it was computed from.
@@ -143,6 +146,7 @@ impl Warehouse {
             inferred: Arc::default(),
             results: Arc::default(),
             cache_results: true,
+            links: Arc::default(),
         })
     }
 
@@ -228,7 +232,7 @@ impl Warehouse {
     /// A fingerprint of the scope's table files: names, sizes and modification times. Any
     /// flush, compaction, erasure or retention run in the scope changes it.
     fn fingerprint(&self, scope: Scope<'_>) -> u64 {
-        use std::hash::{Hash, Hasher};
+        use std::hash::Hasher;
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         for (tenant, date, dir) in tables::partitions(&self.root, scope.table) {
             if scope.tenant.is_some_and(|wanted| wanted != tenant)
@@ -237,15 +241,33 @@ impl Warehouse {
             {
                 continue;
             }
-            for file in tables::parquet_files(&dir) {
-                file.hash(&mut hasher);
-                if let Ok(meta) = std::fs::metadata(&file) {
-                    meta.len().hash(&mut hasher);
-                    meta.modified().ok().hash(&mut hasher);
-                }
-            }
+            hash_files(&dir, &mut hasher);
         }
         hasher.finish()
+    }
+
+    /// Each partition of `table` (of `tenant`, or of every tenant) with a fingerprint of its
+    /// files, as [`Warehouse::cached_query`] computes one for a scope.
+    pub fn partition_fingerprints(
+        &self,
+        table: &str,
+        tenant: Option<&str>,
+    ) -> Vec<(String, String, u64)> {
+        use std::hash::Hasher;
+        tables::partitions(&self.root, table)
+            .into_iter()
+            .filter(|(owner, _, _)| tenant.is_none_or(|wanted| wanted == owner))
+            .map(|(owner, date, dir)| {
+                let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                hash_files(&dir, &mut hasher);
+                (owner, date, hasher.finish())
+            })
+            .collect()
+    }
+
+    /// The per-partition alias link cache, unless results are not cached.
+    pub fn link_cache(&self) -> Option<&aliases::LinkCache> {
+        self.cache_results.then_some(self.links.as_ref())
     }
 
     /// Runs `sql` over the table partitions in `scope`, or answers from the result cache when no file in
@@ -296,6 +318,18 @@ impl Warehouse {
             .filter(|(_, _, dir)| !tables::parquet_files(dir).is_empty())
             .map(|(tenant, date, _)| (tenant, date))
             .collect()
+    }
+}
+
+/// Hashes the names, sizes and modification times of a partition's Parquet files.
+fn hash_files(dir: &Path, hasher: &mut impl std::hash::Hasher) {
+    use std::hash::Hash;
+    for file in tables::parquet_files(dir) {
+        file.hash(hasher);
+        if let Ok(meta) = std::fs::metadata(&file) {
+            meta.len().hash(hasher);
+            meta.modified().ok().hash(hasher);
+        }
     }
 }
 

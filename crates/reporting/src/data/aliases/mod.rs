@@ -21,11 +21,13 @@ use std::collections::HashMap;
 use datafusion::prelude::SessionContext;
 use veil_processor::rollup;
 
-use super::{DAILY_ACTIVITY, EVENTS, Scope, Warehouse, literal, strings};
-use crate::ReportingError;
+use super::{DAILY_ACTIVITY, EVENTS, Warehouse};
 
-/// Every day a partition may have: alias links are read over a tenant's whole history.
-const ALL_DAYS: (&str, &str) = ("0000-01-01", "9999-12-31");
+mod links;
+
+use crate::ReportingError;
+pub use links::LinkCache;
+use links::{Link, LinkSource};
 
 /// The person each linked user key stands for: (tenant, user key) → the smallest key of its
 /// linked group, user keys as [`super::rollup_user_keys`] writes them (`epoch/pseudonym`).
@@ -70,7 +72,7 @@ impl Aliases {
     }
 
     /// Aliases of the given links: (tenant, one user key, another user key).
-    pub fn from_links(links: impl IntoIterator<Item = (String, String, String)>) -> Aliases {
+    pub fn from_links(links: impl IntoIterator<Item = Link>) -> Aliases {
         // Union-find over the linked keys; the smaller of two roots becomes the root, so a
         // person's key does not depend on the order the links are read in.
         let mut parent: HashMap<Node, Node> = HashMap::new();
@@ -119,59 +121,6 @@ impl Aliases {
                 })
             })
             .collect()
-    }
-}
-
-/// Where a table keeps its alias links: the columns of the previous and the current user id.
-struct LinkSource {
-    table: &'static str,
-    previous: &'static str,
-    current: &'static str,
-    /// A further condition that the current id is a `userId`'s.
-    signed_in: &'static str,
-}
-
-impl LinkSource {
-    /// (tenant, previous user key, current user key) of every distinct link in the table.
-    async fn links(
-        &self,
-        warehouse: &Warehouse,
-        context: &SessionContext,
-        tenant: Option<&str>,
-    ) -> Result<Vec<(String, String, String)>, ReportingError> {
-        let LinkSource {
-            table,
-            previous,
-            current,
-            signed_in,
-        } = self;
-        let tenant_filter = tenant
-            .map(|tenant| format!(" AND tenant = {}", literal(tenant)))
-            .unwrap_or_default();
-        // `alias` sorts before every other message type, so Parquet row groups without alias
-        // messages are skipped by their statistics.
-        let sql = format!(
-            "SELECT tenant, key_epoch, \"{previous}\", \"{current}\" FROM {table} \
-             WHERE \"type\" = 'alias' AND \"{previous}\" IS NOT NULL \
-             AND \"{current}\" IS NOT NULL{signed_in}{tenant_filter} GROUP BY 1, 2, 3, 4"
-        );
-        let scope = Scope {
-            table,
-            tenant,
-            from: ALL_DAYS.0,
-            to: ALL_DAYS.1,
-        };
-        let batches = warehouse.cached_query(context, &sql, scope).await?;
-        let [tenants, epochs, previous, current] =
-            [0, 1, 2, 3].map(|index| strings(&batches, index));
-        let (tenants, epochs, previous, current) = (tenants?, epochs?, previous?, current?);
-        Ok((0..tenants.len())
-            .filter_map(|row| {
-                let (tenant, epoch) = (tenants[row].as_deref()?, epochs[row].as_deref()?);
-                let key = |user: &Option<String>| Some(format!("{epoch}/{}", user.as_deref()?));
-                Some((tenant.to_owned(), key(&previous[row])?, key(&current[row])?))
-            })
-            .collect())
     }
 }
 
