@@ -22,10 +22,10 @@ use datafusion::prelude::SessionContext;
 use veil_processor::rollup;
 
 use super::{DAILY_ACTIVITY, EVENTS, Warehouse};
+use crate::ReportingError;
 
 mod links;
 
-use crate::ReportingError;
 pub use links::LinkCache;
 use links::{Link, LinkSource};
 
