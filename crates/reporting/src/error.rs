@@ -30,6 +30,10 @@ pub enum ReportingError {
     /// The query engine failed.
     #[error("query failed: {0}")]
     Query(String),
+    /// A file listed for a query was gone when read (a compaction, erasure or retention run
+    /// replaced it meanwhile): the same request succeeds when asked again.
+    #[error("the stored data changed while the query ran: retry")]
+    DataChanged,
     /// A source file (tenants, allowlist, keystore) could not be read.
     #[error("cannot read {0}")]
     Source(String),
@@ -40,10 +44,35 @@ pub enum ReportingError {
 
 impl From<datafusion::error::DataFusionError> for ReportingError {
     fn from(error: datafusion::error::DataFusionError) -> Self {
+        // Its message would name a server path, and the client's request was not at fault.
+        if file_vanished(&error) {
+            return ReportingError::DataChanged;
+        }
         // Engine messages name tables, columns and plan steps, and quote values in some
         // (`Cannot cast string '…'` quotes a stored pseudonym): those quotes are emptied.
         ReportingError::Query(without_quoted_values(&error.strip_backtrace()))
     }
+}
+
+/// Whether `error` comes from a file that a query listed and found gone when it read it.
+pub(crate) fn file_vanished(error: &datafusion::error::DataFusionError) -> bool {
+    use datafusion::object_store;
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = current {
+        if let Some(object_store::Error::NotFound { .. }) =
+            cause.downcast_ref::<object_store::Error>()
+        {
+            return true;
+        }
+        if cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound)
+        {
+            return true;
+        }
+        current = cause.source();
+    }
+    false
 }
 
 /// `message` with the text inside single quotes (SQL string values) and inside `Utf8("…")`
@@ -92,6 +121,7 @@ impl ReportingError {
             ReportingError::QueryRefused(_) => (StatusCode::BAD_REQUEST, "query_refused"),
             ReportingError::Timeout => (StatusCode::REQUEST_TIMEOUT, "timeout"),
             ReportingError::Query(_) => (StatusCode::BAD_REQUEST, "query_failed"),
+            ReportingError::DataChanged => (StatusCode::SERVICE_UNAVAILABLE, "data_changed"),
             ReportingError::Source(_) | ReportingError::Server(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
@@ -110,6 +140,12 @@ impl IntoResponse for ReportingError {
             Json(json!({"error": {"code": code, "message": self.to_string()}})),
         )
             .into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
@@ -122,7 +158,55 @@ impl IntoResponse for ReportingError {
 
 #[cfg(test)]
 mod tests {
-    use super::without_quoted_values;
+    use std::sync::Arc;
+
+    use axum::response::IntoResponse;
+    use datafusion::arrow::error::ArrowError;
+    use datafusion::error::DataFusionError;
+    use datafusion::object_store;
+
+    use super::{ReportingError, file_vanished, without_quoted_values};
+
+    fn not_found() -> DataFusionError {
+        DataFusionError::ObjectStore(Box::new(object_store::Error::NotFound {
+            path: "/data/events/tenant=t-1/date=2026-12-03/part-x.parquet".to_owned(),
+            source: "gone".into(),
+        }))
+    }
+
+    #[test]
+    fn a_file_gone_mid_query_is_a_retryable_503_without_its_path() {
+        // As the engine reports it: directly, inside context, or through an Arrow stream.
+        let wrapped = [
+            not_found(),
+            not_found().context("scanning events"),
+            DataFusionError::ArrowError(
+                Box::new(ArrowError::ExternalError(Box::new(not_found()))),
+                None,
+            ),
+            DataFusionError::Shared(Arc::new(not_found())),
+            DataFusionError::IoError(std::io::Error::from(std::io::ErrorKind::NotFound)),
+        ];
+        for error in wrapped {
+            assert!(file_vanished(&error), "{error}");
+            let reporting = ReportingError::from(error);
+            assert!(matches!(reporting, ReportingError::DataChanged));
+            assert!(!reporting.to_string().contains("/data/"));
+            let response = reporting.into_response();
+            assert_eq!(response.status(), 503);
+            assert_eq!(response.headers()["retry-after"], "1");
+        }
+        // Other engine errors stay the client's.
+        let plan = DataFusionError::Plan("no field named nope".to_owned());
+        assert!(!file_vanished(&plan));
+        let io =
+            DataFusionError::IoError(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
+        assert!(!file_vanished(&io));
+        assert!(matches!(
+            ReportingError::from(plan),
+            ReportingError::Query(_)
+        ));
+    }
 
     #[test]
     fn engine_messages_lose_their_quoted_values_and_keep_identifiers() {

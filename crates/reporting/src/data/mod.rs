@@ -350,13 +350,28 @@ fn view_types(schema: &SchemaRef) -> SchemaRef {
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
-/// Runs `sql` and collects its batches.
+/// Attempts of a report query whose listed files change under it.
+const QUERY_ATTEMPTS: u32 = 3;
+
+/// Runs `sql` and collects its batches (again when a file it listed is gone when read).
 pub async fn query(
     context: &SessionContext,
     sql: &str,
 ) -> Result<Vec<RecordBatch>, ReportingError> {
     tracing::debug!(sql, "report query");
-    Ok(context.sql(sql).await?.collect().await?)
+    let mut attempt = 1;
+    loop {
+        let result = async { context.sql(sql).await?.collect().await }.await;
+        match result {
+            // A compaction, erasure or retention run replaced a listed file meanwhile: the next
+            // attempt lists the files again.
+            Err(error) if attempt < QUERY_ATTEMPTS && crate::error::file_vanished(&error) => {
+                attempt += 1;
+                tracing::debug!(attempt, "stored files changed during a report query");
+            }
+            result => return Ok(result?),
+        }
+    }
 }
 
 fn cast(column: &ArrayRef, to: &DataType) -> Result<ArrayRef, ReportingError> {
