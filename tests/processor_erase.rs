@@ -472,17 +472,23 @@ fn erase_finds_a_user_sent_in_composed_and_decomposed_spellings() {
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].0.get("userId"), Some(&pseudonyms[2]));
 
-    // An empty id names nobody (the gateway never stores one): refused, nothing audited.
+    // An empty or placeholder id names nobody (the gateway never stores one): refused, nothing
+    // audited, the id not echoed.
     let audit = || std::fs::read_to_string(data_dir.path().join("_audit/erasures.jsonl"));
     let audited = audit().expect("audit log");
-    for flag in ["--user", "--anonymous-id"] {
+    for (flag, id) in [
+        ("--user", ""),
+        ("--anonymous-id", ""),
+        ("--user", " Undefined "),
+        ("--anonymous-id", "NULL "),
+    ] {
         let refused = veil(
             &[
                 "erase",
                 "--tenant",
                 "t-1001",
                 flag,
-                "",
+                id,
                 "--data-dir",
                 data,
                 "--keystore",
@@ -492,7 +498,8 @@ fn erase_finds_a_user_sent_in_composed_and_decomposed_spellings() {
         );
         assert!(!refused.status.success(), "{flag}");
         let message = String::from_utf8_lossy(&refused.stderr);
-        assert!(message.contains("empty id"), "{flag}: {message}");
+        assert!(message.contains("placeholder id"), "{flag}: {message}");
+        assert!(id.is_empty() || !message.contains(id), "{message}");
     }
     assert_eq!(audit().expect("audit log"), audited);
 }

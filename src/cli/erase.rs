@@ -15,7 +15,9 @@ use clap::Args;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use veil_config::TenantsFile;
-use veil_gateway::pseudonym::{KeyStore, nfc_respelling, nfd_respelling};
+use veil_gateway::pseudonym::{
+    KeyStore, is_placeholder_identifier, nfc_respelling, nfd_respelling,
+};
 use veil_policy::{Allowlist, LeafAction, Policy};
 use veil_processor::erase::{self, ErasureTarget};
 use veil_processor::store::Store;
@@ -87,9 +89,18 @@ pub(crate) fn run(args: EraseArgs) -> anyhow::Result<ExitCode> {
     if !args.anonymous_id.is_empty() && anonymous_domain.is_none() {
         anyhow::bail!("the allowlist does not pseudonymize anonymousId: nothing to erase by it");
     }
-    // The gateway never stores an empty id (it counts as none), so an empty one here is a slip.
-    if args.user.as_deref() == Some("") || args.anonymous_id.iter().any(String::is_empty) {
-        anyhow::bail!("an empty id names nobody: the gateway never stores one");
+    // The gateway never stores an empty or placeholder id (it counts as none), so one here is a
+    // slip.
+    if args
+        .user
+        .iter()
+        .chain(&args.anonymous_id)
+        .any(|id| is_placeholder_identifier(id))
+    {
+        anyhow::bail!(
+            "an empty or placeholder id (blank, `undefined`, `null`, …) names nobody: the gateway \
+             never stores one"
+        );
     }
     // Each identifier, in each domain it can be stored under: the user id as a user; an anonymous
     // id as itself and, as an alias's `previousId`, in the user domain too.

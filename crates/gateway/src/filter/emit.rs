@@ -19,7 +19,7 @@ use super::walk::{Scalar, Walk};
 use super::{Accepted, DropSink, DroppedField, MessageMeta, TenantFilter};
 use crate::allowlist::{Kept, ValueType};
 use crate::allowlist::{LeafAction, LeafId, Permission, RuleId};
-use crate::pseudonym::PseudonymCache;
+use crate::pseudonym::{PseudonymCache, is_placeholder_identifier};
 
 /// How the output's `timestamp` is written.
 enum Timestamp<'a> {
@@ -290,7 +290,7 @@ fn pseudonymize<'v, 'c>(
     value: &'v Scalar<'v>,
 ) -> Outcome<'v, 'c> {
     match value {
-        Scalar::Str(text) if text.is_empty() => Outcome::Absent,
+        Scalar::Str(text) if is_placeholder_identifier(text) => Outcome::Absent,
         Scalar::Str(text) => pseudonym(filter, cache, leaf, domain, text.as_bytes()),
         Scalar::Int(number) => pseudonym(
             filter,

@@ -448,6 +448,62 @@ fn message_types_and_their_requirements() {
             "{unusable}"
         );
     }
+    // Placeholder texts client code sends for a missing id name nobody: alone, no identity;
+    // next to a real id, absent from the output; an alias from one links nothing.
+    for placeholder in [
+        "undefined",
+        " ",
+        "\t\n",
+        "NULL",
+        " null ",
+        "None",
+        "nil",
+        "NaN",
+        "(null)",
+        "[object Object]",
+    ] {
+        let alone = format!(
+            r#"{{"type":"track","event":"Document Opened","userId":{}}}"#,
+            serde_json::to_string(placeholder).expect("json")
+        );
+        assert_eq!(
+            rejected(alone.as_bytes()).reason,
+            RejectReason::MissingIdentity,
+            "{placeholder:?}"
+        );
+        let beside = format!(
+            r#"{{"type":"identify","userId":{},"anonymousId":"a-1","messageId":"m-1"}}"#,
+            serde_json::to_string(placeholder).expect("json")
+        );
+        let out = accepted(&beside);
+        assert!(out["pseudonyms"].get("userId").is_none(), "{out}");
+        assert!(out["pseudonyms"]["anonymousId"].is_string(), "{out}");
+        let alias = format!(
+            r#"{{"type":"alias","userId":"u-1","previousId":{},"messageId":"m-2"}}"#,
+            serde_json::to_string(placeholder).expect("json")
+        );
+        assert_eq!(
+            rejected(alias.as_bytes()).reason,
+            RejectReason::MissingField,
+            "{placeholder:?}"
+        );
+    }
+    // Real ids that merely look alike are ids.
+    for id in [
+        "nullable",
+        "n",
+        "Noel",
+        "nan-7",
+        "undefined-1",
+        "u",
+        "(nil)",
+        "[]",
+        "0",
+    ] {
+        let message = format!(r#"{{"type":"track","event":"Document Opened","userId":"{id}"}}"#);
+        let out = accepted(&message);
+        assert!(out["pseudonyms"]["userId"].is_string(), "{id}: {out}");
+    }
     // An integer id is pseudonymized like its digits; an unusable userId next to a usable
     // anonymousId leaves the message identified by the latter.
     let numeric = accepted(r#"{"type":"track","event":"Document Opened","userId":42}"#);

@@ -113,6 +113,46 @@ impl EpochKey {
     }
 }
 
+/// What client code sends when it has no id (JavaScript's `String(undefined)`, a null printed
+/// as text, blanks): as an id, each would merge every client that sends it into one person, and
+/// an alias from it would link them all. Compared without ASCII case, after trimming blanks.
+const PLACEHOLDER_IDENTIFIERS: [&str; 8] = [
+    "undefined",
+    "null",
+    "nil",
+    "none",
+    "nan",
+    "(null)",
+    "[object object]",
+    "",
+];
+
+/// The longest of [`PLACEHOLDER_IDENTIFIERS`].
+const LONGEST_PLACEHOLDER: usize = 15;
+
+/// Whether an identifier's text names nobody: empty, blank, or a placeholder such as
+/// `undefined` or `null` ([`PLACEHOLDER_IDENTIFIERS`]). The gateway treats such an id as absent,
+/// and `veil erase` refuses one. A few comparisons for the usual id (longer than any
+/// placeholder, or starting with a letter no placeholder starts with).
+#[inline(always)]
+pub fn is_placeholder_identifier(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let (Some(first), Some(last)) = (bytes.first(), bytes.last()) else {
+        return true;
+    };
+    let blank_edge = first.is_ascii_whitespace() || last.is_ascii_whitespace();
+    if !blank_edge
+        && (bytes.len() > LONGEST_PLACEHOLDER || !matches!(first | 0x20, b'u' | b'n' | b'(' | b'{'))
+    {
+        // `[` | 0x20 is `{`.
+        return false;
+    }
+    let trimmed = text.trim_ascii();
+    PLACEHOLDER_IDENTIFIERS
+        .iter()
+        .any(|placeholder| trimmed.eq_ignore_ascii_case(placeholder))
+}
+
 /// `value` in Unicode NFC, when it is UTF-8 text outside ASCII that is not in NFC already
 /// (`None` for everything else, which is pseudonymized as it stands).
 pub fn nfc_respelling(value: &[u8]) -> Option<String> {

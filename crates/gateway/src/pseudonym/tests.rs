@@ -207,3 +207,71 @@ fn identifiers_are_pseudonymized_in_their_composed_spelling() {
         key.pseudonymize_identifier("user", b"A")
     );
 }
+
+/// Placeholders with blanks around them, in either case.
+fn padded_placeholder() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::strategy::Strategy;
+    (
+        proptest::sample::select(PLACEHOLDER_IDENTIFIERS.to_vec()),
+        "[ \t\n]{0,2}",
+        "[ \t\n]{0,2}",
+        proptest::bool::ANY,
+    )
+        .prop_map(|(placeholder, before, after, upper)| {
+            let word = if upper {
+                placeholder.to_ascii_uppercase()
+            } else {
+                placeholder.to_owned()
+            };
+            format!("{before}{word}{after}")
+        })
+}
+
+proptest::proptest! {
+    /// The fast checks (length, first letter, blank edges) answer as the definition: trimmed
+    /// of ASCII blanks, one of the placeholders without ASCII case.
+    #[test]
+    fn placeholder_identifiers_match_their_definition(
+        text in proptest::prop_oneof![
+            "[ \t\r\nA-Za-z()\\[\\]0-9-]{0,20}",
+            padded_placeholder(),
+        ]
+    ) {
+        let trimmed = text.trim_ascii();
+        let expected = PLACEHOLDER_IDENTIFIERS
+            .iter()
+            .any(|placeholder| trimmed.eq_ignore_ascii_case(placeholder));
+        proptest::prop_assert_eq!(is_placeholder_identifier(&text), expected, "{:?}", text);
+    }
+}
+
+#[test]
+fn placeholders_are_no_ids_and_lookalikes_are() {
+    for text in [
+        "",
+        " ",
+        "undefined",
+        "UNDEFINED",
+        " null\n",
+        "None",
+        "nil",
+        "NaN",
+        "(null)",
+        "[object Object]",
+    ] {
+        assert!(is_placeholder_identifier(text), "{text:?}");
+    }
+    for text in [
+        "u-1",
+        "nullable",
+        "Noel",
+        "n",
+        "undefined-1",
+        "0",
+        "[]",
+        "a null",
+        "ünknown",
+    ] {
+        assert!(!is_placeholder_identifier(text), "{text:?}");
+    }
+}

@@ -160,6 +160,7 @@ pub fn openapi_document() -> Value {
                 "400": {"description": "Bad parameter", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
                 "401": {"description": "No or unknown viewer token", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
                 "403": {"description": "The viewer's role may not see this", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+                "503": {"description": "The stored data changed while the query ran (code data_changed): ask again after Retry-After seconds", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
             },
         });
         if *role == "public" {

@@ -14,6 +14,7 @@ use super::children::{ChildIndex, NO_LEAF};
 use super::reject::{DropReason, RejectReason, Rejection};
 use super::scan::{Scanner, Start, SyntaxError};
 use crate::allowlist::{LeafId, NodeId, Policy, STRUCTURAL_KEYS, key_summary};
+use crate::pseudonym::is_placeholder_identifier;
 
 /// Objects and arrays may nest this deep, counting the message itself as 1.
 pub const MAX_DEPTH: usize = 32;
@@ -40,12 +41,14 @@ pub(crate) enum Scalar<'a> {
 
 impl Scalar<'_> {
     /// Whether the value can identify someone, so pseudonymizing it yields a pseudonym: a
-    /// non-empty string or an integer (a boolean, a fraction or an integer too large for 64
-    /// bits, read as one, cannot). The walk's identity check and `emit` both follow it.
+    /// string that is not a placeholder (empty, blank, `undefined`, `null`, …:
+    /// [`is_placeholder_identifier`]) or an integer (a boolean, a fraction or an integer too
+    /// large for 64 bits, read as one, cannot). The walk's identity check and `emit` both
+    /// follow it.
     #[inline(always)]
     pub(crate) fn is_identifier(&self) -> bool {
         match self {
-            Scalar::Str(text) => !text.is_empty(),
+            Scalar::Str(text) => !is_placeholder_identifier(text),
             Scalar::Int(_) | Scalar::UInt(_) => true,
             Scalar::Float(_) | Scalar::Bool(_) | Scalar::Null | Scalar::Composite => false,
         }
