@@ -221,11 +221,15 @@ fn finish(
     let dir = target.parent().unwrap_or(root).to_path_buf();
     if temporary.exists() {
         fs::rename(&temporary, &target).map_err(io(&temporary))?;
-        fsync_dir(&dir)?;
     }
     if stop_after == Step::Renamed {
+        fsync_dir(&dir)?;
         return Ok(());
     }
+    // The inputs go right after the rename, with one fsync for both: a reader listing the
+    // directory in between sees the merged rows twice, so that window stays as short as the
+    // deletions. A crash before the fsync is safe either way: the manifest rolls forward, and a
+    // rename that did not last leaves the merged file in `_tmp` to be renamed again.
     for input in &manifest.inputs {
         let path = root.join(input);
         if path == target {

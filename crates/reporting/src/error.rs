@@ -30,9 +30,10 @@ pub enum ReportingError {
     /// The query engine failed.
     #[error("query failed: {0}")]
     Query(String),
-    /// A file listed for a query was gone when read (a compaction, erasure or retention run
-    /// replaced it meanwhile): the same request succeeds when asked again.
-    #[error("the stored data changed while the query ran: retry")]
+    /// A stored file could not be read: a compaction, erasure or retention run replaced or
+    /// deleted one the query had listed (the same request succeeds when asked again), or, if it
+    /// persists, a damaged file (logged as an error).
+    #[error("the stored files changed or could not be read while the query ran: retry")]
     DataChanged,
     /// A source file (tenants, allowlist, keystore) could not be read.
     #[error("cannot read {0}")]
@@ -45,7 +46,7 @@ pub enum ReportingError {
 impl From<datafusion::error::DataFusionError> for ReportingError {
     fn from(error: datafusion::error::DataFusionError) -> Self {
         // Its message would name a server path, and the client's request was not at fault.
-        if file_vanished(&error) {
+        if storage_read_failed(&error) {
             return ReportingError::DataChanged;
         }
         // Engine messages name tables, columns and plan steps, and quote values in some
@@ -54,20 +55,28 @@ impl From<datafusion::error::DataFusionError> for ReportingError {
     }
 }
 
-/// Whether `error` comes from a file that a query listed and found gone when it read it.
-pub(crate) fn file_vanished(error: &datafusion::error::DataFusionError) -> bool {
+/// Whether `error` comes from reading the stored files rather than from the query: a file the
+/// query listed was gone, or replaced under the same name (an erasure's rewrite) so that its
+/// listed size no longer held, or it is damaged.
+pub(crate) fn storage_read_failed(error: &datafusion::error::DataFusionError) -> bool {
+    use datafusion::arrow::error::ArrowError;
+    use datafusion::error::DataFusionError;
     use datafusion::object_store;
+    use datafusion::parquet::errors::ParquetError;
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(cause) = current {
-        if let Some(object_store::Error::NotFound { .. }) =
-            cause.downcast_ref::<object_store::Error>()
-        {
-            return true;
-        }
-        if cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound)
-        {
+        let storage = cause.is::<object_store::Error>()
+            || cause.is::<std::io::Error>()
+            || cause.is::<ParquetError>()
+            || matches!(
+                cause.downcast_ref::<ArrowError>(),
+                Some(ArrowError::ParquetError(_) | ArrowError::IoError(..))
+            )
+            || matches!(
+                cause.downcast_ref::<DataFusionError>(),
+                Some(DataFusionError::ParquetError(_) | DataFusionError::ObjectStore(_))
+            );
+        if storage {
             return true;
         }
         current = cause.source();
@@ -165,7 +174,7 @@ mod tests {
     use datafusion::error::DataFusionError;
     use datafusion::object_store;
 
-    use super::{ReportingError, file_vanished, without_quoted_values};
+    use super::{ReportingError, storage_read_failed, without_quoted_values};
 
     fn not_found() -> DataFusionError {
         DataFusionError::ObjectStore(Box::new(object_store::Error::NotFound {
@@ -175,7 +184,7 @@ mod tests {
     }
 
     #[test]
-    fn a_file_gone_mid_query_is_a_retryable_503_without_its_path() {
+    fn a_file_gone_or_rewritten_mid_query_is_a_retryable_503_without_its_path() {
         // As the engine reports it: directly, inside context, or through an Arrow stream.
         let wrapped = [
             not_found(),
@@ -188,7 +197,7 @@ mod tests {
             DataFusionError::IoError(std::io::Error::from(std::io::ErrorKind::NotFound)),
         ];
         for error in wrapped {
-            assert!(file_vanished(&error), "{error}");
+            assert!(storage_read_failed(&error), "{error}");
             let reporting = ReportingError::from(error);
             assert!(matches!(reporting, ReportingError::DataChanged));
             assert!(!reporting.to_string().contains("/data/"));
@@ -196,16 +205,39 @@ mod tests {
             assert_eq!(response.status(), 503);
             assert_eq!(response.headers()["retry-after"], "1");
         }
-        // Other engine errors stay the client's.
-        let plan = DataFusionError::Plan("no field named nope".to_owned());
-        assert!(!file_vanished(&plan));
-        let io =
-            DataFusionError::IoError(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
-        assert!(!file_vanished(&io));
-        assert!(matches!(
-            ReportingError::from(plan),
-            ReportingError::Query(_)
-        ));
+        // A file rewritten under its name while read (an erasure): its listed size is stale.
+        let rewritten = [
+            DataFusionError::ArrowError(
+                Box::new(ArrowError::ParquetError(
+                    "External: Src size is incorrect".to_owned(),
+                )),
+                None,
+            ),
+            DataFusionError::ObjectStore(Box::new(object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: "Out of range of file".into(),
+            }))
+            .context("Failed to fetch metadata for file"),
+            DataFusionError::IoError(std::io::Error::from(std::io::ErrorKind::PermissionDenied)),
+        ];
+        for error in rewritten {
+            assert!(storage_read_failed(&error), "{error}");
+        }
+        // Errors of the query itself stay the client's.
+        for error in [
+            DataFusionError::Plan("no field named nope".to_owned()),
+            DataFusionError::Execution("division by zero".to_owned()),
+            DataFusionError::ArrowError(
+                Box::new(ArrowError::CastError("cannot cast".to_owned())),
+                None,
+            ),
+        ] {
+            assert!(!storage_read_failed(&error), "{error}");
+            assert!(matches!(
+                ReportingError::from(error),
+                ReportingError::Query(_)
+            ));
+        }
     }
 
     #[test]

@@ -353,7 +353,8 @@ fn view_types(schema: &SchemaRef) -> SchemaRef {
 /// Attempts of a report query whose listed files change under it.
 const QUERY_ATTEMPTS: u32 = 3;
 
-/// Runs `sql` and collects its batches (again when a file it listed is gone when read).
+/// Runs `sql` and collects its batches (again when a file it listed was replaced or deleted
+/// while it read).
 pub async fn query(
     context: &SessionContext,
     sql: &str,
@@ -363,9 +364,9 @@ pub async fn query(
     loop {
         let result = async { context.sql(sql).await?.collect().await }.await;
         match result {
-            // A compaction, erasure or retention run replaced a listed file meanwhile: the next
-            // attempt lists the files again.
-            Err(error) if attempt < QUERY_ATTEMPTS && crate::error::file_vanished(&error) => {
+            // A compaction, erasure or retention run replaced or deleted a listed file
+            // meanwhile: the next attempt lists the files again.
+            Err(error) if attempt < QUERY_ATTEMPTS && crate::error::storage_read_failed(&error) => {
                 attempt += 1;
                 tracing::debug!(attempt, "stored files changed during a report query");
             }
