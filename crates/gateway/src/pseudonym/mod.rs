@@ -127,30 +127,37 @@ const PLACEHOLDER_IDENTIFIERS: [&str; 8] = [
     "",
 ];
 
-/// The longest of [`PLACEHOLDER_IDENTIFIERS`].
-const LONGEST_PLACEHOLDER: usize = 15;
-
 /// Whether an identifier's text names nobody: empty, blank, or a placeholder such as
 /// `undefined` or `null` ([`PLACEHOLDER_IDENTIFIERS`]). The gateway treats such an id as absent,
-/// and `veil erase` refuses one. A few comparisons for the usual id (longer than any
-/// placeholder, or starting with a letter no placeholder starts with).
+/// and `veil erase` refuses one. The usual id (no blank at either end) costs a length dispatch.
 #[inline(always)]
 pub fn is_placeholder_identifier(text: &str) -> bool {
     let bytes = text.as_bytes();
     let (Some(first), Some(last)) = (bytes.first(), bytes.last()) else {
         return true;
     };
-    let blank_edge = first.is_ascii_whitespace() || last.is_ascii_whitespace();
-    if !blank_edge
-        && (bytes.len() > LONGEST_PLACEHOLDER || !matches!(first | 0x20, b'u' | b'n' | b'(' | b'{'))
-    {
-        // `[` | 0x20 is `{`.
-        return false;
+    if first.is_ascii_whitespace() || last.is_ascii_whitespace() {
+        return is_placeholder_trimmed(text.trim_ascii());
     }
-    let trimmed = text.trim_ascii();
+    // Without blanks to trim, only a placeholder of the text's own length can match (the
+    // property test checks this dispatch against the list).
+    let is = |placeholder: &str| text.eq_ignore_ascii_case(placeholder);
+    match bytes.len() {
+        3 => is("nil") || is("nan"),
+        4 => is("null") || is("none"),
+        6 => is("(null)"),
+        9 => is("undefined"),
+        15 => is("[object object]"),
+        _ => false,
+    }
+}
+
+/// [`is_placeholder_identifier`] of a text without blanks at either end (the rare path).
+#[cold]
+fn is_placeholder_trimmed(text: &str) -> bool {
     PLACEHOLDER_IDENTIFIERS
         .iter()
-        .any(|placeholder| trimmed.eq_ignore_ascii_case(placeholder))
+        .any(|placeholder| text.eq_ignore_ascii_case(placeholder))
 }
 
 /// `value` in Unicode NFC, when it is UTF-8 text outside ASCII that is not in NFC already

@@ -89,14 +89,22 @@ pub(crate) struct Envelope<'a> {
 }
 
 impl Envelope<'_> {
-    /// Remembers whether an identity field held a usable (non-empty) value.
-    fn note_identity(&mut self, key: &str, present: bool) {
+    /// Where to remember whether identity field `key` held a usable value (`None`: `key` is
+    /// no identity field).
+    fn identity_flag(&mut self, key: &str) -> Option<&mut bool> {
         match key {
-            "userId" => self.has_user_id |= present,
-            "anonymousId" => self.has_anonymous_id |= present,
-            "groupId" => self.has_group_id |= present,
-            "previousId" => self.has_previous_id |= present,
-            _ => {}
+            "userId" => Some(&mut self.has_user_id),
+            "anonymousId" => Some(&mut self.has_anonymous_id),
+            "groupId" => Some(&mut self.has_group_id),
+            "previousId" => Some(&mut self.has_previous_id),
+            _ => None,
+        }
+    }
+
+    /// Remembers whether an identity field held a usable value.
+    fn note_identity(&mut self, key: &str, present: bool) {
+        if let Some(flag) = self.identity_flag(key) {
+            *flag |= present;
         }
     }
 }
@@ -124,9 +132,11 @@ type Refusal = Box<Rejection>;
 /// What a value under an allowlisted node turned out to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Found {
-    /// A non-empty scalar, or an object walked further.
+    /// A leaf's value, captured (the last capture).
+    Captured,
+    /// An object walked further.
     Present,
-    /// Null, an empty string, or a composite at a leaf (which `emit` drops).
+    /// Null.
     Absent,
     /// A scalar or array where the allowlist expects an object.
     Mismatch,
@@ -198,11 +208,22 @@ impl<'p, 'a> Walk<'p, 'a> {
             // Allowlisted paths first: structural keys can never be allowlisted roots.
             if let Some(slot) = listed {
                 let found = if slot.leaf != NO_LEAF {
-                    self.leaf(slot.leaf, 2)?
+                    self.leaf(slot.leaf, 2)?;
+                    Found::Captured
                 } else {
                     self.child(slot.child, 2)?
                 };
-                self.envelope.note_identity(&key, found == Found::Present);
+                if let Some(flag) = self.envelope.identity_flag(&key) {
+                    // Judged only for the identity fields: a message whose only `userId` is a
+                    // boolean, a fraction or a placeholder such as `undefined` has none.
+                    *flag |= match found {
+                        Found::Captured => self
+                            .captures
+                            .last()
+                            .is_some_and(|capture| capture.value.is_identifier()),
+                        found => found == Found::Present,
+                    };
+                }
                 if found == Found::Mismatch {
                     self.unlisted.push(Unlisted {
                         parent: root,
@@ -259,17 +280,10 @@ impl<'p, 'a> Walk<'p, 'a> {
 
     /// A leaf's value, captured.
     #[inline(always)]
-    fn leaf(&mut self, leaf: LeafId, depth: usize) -> Result<Found, Refusal> {
+    fn leaf(&mut self, leaf: LeafId, depth: usize) -> Result<(), Refusal> {
         let value = self.scalar(depth)?;
-        // Present means usable as an identifier: a message whose only `userId` is a boolean or
-        // a fraction must count as having none, not pass without an identity.
-        let present = value.is_identifier();
         self.captures.push(Capture { leaf, value });
-        Ok(if present {
-            Found::Present
-        } else {
-            Found::Absent
-        })
+        Ok(())
     }
 
     /// A value under an allowlisted inner node: an object to walk further (leaves are read by
