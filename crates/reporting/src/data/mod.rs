@@ -351,7 +351,7 @@ fn view_types(schema: &SchemaRef) -> SchemaRef {
 }
 
 /// Attempts of a report query whose listed files change under it.
-const QUERY_ATTEMPTS: u32 = 3;
+const QUERY_ATTEMPTS: u32 = 4;
 
 /// Runs `sql` and collects its batches (again when a file it listed was replaced or deleted
 /// while it read).
@@ -366,7 +366,11 @@ pub async fn query(
         match result {
             // A compaction, erasure or retention run replaced or deleted a listed file
             // meanwhile: the next attempt lists the files again.
+            // After a pause that grows (25, 100, 400 ms), so a maintenance run rewriting file
+            // after file can finish.
             Err(error) if attempt < QUERY_ATTEMPTS && crate::error::storage_read_failed(&error) => {
+                tokio::time::sleep(std::time::Duration::from_millis(25 << (2 * (attempt - 1))))
+                    .await;
                 attempt += 1;
                 tracing::debug!(attempt, "stored files changed during a report query");
             }
