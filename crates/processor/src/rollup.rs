@@ -1,9 +1,8 @@
 //! The `daily_activity` rollup: one row per distinct (user, type, event, name, feature, product,
 //! app version, OS, key epoch, previous user) of a flush's tenant/day group, with an `events`
-//! count. It is
-//! written in the same commit as the raw rows it summarizes, so it is exactly-once too; distinct
-//! users over any period stay exact with `COUNT(DISTINCT "user")` over it, and event counts with
-//! `SUM(events)`.
+//! count. It is written in the same commit as the raw rows it summarizes, so it is exactly-once
+//! too; distinct users over any period stay exact with `COUNT(DISTINCT "user")` over it, and
+//! event counts with `SUM(events)`.
 
 use std::collections::HashMap;
 use std::sync::Arc;

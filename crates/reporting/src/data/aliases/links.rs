@@ -27,6 +27,11 @@ pub struct LinkCache {
     partitions: Mutex<HashMap<Partition, CachedLinks>>,
 }
 
+/// The error for a link cache left inconsistent by a panic.
+fn poisoned() -> ReportingError {
+    ReportingError::Server("alias link cache poisoned".to_owned())
+}
+
 /// Where a table keeps its alias links: the columns of the previous and the current user id.
 pub(crate) struct LinkSource {
     pub(crate) table: &'static str,
@@ -54,7 +59,9 @@ impl LinkSource {
         let partitions = warehouse.partition_fingerprints(self.table, tenant);
         let mut links = Vec::new();
         let mut missing: Vec<(String, String, u64)> = Vec::new();
-        if let Ok(cached) = cache.partitions.lock() {
+        {
+            // A link left out would count one person as several: no answer without every link.
+            let cached = cache.partitions.lock().map_err(|_| poisoned())?;
             for (owner, date, fingerprint) in partitions.iter().cloned() {
                 match cached.get(&(self.table, owner.clone(), date.clone())) {
                     Some((known, partition_links)) if *known == fingerprint => {
@@ -70,10 +77,7 @@ impl LinkSource {
         // Only the changed partitions, unless every one changed (a first read).
         let only = (missing.len() < partitions.len()).then_some(missing.as_slice());
         let mut read = self.read(context, tenant, only).await?;
-        let mut cached = cache
-            .partitions
-            .lock()
-            .map_err(|_| ReportingError::Server("link cache poisoned".to_owned()))?;
+        let mut cached = cache.partitions.lock().map_err(|_| poisoned())?;
         for (owner, date, fingerprint) in missing {
             let partition_links = read
                 .remove(&(owner.clone(), date.clone()))
