@@ -364,19 +364,26 @@ pub async fn query(
     loop {
         let result = async { context.sql(sql).await?.collect().await }.await;
         match result {
-            // A compaction, erasure or retention run replaced or deleted a listed file
-            // meanwhile: the next attempt lists the files again.
-            // After a pause that grows (25, 100, 400 ms), so a maintenance run rewriting file
-            // after file can finish.
-            Err(error) if attempt < QUERY_ATTEMPTS && crate::error::storage_read_failed(&error) => {
-                tokio::time::sleep(std::time::Duration::from_millis(25 << (2 * (attempt - 1))))
-                    .await;
-                attempt += 1;
-                tracing::debug!(attempt, "stored files changed during a report query");
-            }
+            Err(error) if retry_after_storage_change(&error, attempt).await => attempt += 1,
             result => return Ok(result?),
         }
     }
+}
+
+/// Whether a query's `attempt` that failed with `error` is worth running again, after a pause:
+/// a compaction, erasure or retention run replaced or deleted a file it had listed, and the
+/// next attempt lists the files again. The pause grows (25, 100, 400 ms), so a maintenance run
+/// rewriting file after file can finish.
+pub(crate) async fn retry_after_storage_change(
+    error: &datafusion::error::DataFusionError,
+    attempt: u32,
+) -> bool {
+    if attempt >= QUERY_ATTEMPTS || !crate::error::storage_read_failed(error) {
+        return false;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(25 << (2 * (attempt - 1)))).await;
+    tracing::debug!(attempt, "stored files changed during a query");
+    true
 }
 
 fn cast(column: &ArrayRef, to: &DataType) -> Result<ArrayRef, ReportingError> {

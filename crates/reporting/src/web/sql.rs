@@ -220,16 +220,30 @@ pub(crate) async fn run(state: &AppState, query: &str) -> Result<SqlResult, Repo
         .with_allow_statements(false);
     let query = query.to_owned();
     let work = async move {
-        let frame = context.sql_with_options(&query, options).await?;
-        let frame = frame.limit(0, Some(limit.saturating_add(1)))?;
-        let columns: Vec<String> = frame
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
-        let batches = frame.collect().await?;
-        Ok::<_, ReportingError>((columns, batches))
+        // Run again, as the dashboards' queries are, when a compaction, erasure or retention run
+        // replaced a file the query had listed (within the same timeout).
+        let mut attempt = 1;
+        loop {
+            let result = async {
+                let frame = context.sql_with_options(&query, options).await?;
+                let frame = frame.limit(0, Some(limit.saturating_add(1)))?;
+                let columns: Vec<String> = frame
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect();
+                let batches = frame.collect().await?;
+                Ok::<_, datafusion::error::DataFusionError>((columns, batches))
+            }
+            .await;
+            match result {
+                Err(error) if crate::data::retry_after_storage_change(&error, attempt).await => {
+                    attempt += 1;
+                }
+                result => return result.map_err(ReportingError::from),
+            }
+        }
     };
     // On its own task, so the answer comes on time even while a kernel computes without
     // yielding; the task is aborted at its next yield.
