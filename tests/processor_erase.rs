@@ -75,10 +75,9 @@ fn traffic(count: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Runs `veil erase --tenant t-1001 FLAG ID` on the stored data and asserts that it reports
-/// `removed` rows and does not print the id.
-fn erase(data: &str, keys: &str, flag: &str, id: &str, removed: usize) {
-    let erased = ok(veil(
+/// Runs `veil erase --tenant t-1001 FLAG ID` on the stored data.
+fn run_erase(data: &str, keys: &str, flag: &str, id: &str) -> Output {
+    veil(
         &[
             "erase",
             "--tenant",
@@ -91,7 +90,13 @@ fn erase(data: &str, keys: &str, flag: &str, id: &str, removed: usize) {
             keys,
         ],
         b"",
-    ));
+    )
+}
+
+/// Runs `veil erase --tenant t-1001 FLAG ID` on the stored data and asserts that it reports
+/// `removed` rows and does not print the id.
+fn erase(data: &str, keys: &str, flag: &str, id: &str, removed: usize) {
+    let erased = ok(run_erase(data, keys, flag, id));
     let printed = String::from_utf8_lossy(&erased);
     assert!(!printed.contains(id), "the id is not printed");
     assert!(
@@ -482,20 +487,7 @@ fn erase_finds_a_user_sent_in_composed_and_decomposed_spellings() {
         ("--user", " Undefined "),
         ("--anonymous-id", "NULL "),
     ] {
-        let refused = veil(
-            &[
-                "erase",
-                "--tenant",
-                "t-1001",
-                flag,
-                id,
-                "--data-dir",
-                data,
-                "--keystore",
-                keys,
-            ],
-            b"",
-        );
+        let refused = run_erase(data, keys, flag, id);
         assert!(!refused.status.success(), "{flag}");
         let message = String::from_utf8_lossy(&refused.stderr);
         assert!(message.contains("placeholder id"), "{flag}: {message}");
