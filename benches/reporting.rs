@@ -94,6 +94,23 @@ fn generate(root: &Path, total: usize, layout: &TableLayout, policy: &str) {
                 .filter(|u| (u * 31 + day.ordinal() as usize * 7) % 10 < 7)
                 .collect();
             let mut columns = EventColumns::new(layout);
+            // One stored message of this tenant at `timestamp_ms`, received two seconds later.
+            let stored =
+                |kind, message_id: String, event, fields, pseudonyms, timestamp_ms: i64| Row {
+                    tenant: Cow::Borrowed(&tenant_id),
+                    tier,
+                    policy: Cow::Borrowed(policy),
+                    key_epoch: Cow::Borrowed(&key_epoch),
+                    kind,
+                    message_id: Cow::Owned(message_id),
+                    event,
+                    name: None,
+                    fields,
+                    pseudonyms,
+                    timestamp_ms,
+                    received_ms: timestamp_ms + 2_000,
+                    day: Day::of_ms(timestamp_ms),
+                };
             for serial in 0..count {
                 let user = active[rng.below(active.len())];
                 let (app, versions) = APPS[if rng.below(4) == 0 {
@@ -145,21 +162,14 @@ fn generate(root: &Path, total: usize, layout: &TableLayout, policy: &str) {
                     ),
                 ];
                 let timestamp_ms = midnight + rng.below(86_400_000) as i64;
-                let row = Row {
-                    tenant: Cow::Borrowed(&tenant_id),
-                    tier,
-                    policy: Cow::Borrowed(policy),
-                    key_epoch: Cow::Borrowed(&key_epoch),
-                    kind: MessageKind::Track,
-                    message_id: Cow::Owned(format!("{tenant}-{date}-{serial}")),
-                    event: Some(Cow::Borrowed(event)),
-                    name: None,
+                let row = stored(
+                    MessageKind::Track,
+                    format!("{tenant}-{date}-{serial}"),
+                    Some(Cow::Borrowed(event)),
                     fields,
                     pseudonyms,
                     timestamp_ms,
-                    received_ms: timestamp_ms + 2_000,
-                    day: Day::of_ms(timestamp_ms),
-                };
+                );
                 columns.append(layout, &row).expect("fits the layout");
             }
             // Sign-ins: about one active user in twenty a day links an earlier id to theirs
@@ -170,20 +180,15 @@ fn generate(root: &Path, total: usize, layout: &TableLayout, policy: &str) {
                 .enumerate()
             {
                 let timestamp_ms = midnight + rng.below(86_400_000) as i64;
-                let row = Row {
-                    tenant: Cow::Borrowed(&tenant_id),
-                    tier,
-                    policy: Cow::Borrowed(policy),
-                    key_epoch: Cow::Borrowed(&key_epoch),
-                    kind: MessageKind::Alias,
-                    message_id: Cow::Owned(format!("{tenant}-{date}-alias-{serial}")),
-                    event: None,
-                    name: None,
-                    fields: vec![(
+                let row = stored(
+                    MessageKind::Alias,
+                    format!("{tenant}-{date}-alias-{serial}"),
+                    None,
+                    vec![(
                         Cow::Borrowed("context.app.name"),
                         Value::Str(Cow::Borrowed(APPS[user % 3].0)),
                     )],
-                    pseudonyms: vec![
+                    vec![
                         (
                             Cow::Borrowed("userId"),
                             Cow::Owned(pseudonym(tenant, &key_epoch, *user)),
@@ -194,9 +199,7 @@ fn generate(root: &Path, total: usize, layout: &TableLayout, policy: &str) {
                         ),
                     ],
                     timestamp_ms,
-                    received_ms: timestamp_ms + 2_000,
-                    day: Day::of_ms(timestamp_ms),
-                };
+                );
                 columns.append(layout, &row).expect("fits the layout");
             }
             let events = columns.finish(layout).expect("batch");
